@@ -1,0 +1,3 @@
+from edumail.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""The typer application: parse, call one core function, print.
+
+Errors: any EdumailError becomes a red one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from edumail import __version__
+from edumail.cli.common import err_console, reset, state
+from edumail.errors import EdumailError
+
+
+class _Group(TyperGroup):
+    """Turns EdumailError into a message and exit 1, wherever it is raised."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdumailError as exc:
+            for line in str(exc).splitlines() or ["error"]:
+                err_console.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+        finally:
+            reset()
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="E-mail automation for training centres: sequences, campaigns, tracking, consent.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edumail {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    project: Optional[Path] = typer.Option(
+        None, "--project", "-p", envvar="EDUMAIL_PROJECT", help="Project folder (default: the current directory)."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """E-mail automation for training centres: sequences, campaigns, tracking, consent."""
+    state.project_dir = project
+
+
+# Register the commands, one module per area.
+from edumail.cli import contacts as _contacts  # noqa: E402,F401
+from edumail.cli import delivery as _delivery  # noqa: E402,F401
+from edumail.cli import engine as _engine  # noqa: E402,F401
+from edumail.cli import gdpr as _gdpr  # noqa: E402,F401
+from edumail.cli import preview as _preview  # noqa: E402,F401
+from edumail.cli import project as _project  # noqa: E402,F401
+from edumail.cli import tracking as _tracking  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="edumail")

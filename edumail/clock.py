@@ -1,0 +1,83 @@
+"""The one place that reads the clock, plus time parsing and formatting.
+
+Times are stored in UTC as fixed-width ISO strings (they sort as text) and
+shown in the project's timezone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edumail.errors import InputError
+
+UTC = timezone.utc
+_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def now() -> datetime:
+    """The current time (aware, UTC): EDUMAIL_NOW when set, else the system clock."""
+    value = os.environ.get("EDUMAIL_NOW")
+    if value:
+        try:
+            return parse_iso(value, UTC)
+        except InputError as exc:
+            raise InputError(f"EDUMAIL_NOW: {exc}") from None
+    return datetime.now(UTC)
+
+
+def zone(name: str) -> ZoneInfo:
+    """A ZoneInfo for an IANA name, or an InputError saying so."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown timezone {name!r} (expected an IANA name such as Europe/Paris)") from None
+
+
+def parse_iso(value: str, default_tz: "ZoneInfo | timezone") -> datetime:
+    """Parse ISO 8601; a value without offset is taken in `default_tz`. Returns UTC."""
+    text = str(value).strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{value!r} is not an ISO 8601 date (expected e.g. 2026-12-01T09:00 or 2026-12-01)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=default_tz)
+    return parsed.astimezone(UTC)
+
+
+def to_db(moment: datetime) -> str:
+    """UTC text for the store; sorts correctly as text."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return moment.astimezone(UTC).strftime(_DB_FORMAT)
+
+
+def from_db(text: str) -> datetime:
+    """The inverse of to_db."""
+    return datetime.strptime(text, _DB_FORMAT).replace(tzinfo=UTC)
+
+
+def parse_duration(value: object) -> timedelta:
+    """`30m`, `24h`, `7d`, `2w` (also `45s`) -> timedelta."""
+    match = _DURATION.match(str(value))
+    if not match:
+        raise InputError(f"{value!r} is not a duration (expected a number and a unit: 30m, 24h, 7d, 2w)")
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+def local(moment: datetime, tz: "ZoneInfo | timezone") -> datetime:
+    """The same instant in `tz`."""
+    return moment.astimezone(tz)
+
+
+def show(moment: datetime, tz: "ZoneInfo | timezone") -> str:
+    """A short human form in `tz`: 2026-11-22 10:46."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,54 @@
+"""The one exception family: every user-facing failure is an EdumailError.
+
+The CLI turns it into a red message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EdumailError(Exception):
+    """A failure the user can act on; the message says where and what to do."""
+
+
+class ConfigError(EdumailError):
+    """Settings, sequences or templates that do not validate."""
+
+    def __init__(self, problems: "list[Problem] | str"):
+        if isinstance(problems, str):
+            problems = [Problem("", 0, problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class InputError(EdumailError):
+    """A file, argument or value given by the user that cannot be used."""
+
+
+class NotFound(EdumailError):
+    """A contact, template, sequence or campaign that does not exist."""
+
+
+class DeliveryError(EdumailError):
+    """Delivery stopped: the SMTP server refused us in a way a retry won't fix."""
+
+
+class NotAvailable(EdumailError):
+    """A command whose capability has not landed yet."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem, printed as `file:line: message`."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}: {self.message}"
+        if self.file:
+            return f"{self.file}: {self.message}"
+        return self.message

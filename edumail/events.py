@@ -1,0 +1,39 @@
+"""The vocabulary of events edumail records itself (SPEC section 3)."""
+
+EMAIL_SENT = "email_sent"
+EMAIL_OPENED = "email_opened"
+EMAIL_CLICKED = "email_clicked"
+UNSUBSCRIBED = "unsubscribed"
+BOUNCED = "bounced"
+REPLIED = "replied"
+TAG_ADDED = "tag_added"
+TAG_REMOVED = "tag_removed"
+STAGE_CHANGED = "stage_changed"
+CONSENT_CHANGED = "consent_changed"
+SUBSCRIBED = "subscribed"
+
+BUILTIN = frozenset(
+    {
+        EMAIL_SENT,
+        EMAIL_OPENED,
+        EMAIL_CLICKED,
+        UNSUBSCRIBED,
+        BOUNCED,
+        REPLIED,
+        TAG_ADDED,
+        TAG_REMOVED,
+        STAGE_CHANGED,
+        CONSENT_CHANGED,
+    }
+)
+
+# Consent states and bases (SPEC sections 3 and 9).
+OPTED_IN = "opted_in"
+UNKNOWN = "unknown"
+OPTED_OUT = "opted_out"
+CONSENT_STATES = (OPTED_IN, UNKNOWN, OPTED_OUT)
+BASES = ("opt_in", "customer", "professional")
+
+# Purposes of a sequence or mail.
+MARKETING = "marketing"
+SERVICE = "service"

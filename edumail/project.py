@@ -1,0 +1,81 @@
+"""A project folder: its settings, its store, its templates and sequences."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edumail import settings as settings_module
+from edumail.errors import EdumailError
+from edumail.settings import SECRET_FILE, Settings
+from edumail.store import Store
+
+
+@dataclass
+class Project:
+    root: Path
+    settings: Settings
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def sequences_dir(self) -> Path:
+        return self.root / "sequences"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / self.settings.database
+
+    def store(self) -> Store:
+        """The project's store, opened (and migrated) on first use."""
+        if self._store is None:
+            self._store = Store(self.database_path)
+        return self._store
+
+    def open_store(self) -> Store:
+        """A new connection, for another thread."""
+        return Store(self.database_path)
+
+    def secret(self) -> bytes:
+        """The HMAC key: the secret_env variable, else .edumail-secret."""
+        value = os.environ.get(self.settings.tracking.secret_env)
+        if value:
+            return value.encode()
+        path = self.root / SECRET_FILE
+        if path.exists():
+            text = path.read_text(encoding="utf-8").strip()
+            if text:
+                return text.encode()
+        raise EdumailError(
+            f"no secret key: set {self.settings.tracking.secret_env} or create {path} "
+            "(edumail init writes one; `python -c \"import secrets; print(secrets.token_urlsafe(32))\"` makes one)"
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def project_dir(given: Path | None = None) -> Path:
+    """--project DIR, else EDUMAIL_PROJECT, else the current directory."""
+    if given is not None:
+        return given
+    env = os.environ.get("EDUMAIL_PROJECT")
+    return Path(env) if env else Path.cwd()
+
+
+def load(given: Path | None = None) -> Project:
+    """Load the project at `given` (or EDUMAIL_PROJECT, or the current directory)."""
+    root = project_dir(given).resolve()
+    if not root.is_dir():
+        raise EdumailError(f"{root}: no such folder (give --project DIR or set EDUMAIL_PROJECT)")
+    return Project(root=root, settings=settings_module.load(root))

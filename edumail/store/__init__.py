@@ -1,0 +1,147 @@
+"""The SQLite store: every SQL statement of edumail lives in this package.
+
+One file shared by `run`, `serve` and cron jobs: WAL mode, a busy timeout,
+short write transactions (BEGIN IMMEDIATE). Area modules add their queries
+to `Store` as mixins: contacts.py, journeys.py, outbox.py, tracking.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from edumail.errors import EdumailError
+from edumail.store.contacts import ContactsMixin
+from edumail.store.journeys import JourneysMixin
+from edumail.store.outbox import OutboxMixin
+from edumail.store.schema import MIGRATIONS
+from edumail.store.tracking import TrackingMixin
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin):
+    """A connection to the project's database; use one per thread."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise EdumailError(f"{self.path}: cannot open the database ({exc}); is it an edumail.db?") from None
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._depth = 0
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # --- plumbing -----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (BEGIN IMMEDIATE); nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def row(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        for found in self.db.query(sql, params):
+            return found
+        return None
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        found = self.conn.execute(sql, params).fetchone()
+        return found[0] if found else None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- schema -------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return int(self.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version") or 0)
+
+    def _migrate(self) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        current = self.version
+        latest = MIGRATIONS[-1][0]
+        if current > latest:
+            raise EdumailError(
+                f"{self.path}: made by a newer edumail (schema {current}, this one knows {latest}); upgrade edumail"
+            )
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in _statements(script):
+                    self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    (version,),
+                )
+
+    # --- meta ---------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        return self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script on ';' at line ends (executescript would commit our transaction)."""
+    parts, current = [], []
+    for line in script.splitlines():
+        code = line.split("--", 1)[0]
+        current.append(code)
+        if code.rstrip().endswith(";"):
+            parts.append("\n".join(current).strip())
+            current = []
+    tail = "\n".join(current).strip()
+    if tail:
+        parts.append(tail)
+    return [p for p in parts if p]

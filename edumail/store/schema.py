@@ -1,0 +1,173 @@
+"""Schema migrations: a list of steps, each run once, in order, on open.
+
+A project created by an older edumail opens with a newer one: the store
+records its version in `schema_version` and runs the steps it lacks.
+Add a new step at the end; never edit a step that has been released.
+"""
+
+from __future__ import annotations
+
+V1 = """
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,            -- lower-cased; 'forgotten-<id>@invalid' once forgotten
+    first_name TEXT NOT NULL DEFAULT '',
+    last_name TEXT NOT NULL DEFAULT '',
+    stage TEXT NOT NULL DEFAULT '',
+    consent TEXT NOT NULL DEFAULT 'unknown',   -- opted_in | unknown | opted_out
+    consent_basis TEXT,                        -- opt_in | customer | professional
+    timezone TEXT,
+    fields TEXT NOT NULL DEFAULT '{}',         -- JSON object of custom fields
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    bounced_at TEXT,                           -- hard bounce or 3 soft: suppressed
+    soft_bounces INTEGER NOT NULL DEFAULT 0,
+    forgotten_at TEXT,
+    last_inbound_at TEXT                       -- last sign of life (click, reply, event)
+);
+CREATE INDEX contacts_stage ON contacts(stage);
+
+CREATE TABLE tags (
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    tag TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (contact_id, tag)
+);
+CREATE INDEX tags_tag ON tags(tag);
+
+CREATE TABLE consent_log (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    at TEXT NOT NULL,
+    consent TEXT NOT NULL,
+    basis TEXT,
+    source TEXT NOT NULL,                      -- import, cli, api, unsubscribe link, confirmation link...
+    proof TEXT NOT NULL DEFAULT '{}'           -- JSON: file, line, ip, user_agent, command...
+);
+CREATE INDEX consent_log_contact ON consent_log(contact_id, at);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    name TEXT NOT NULL,
+    at TEXT NOT NULL,                          -- when it happened (UTC)
+    recorded_at TEXT NOT NULL,                 -- when edumail learnt it
+    data TEXT NOT NULL DEFAULT '{}',           -- JSON object
+    source TEXT NOT NULL DEFAULT '',           -- cli, import, api, engine, tracking...
+    mail_id INTEGER,                           -- for email_* and bounced
+    machine INTEGER NOT NULL DEFAULT 0         -- an open/click by a proxy or scanner
+);
+CREATE INDEX events_name ON events(name, id);
+CREATE INDEX events_contact ON events(contact_id, name, at);
+CREATE INDEX events_mail ON events(mail_id, name);
+
+CREATE TABLE sequences_seen (
+    name TEXT PRIMARY KEY,
+    first_seen_at TEXT NOT NULL,
+    first_event_id INTEGER NOT NULL,           -- enrol from events after this id (unless --backfill)
+    cursor_event_id INTEGER NOT NULL,          -- last event id examined for enrolment
+    last_schedule_at TEXT                      -- last cron / at firing handled
+);
+
+CREATE TABLE journeys (
+    id INTEGER PRIMARY KEY,
+    sequence TEXT NOT NULL,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    trigger_key TEXT NOT NULL,                 -- 'event:<id>', 'segment', 'inactive:<n>', 'schedule:<iso>'
+    trigger_event_id INTEGER,
+    started_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',      -- active | completed | exited
+    step_index INTEGER NOT NULL DEFAULT 0,     -- the next step to run
+    last_step_at TEXT,                         -- when the previous step ran (for wait:)
+    due_at TEXT,                               -- when the next step is due (NULL: compute)
+    ended_at TEXT,
+    end_reason TEXT,
+    UNIQUE (sequence, contact_id, trigger_key)
+);
+CREATE INDEX journeys_due ON journeys(state, due_at);
+CREATE INDEX journeys_contact ON journeys(contact_id);
+
+CREATE TABLE journey_log (
+    id INTEGER PRIMARY KEY,
+    journey_id INTEGER NOT NULL REFERENCES journeys(id),
+    step_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    outcome TEXT NOT NULL,                     -- done | sent | skipped | exited | failed | entered
+    reason TEXT NOT NULL DEFAULT '',
+    mail_id INTEGER
+);
+CREATE INDEX journey_log_journey ON journey_log(journey_id);
+
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    template TEXT NOT NULL,
+    audience TEXT NOT NULL DEFAULT '{}',       -- JSON: tag, stage, where
+    scheduled_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'scheduled'    -- scheduled | queued | done
+);
+
+CREATE TABLE mails (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,           -- stable across retries
+    contact_id INTEGER REFERENCES contacts(id),
+    to_email TEXT,                             -- for staff notifications (no contact)
+    template TEXT NOT NULL,
+    purpose TEXT NOT NULL,                     -- marketing | service
+    context TEXT NOT NULL DEFAULT '{}',        -- JSON: event data and extras for rendering
+    journey_id INTEGER,
+    step_id TEXT,
+    sequence TEXT,
+    campaign_id INTEGER,
+    state TEXT NOT NULL DEFAULT 'queued',      -- queued | sending | sent | failed | cancelled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before TEXT NOT NULL,                  -- earliest send (send window, retry backoff)
+    queued_at TEXT NOT NULL,
+    sending_at TEXT,
+    sent_at TEXT,
+    last_error TEXT,
+    subject TEXT,
+    links TEXT NOT NULL DEFAULT '[]',          -- JSON list of the original URLs, by index
+    UNIQUE (journey_id, step_id),
+    UNIQUE (campaign_id, contact_id)
+);
+CREATE INDEX mails_state ON mails(state, not_before);
+CREATE INDEX mails_contact ON mails(contact_id, queued_at);
+
+CREATE TABLE suppressions (
+    hash TEXT PRIMARY KEY,                     -- salted SHA-256 of the lower-cased address
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                        -- webhook
+    payload TEXT NOT NULL,
+    journey_id INTEGER,
+    step_id TEXT,
+    state TEXT NOT NULL DEFAULT 'pending',     -- pending | done | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before TEXT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX tasks_due ON tasks(state, not_before);
+"""
+
+# (version, SQL script). Append only.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, V1),
+]
