@@ -1,0 +1,109 @@
+"""A contact's whole story in time order: consent, events, journey steps, mails."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edumail import clock
+from edumail.contacts import display_name
+from edumail.store import Store
+
+
+def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
+    """Everything `contacts show` prints, as plain data (times in UTC ISO)."""
+    contact_id = contact["id"]
+    mails = store.mails_of(contact_id)
+    timeline: list[dict[str, Any]] = []
+    for event in store.events_of(contact_id):
+        timeline.append(
+            {
+                "at": event["at"],
+                "kind": "event",
+                "name": event["name"],
+                "data": json.loads(event["data"] or "{}"),
+                "source": event["source"],
+                "machine": bool(event["machine"]),
+                "mail_id": event["mail_id"],
+            }
+        )
+    for entry in store.journey_steps_of(contact_id):
+        timeline.append(
+            {
+                "at": entry["at"],
+                "kind": "journey",
+                "sequence": entry["sequence"],
+                "step": entry["step_id"],
+                "outcome": entry["outcome"],
+                "reason": entry["reason"],
+                "mail_id": entry["mail_id"],
+            }
+        )
+    for mail in mails:
+        timeline.append(
+            {
+                "at": mail["sent_at"] or mail["queued_at"],
+                "kind": "mail",
+                "mail_id": mail["id"],
+                "template": mail["template"],
+                "subject": mail["subject"],
+                "status": mail["state"],
+                "sequence": mail["sequence"],
+                "step": mail["step_id"],
+                "campaign_id": mail["campaign_id"],
+                "error": mail["last_error"],
+                "opened": store.mail_opened(mail["id"]),
+                "clicked": store.mail_clicks(mail["id"]),
+            }
+        )
+    timeline.sort(key=lambda item: (item["at"] or "", _ORDER[item["kind"]]))
+    fields = json.loads(contact["fields"] or "{}")
+    return {
+        "contact": {
+            "email": contact["email"],
+            "name": display_name(contact),
+            "first_name": contact["first_name"],
+            "last_name": contact["last_name"],
+            "stage": contact["stage"],
+            "consent": contact["consent"],
+            "consent_basis": contact["consent_basis"],
+            "timezone": contact["timezone"],
+            "fields": fields,
+            "created_at": contact["created_at"],
+            "bounced_at": contact["bounced_at"],
+            "forgotten_at": contact["forgotten_at"],
+        },
+        "tags": store.tags_of(contact_id),
+        "consent_log": [
+            {**entry, "proof": json.loads(entry["proof"] or "{}")} for entry in store.consent_log(contact_id)
+        ],
+        "timeline": timeline,
+    }
+
+
+_ORDER = {"event": 0, "journey": 1, "mail": 2}
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One line for a timeline entry."""
+    if item["kind"] == "event":
+        data = ", ".join(f"{k}={v}" for k, v in item["data"].items())
+        flag = " (machine)" if item["machine"] else ""
+        return f"{item['name']}{flag}" + (f"  {data}" if data else "")
+    if item["kind"] == "journey":
+        reason = f": {item['reason']}" if item["reason"] else ""
+        return f"{item['sequence']} / {item['step']}: {item['outcome']}{reason}"
+    parts = [f"mail {item['template']}", item["status"]]
+    if item.get("subject"):
+        parts.insert(1, repr(item["subject"]))
+    if item.get("opened"):
+        parts.append("opened")
+    if item.get("clicked"):
+        parts.append("clicked " + ", ".join(item["clicked"]))
+    if item.get("error"):
+        parts.append(item["error"])
+    return "  ".join(parts)
+
+
+def when(item_at: str | None, tz: Any) -> str:
+    return clock.show(clock.from_db(item_at), tz) if item_at else ""
