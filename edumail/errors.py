@@ -52,3 +52,11 @@ class Problem:
         if self.file:
             return f"{self.file}: {self.message}"
         return self.message
+
+
+class RenderError(EdumailError):
+    """A template that cannot be rendered: syntax, undefined variable, sandbox refusal."""
+
+    def __init__(self, file: str, line: int, message: str):
+        self.problem = Problem(file, line, message)
+        super().__init__(str(self.problem))
