@@ -344,7 +344,6 @@ def import_contacts(
     assert problems is not None
     source_text = source or f"import {path.name}"
     extra_tags = list(tags or [])
-    seen: dict[str, int] = {}
     suppressed = store.suppressed_hashes()
     parsed: list[tuple[int, str, dict[str, str]]] = []
     for line, row in reader:
@@ -363,15 +362,14 @@ def import_contacts(
                 report.skipped += 1
                 continue
         parsed.append((line, address, values))
-    existing = store.contacts_by_emails(list({a for _, a, _ in parsed}))
+    merged = _merge_duplicates(parsed, path.name, problems)
+    existing = store.contacts_by_emails(list(merged))
     with store.transaction():
-        for line, address, values in parsed:
-            if address in seen:
-                problems.append(f"{path.name}:{line}: {address} already on line {seen[address]}; merged")
+        for address, (line, values, duplicates) in merged.items():
             if suppression_hash(store, address) in suppressed and address not in existing:
                 problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
-                report.suppressed += 1
-                report.skipped += 1
+                report.suppressed += 1 + duplicates
+                report.skipped += 1 + duplicates
                 continue
             proof = {"file": path.name, "line": line, "command": "contacts import"}
             contact = existing.get(address)
@@ -379,7 +377,7 @@ def import_contacts(
             if contact is None:
                 contact_id = _create_from_row(store, address, values, now, consent, basis, source_text, proof)
                 report.created += 1
-                existing[address] = store.contact(contact_id) or {}
+                changed = True
             else:
                 changed = _update_from_row(store, contact, values, now)
                 if consent is not None:
@@ -388,14 +386,38 @@ def import_contacts(
                     elif set_consent(store, contact["id"], consent, basis=basis, now=now, source=source_text, proof=proof):
                         changed = True
                 contact_id = contact["id"]
-                if changed or address in seen:
+                if changed:
                     report.updated += 1
                 else:
                     report.unchanged += 1
-            if row_tags:
-                add_tags(store, contact_id, row_tags, now, source_text)
-            seen.setdefault(address, line)
+            if row_tags and add_tags(store, contact_id, row_tags, now, source_text) and contact is not None and not changed:
+                report.unchanged -= 1
+                report.updated += 1
+                changed = True
+            # Later rows for the same address updated it (or changed nothing).
+            if changed:
+                report.updated += duplicates
+            else:
+                report.unchanged += duplicates
     return report
+
+
+def _merge_duplicates(
+    parsed: list[tuple[int, str, dict[str, str]]], file_name: str, problems: list[str]
+) -> dict[str, tuple[int, dict[str, str], int]]:
+    """One entry per address: (first line, cells with later non-empty ones winning, duplicate rows)."""
+    merged: dict[str, tuple[int, dict[str, str], int]] = {}
+    for line, address, values in parsed:
+        if address not in merged:
+            merged[address] = (line, dict(values), 0)
+            continue
+        first, current, duplicates = merged[address]
+        problems.append(f"{file_name}:{line}: {address} already on line {first}; merged into one contact")
+        tags = _clean_tags([current.get("tags", ""), values.get("tags", "")])
+        current.update({k: v for k, v in values.items() if v})
+        current["tags"] = ",".join(tags)
+        merged[address] = (first, current, duplicates + 1)
+    return merged
 
 
 def _fields_from_row(values: dict[str, str]) -> dict[str, str]:

@@ -77,6 +77,10 @@ class ContactsMixin:
             params.append(limit)
         return self.rows(sql, params)
 
+    def custom_field_names(self: "Store") -> set[str]:
+        """Every custom field name any contact has."""
+        return {r[0] for r in self.execute("SELECT DISTINCT j.key FROM contacts, json_each(contacts.fields) j")}
+
     def count_contacts(self: "Store") -> int:
         return int(self.scalar("SELECT COUNT(*) FROM contacts WHERE forgotten_at IS NULL") or 0)
 

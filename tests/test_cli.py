@@ -1,0 +1,125 @@
+"""The CLI as a whole: help, README coverage, the console script, init and check."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edumail.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def all_commands() -> list:
+    group = typer.main.get_command(app)
+    found = []
+
+    def walk(prefix: str, command) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(f"{prefix} {name}".strip(), sub)
+            if getattr(command, "invoke_without_command", False) and prefix:
+                found.append((prefix, command))
+        else:
+            found.append((prefix, command))
+
+    walk("", group)
+    return found
+
+
+def test_every_command_has_one_line_help():
+    for name, command in all_commands():
+        assert (command.help or "").strip(), f"`edumail {name}` has no help text"
+        for param in command.params:
+            if param.param_type_name == "option" and param.name not in ("help",):
+                assert param.help, f"`edumail {name}` option {param.opts} has no help"
+
+
+def test_every_command_appears_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, _ in all_commands():
+        assert f"edumail {name}" in readme, f"`edumail {name}` is not in README.md"
+
+
+def test_help_lists_every_top_level_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("init", "check", "contacts", "event", "events", "preview", "run", "plan", "send", "serve", "stats",
+                 "purge", "bounces", "inbox", "outbox", "demo"):
+        assert name in result.output
+
+
+def test_init_creates_a_project_that_passes_check(tmp_path):
+    target = tmp_path / "demo-centre"
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    for name in ("edumail.yaml", ".edumail-secret", "contacts.csv.example", "templates", "sequences"):
+        assert (target / name).exists(), name
+    assert (target / ".edumail-secret").stat().st_mode & 0o777 == 0o600
+    checked = runner.invoke(app, ["--project", str(target), "check"])
+    assert checked.exit_code == 0, checked.output
+
+
+def test_init_refuses_to_overwrite_a_project(tmp_path):
+    runner.invoke(app, ["init", str(tmp_path / "p")])
+    (tmp_path / "p" / "edumail.yaml").write_text("sender: {name: Mine, email: me@x.fr}\n")
+    result = runner.invoke(app, ["init", str(tmp_path / "p")])
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert "Mine" in (tmp_path / "p" / "edumail.yaml").read_text()
+
+
+def test_check_prints_file_line_messages(cli, project_dir):
+    (project_dir / "edumail.yaml").write_text("sender:\n  name: A\n  email: a@b.fr\ntransport: pigeon\n")
+    result = cli("check")
+    assert result.exit_code == 1
+    assert "edumail.yaml:4: transport: expected one of file, smtp, got 'pigeon'" in result.output
+
+
+def test_a_command_outside_a_project_says_what_to_do(tmp_path):
+    result = runner.invoke(app, ["--project", str(tmp_path), "contacts", "list"])
+    assert result.exit_code == 1 and "edumail init" in result.output
+
+
+def test_project_from_environment(tmp_path):
+    runner.invoke(app, ["init", str(tmp_path / "p")])
+    result = runner.invoke(app, ["contacts", "list"], env={"EDUMAIL_PROJECT": str(tmp_path / "p")})
+    assert result.exit_code == 0 and "0 contact(s)" in result.output
+
+
+def _console_script() -> str:
+    found = shutil.which("edumail", path=str(Path(sys.executable).parent)) or shutil.which("edumail")
+    if not found:
+        pytest.fail("the edumail console script is not installed next to this Python")
+    return found
+
+
+def test_installed_console_script_runs_init_check_import_show(tmp_path):
+    exe = _console_script()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDUMAIL_")}
+    env["EDUMAIL_NOW"] = "2026-11-20T10:00:00+01:00"
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+    assert run("init", "demo-centre", cwd=tmp_path).returncode == 0
+    centre = tmp_path / "demo-centre"
+    checked = run("check", cwd=centre)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (centre / "c.csv").write_bytes("email;prénom\nélodie@example.fr;Élodie\nbad;x\nÉLODIE@example.fr;Élodie\n".encode("cp1252"))
+    imported = run("contacts", "import", "c.csv", cwd=centre)
+    assert "1 created, 1 updated, 1 skipped" in imported.stdout, imported.stdout + imported.stderr
+    shown = run("contacts", "show", "élodie@example.fr", cwd=centre)
+    assert shown.returncode == 0 and "Élodie" in shown.stdout
+    missing = run("contacts", "show", "x@example.fr", cwd=centre)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_python_dash_m_works(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "edumail", "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("edumail ")

@@ -1,0 +1,52 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from edumail import clock
+from edumail.errors import InputError
+
+
+def test_now_reads_edumail_now(monkeypatch):
+    monkeypatch.setenv("EDUMAIL_NOW", "2026-12-01T09:00:00+01:00")
+    assert clock.now() == datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def test_now_without_offset_is_utc(monkeypatch):
+    monkeypatch.setenv("EDUMAIL_NOW", "2026-12-01T09:00")
+    assert clock.now().hour == 9
+
+
+def test_bad_edumail_now_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("EDUMAIL_NOW", "demain")
+    with pytest.raises(InputError, match="EDUMAIL_NOW"):
+        clock.now()
+
+
+def test_naive_dates_are_taken_in_the_given_zone():
+    paris = clock.zone("Europe/Paris")
+    assert clock.parse_iso("2026-07-01T10:00", paris).hour == 8
+    assert clock.parse_iso("2026-12-01", paris).hour == 23
+
+
+def test_store_format_round_trips_and_sorts():
+    a = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    b = a + timedelta(microseconds=1)
+    assert clock.from_db(clock.to_db(a)) == a
+    assert clock.to_db(a) < clock.to_db(b)
+
+
+@pytest.mark.parametrize("text,expected", [("30m", timedelta(minutes=30)), ("24h", timedelta(hours=24)),
+                                           ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2))])
+def test_durations(text, expected):
+    assert clock.parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "3", "3 days", "-1d", "1y"])
+def test_bad_durations(text):
+    with pytest.raises(InputError, match="not a duration"):
+        clock.parse_duration(text)
+
+
+def test_unknown_timezone():
+    with pytest.raises(InputError, match="unknown timezone"):
+        clock.zone("Europe/Lyon")

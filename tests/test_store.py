@@ -1,0 +1,65 @@
+import sqlite3
+
+import pytest
+
+from edumail.errors import EdumailError
+from edumail.store import Store
+from edumail.store.schema import MIGRATIONS
+
+
+def test_new_store_is_at_latest_version_in_wal_mode(tmp_path):
+    store = Store(tmp_path / "e.db")
+    assert store.version == MIGRATIONS[-1][0]
+    assert store.scalar("PRAGMA journal_mode") == "wal"
+    assert store.scalar("PRAGMA busy_timeout") >= 5000
+
+
+def test_reopening_runs_no_migration_twice(tmp_path):
+    Store(tmp_path / "e.db").close()
+    store = Store(tmp_path / "e.db")
+    assert store.scalar("SELECT COUNT(*) FROM schema_version") == len(MIGRATIONS)
+
+
+def test_a_newer_schema_is_refused_with_advice(tmp_path):
+    store = Store(tmp_path / "e.db")
+    store.execute("INSERT INTO schema_version VALUES (999, 'x')")
+    store.close()
+    with pytest.raises(EdumailError, match="upgrade edumail"):
+        Store(tmp_path / "e.db")
+
+
+def test_an_older_schema_is_migrated_on_open(tmp_path, monkeypatch):
+    from edumail.store import schema
+
+    path = tmp_path / "e.db"
+    Store(path).close()
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, (99, "CREATE TABLE later (x INTEGER);")])
+    import edumail.store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", schema.MIGRATIONS)
+    store = Store(path)
+    assert store.version == 99 and "later" in store.db.table_names()
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    store = Store(tmp_path / "e.db")
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.insert_contact({"email": "a@b.fr"}, "2026-01-01T00:00:00.000000Z")
+            raise RuntimeError("boom")
+    assert store.count_contacts() == 0
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "e.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(EdumailError, match="cannot open the database"):
+        Store(path)
+
+
+def test_two_connections_share_the_file(tmp_path):
+    one, two = Store(tmp_path / "e.db"), Store(tmp_path / "e.db")
+    with one.transaction():
+        one.insert_contact({"email": "a@b.fr"}, "2026-01-01T00:00:00.000000Z")
+    assert two.count_contacts() == 1
+    assert isinstance(two.conn, sqlite3.Connection)
