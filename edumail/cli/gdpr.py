@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from edumail import bounces, clock, gdpr, replies, yamlfile
 from edumail.cli import app
-from edumail.cli.common import not_available
+from edumail.cli.common import console, current_project
 from edumail.cli.contacts import contacts_app
+from edumail.errors import EdumailError
+from edumail.project import Project
 
 bounces_app = typer.Typer(help="Read delivery status notifications (bounces).", no_args_is_help=True)
 inbox_app = typer.Typer(help="Record replies from a mailbox.", no_args_is_help=True)
@@ -19,7 +24,8 @@ app.add_typer(inbox_app, name="inbox")
 @contacts_app.command("export")
 def contacts_export(email: str = typer.Argument(..., help="The contact's address.")) -> None:
     """Print everything stored about one person as JSON (right of access)."""
-    raise not_available("contacts export")
+    data = gdpr.export(current_project().store(), email, clock.now())
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 @contacts_app.command("forget")
@@ -28,28 +34,69 @@ def contacts_forget(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Erase a person's data, keeping only a hash on the suppression list."""
-    raise not_available("contacts forget")
+    store = current_project().store()
+    now = clock.now()
+    gdpr.find_contact(store, email)  # fails early and clearly for an unknown or forgotten address
+    if not yes and not typer.confirm(f"Erase every personal data of {email.strip()}? This cannot be undone", default=False):
+        raise EdumailError("nothing erased (add --yes to skip this question)")
+    erasure = gdpr.forget(store, email, now)
+    console.print(f"[green]forgotten:[/green] {escape(email.strip().lower())} ({erasure.summary()});"
+                  " its address is kept only as a salted hash on the suppression list", soft_wrap=True)
 
 
 @app.command()
 def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List who would be anonymised; change nothing.")) -> None:
     """Anonymise prospects with no sign of life for 3 years (CNIL)."""
-    raise not_available("purge")
+    project = current_project()
+    report = gdpr.purge(project.store(), clock.now(), service_sequences=_service_sequences(project), dry_run=dry_run)
+    tz = project.settings.tz
+    verb = "would anonymise" if dry_run else "anonymised"
+    for row in report.candidates:
+        last = clock.show(clock.from_db(row["last_sign"]), tz)
+        what = "last sign of life" if row["last_inbound_at"] else "created"
+        console.print(f"{verb}: {escape(row['email'])} (stage {row['stage'] or '-'}, {row['consent']}; {what} {last})", soft_wrap=True)
+    for row, why in report.kept:
+        console.print(f"[yellow]kept:[/yellow] {escape(row['email'])} ({escape(why)})", soft_wrap=True)
+    suffix = " (dry run: nothing changed)" if dry_run else ""
+    console.print(f"[green]purge:[/green] {len(report.candidates)} prospect(s) {verb}{suffix}", soft_wrap=True)
+
+
+def _service_sequences(project: Project) -> set[str]:
+    """Names of the sequences whose purpose is service (their journeys keep a contact)."""
+    names = set()
+    for path in sorted(project.sequences_dir.glob("*.yaml")):
+        try:
+            data = yamlfile.load(path, f"sequences/{path.name}")
+        except EdumailError:
+            continue  # `edumail check` reports broken sequences; the purge only needs the valid ones
+        if isinstance(data, dict) and data.get("purpose") == "service":
+            names.add(str(data.get("name") or path.stem))
+    return names
 
 
 @bounces_app.command("import")
 def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
     """Record bounces from delivery status notifications."""
-    raise not_available("bounces import")
+    report = bounces.import_bounces(current_project().store(), path, clock.now())
+    for line in report.unmatched:
+        console.print(f"[yellow]unmatched:[/yellow] {escape(line)}", soft_wrap=True)
+    for line in report.policy:
+        console.print(f"[yellow]policy (address kept, check your sending setup):[/yellow] {escape(line)}", soft_wrap=True)
+    console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
 
 
 @inbox_app.command("import")
 def inbox_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
     """Record replies to sent mails from a mailbox file or folder."""
-    raise not_available("inbox import")
+    report = replies.import_replies(current_project().store(), path, clock.now())
+    console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
 
 
 @inbox_app.command("fetch")
 def inbox_fetch() -> None:
     """Record replies to sent mails from the IMAP mailbox in settings."""
-    raise not_available("inbox fetch")
+    project = current_project()
+    report = replies.fetch_replies(project.store(), project.settings.imap, clock.now())
+    imap = project.settings.imap
+    assert imap is not None
+    console.print(f"[green]{escape(imap.host)} {escape(imap.folder)}:[/green] {report.summary()}", soft_wrap=True)
