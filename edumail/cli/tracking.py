@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import logging
+import socket
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from rich.table import Table
 
+from edumail import clock
+from edumail import stats as stats_module
 from edumail.cli import app
-from edumail.cli.common import not_available
+from edumail.cli.common import console, current_project, err_console
+from edumail.errors import EdumailError, InputError
 
 
 @app.command()
@@ -17,7 +25,51 @@ def serve(
     port: int = typer.Option(8025, "--port", help="Port to listen on."),
 ) -> None:
     """Serve opens, clicks, unsubscribes and the events API."""
-    raise not_available("serve")
+    import uvicorn  # noqa: PLC0415 - only `serve` needs the server
+
+    from edumail.tracking import create_app  # noqa: PLC0415
+
+    project = current_project()
+    web = create_app(project)
+    sock = _bind(host, port)
+    base = project.settings.tracking.base_url
+    console.print(f"edumail tracking server on http://{_show_host(host)}:{port} (Ctrl-C to stop)")
+    if base:
+        console.print(f"links in mails point to {base}: put this server behind it (HTTPS)")
+    else:
+        console.print("[yellow]tracking.base_url is not set: mails carry no tracking links[/yellow]")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        web, log_level="warning", access_log=False, proxy_headers=True, server_header=False, lifespan="on"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a clear error (port taken, bad address)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise EdumailError(f"{host}:{port} is already in use (another `edumail serve`?); pass --port N") from None
+        if exc.errno == errno.EACCES:
+            raise EdumailError(f"{host}:{port}: permission denied (ports below 1024 need root); pass --port N") from None
+        raise EdumailError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _show_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 @app.command()
@@ -30,4 +82,78 @@ def stats(
     html: Optional[Path] = typer.Option(None, "--html", help="Write a one-file HTML report."),
 ) -> None:
     """Sent, delivered, opened, clicked, unsubscribed and bounced, per step and campaign."""
-    raise not_available("stats")
+    if json_ and csv_:
+        raise InputError("--json and --csv: choose one")
+    project = current_project()
+    tz = project.settings.tz
+    start, end = stats_module.period(since, until, tz)
+    defs, problems = stats_module.definitions(project)
+    for problem in problems:
+        err_console.print(f"[yellow]warning:[/yellow] {problem} (this sequence is counted without its file)")
+    store = project.store()
+    result = stats_module.compute(store, defs, sequence=sequence, since=start, until=end)
+    if html is not None:
+        days = stats_module.daily(store, tz, sequence=sequence, since=start, until=end)
+        shown = _period_text(start, end, tz)
+        page = stats_module.html_report(
+            result, days, centre=project.settings.sender.name, generated=clock.show(clock.now(), tz), period=shown
+        )
+        try:
+            html.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--html {html}: cannot write ({exc.strerror})") from None
+        err_console.print(f"wrote {html}")
+    if json_:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    elif csv_:
+        typer.echo(stats_module.to_csv(result), nl=False)
+    elif html is None:
+        _print_tables(result)
+
+
+def _period_text(start: Any, end: Any, tz: Any) -> str:
+    if not start and not end:
+        return "depuis le début"
+    left = clock.show(start, tz) if start else "le début"
+    right = clock.show(end, tz) if end else "maintenant"
+    return f"du {left} au {right}"
+
+
+def _table(title: str, first: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    table.add_column(first)
+    for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "open %", "click %", "unsub. %", "bounce %"):
+        table.add_column(name, justify="right")
+    return table
+
+
+def _cells(entry: dict[str, Any]) -> list[str]:
+    return [str(entry[key]) for key in stats_module.COUNTS] + [
+        stats_module.percent(entry[key]) for key in stats_module.RATES
+    ]
+
+
+def _print_tables(result: dict[str, Any]) -> None:
+    if not result["sequences"] and not result["campaigns"]:
+        console.print("nothing sent yet")
+        return
+    for sequence in result["sequences"]:
+        table = _table(f"sequence {sequence['name']}", "step")
+        for step in sequence["steps"]:
+            table.add_row(step["id"], *_cells(step))
+        table.add_row("[bold]all steps[/bold]", *_cells(sequence), end_section=True)
+        console.print(table)
+        goal = sequence.get("goal")
+        if goal:
+            within = f" within {goal['within']}" if goal.get("within") else ""
+            console.print(
+                f"  goal {goal['event']}{within}: {sequence['converted']} of {sequence['journeys']} journeys"
+                f" ({stats_module.percent(sequence['conversion_rate'])})"
+            )
+        console.print()
+    if result["campaigns"]:
+        table = _table("campaigns", "campaign")
+        for campaign in result["campaigns"]:
+            table.add_row(campaign["name"], *_cells(campaign))
+        console.print(table)
+    console.print("opened and clicked count people (machine opens and scanner clicks are left out); rates over delivered")

@@ -1,0 +1,507 @@
+"""The tracking server: open pixel, click redirects, unsubscribe and preferences
+pages, double opt-in confirmation and the events API (SPEC section 7).
+
+`create_app(project)` returns a Starlette app. Every write is a short
+transaction on a per-thread Store (SQLite connections stay in their thread),
+so `serve` shares the database with a running send. Anything a client sends
+is untrusted: tokens are verified (HMAC, constant time) before any lookup, a
+click redirects only to a URL that was in the mail, bodies are capped, and a
+failure answers a plain message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edumail import bots, clock, contacts, events, tokens
+from edumail import tracking_pages as pages
+from edumail.errors import EdumailError, InputError
+from edumail.project import Project
+from edumail.store import Store
+
+log = logging.getLogger("edumail.tracking")
+
+MAX_BODY = 64 * 1024
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+UNSUBSCRIBE_SOURCE = "unsubscribe link"
+PREFERENCES_SOURCE = "preferences page"
+CONFIRM_SOURCE = "confirmation link"
+# Events whose meaning edumail owns: recording them from outside would make
+# stats and consent lie (an `unsubscribed` without a consent change...).
+_RESERVED = frozenset(
+    {
+        events.EMAIL_SENT,
+        events.EMAIL_OPENED,
+        events.EMAIL_CLICKED,
+        events.UNSUBSCRIBED,
+        events.CONSENT_CHANGED,
+        events.TAG_ADDED,
+        events.TAG_REMOVED,
+        events.STAGE_CHANGED,
+    }
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _too_large()(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"request body too large (limit {MAX_BODY // 1024} KiB)\n", status_code=413)
+
+
+class _Stores:
+    """One Store per worker thread, closed when the app stops."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.local = threading.local()
+        self.opened: list[Store] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> Store:
+        store = getattr(self.local, "store", None)
+        if store is None:
+            store = self.project.open_store()
+            self.local.store = store
+            with self.lock:
+                self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        with self.lock:
+            for store in self.opened:
+                try:
+                    store.close()
+                except Exception:  # noqa: BLE001 - closing at shutdown: nothing to do about it
+                    pass
+            self.opened.clear()
+
+
+class Tracker:
+    """The route handlers, bound to one project (settings and key read once)."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.secret = project.secret()
+        self.api_token = project.settings.api.token()
+        self.tz = project.settings.tz
+        self.centre = project.settings.sender.name
+        self.stores = _Stores(project)
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _mail(self, store: Store, request: Request, kind: str) -> tuple[tokens.Token, dict[str, Any]] | None:
+        text = request.path_params["token"]
+        if kind == "o" and text.endswith(".gif"):
+            text = text[:-4]
+        token = tokens.verify(self.secret, text, kind)
+        if token is None:
+            return None
+        mail = store.tracked_mail(token.ident)
+        if mail is None:
+            return None
+        return token, mail
+
+    @staticmethod
+    def _reachable(mail: dict[str, Any]) -> bool:
+        """A mail whose contact still exists (not forgotten, not a staff notice)."""
+        return mail["contact_id"] is not None and not mail["forgotten_at"]
+
+    @staticmethod
+    def _client(request: Request) -> tuple[str | None, str]:
+        ip = request.client.host if request.client else None
+        return ip, request.headers.get("user-agent", "")[:300]
+
+    def _proof(self, request: Request, mail: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+        ip, agent = self._client(request)
+        proof: dict[str, Any] = {"ip": ip, "user_agent": agent}
+        if mail is not None:
+            proof.update(mail_id=mail["id"], message_id=mail["message_id"])
+        proof.update(extra)
+        return proof
+
+    # --- opens and clicks ------------------------------------------------------------
+
+    async def open_pixel(self, request: Request) -> Response:
+        found = await run_in_threadpool(self._record_open, request)
+        if not found:
+            return PlainTextResponse("not found\n", status_code=404)
+        return Response(PIXEL, media_type="image/gif", headers=NO_CACHE)
+
+    def _record_open(self, request: Request) -> bool:
+        store = self.stores.get()
+        found = self._mail(store, request, "o")
+        if found is None:
+            return False
+        _, mail = found
+        if not self._reachable(mail):
+            return True
+        now = clock.now()
+        ip, agent = self._client(request)
+        sent_at = clock.from_db(mail["sent_at"]) if mail["sent_at"] else None
+        verdict = bots.open_verdict(ip, agent, request.method, sent_at, now)
+        data = {"machine": verdict} if verdict else {}
+        if bots.is_google_proxy(agent):
+            data["proxy"] = "google"
+        contacts.record_event(
+            store, mail["contact_id"], events.EMAIL_OPENED, at=now, data=data, source="tracking", now=now,
+            mail_id=mail["id"], machine=verdict is not None,
+        )
+        return True
+
+    async def click(self, request: Request) -> Response:
+        target = await run_in_threadpool(self._record_click, request)
+        if target is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        return RedirectResponse(target, status_code=302, headers=NO_CACHE)
+
+    def _record_click(self, request: Request) -> str | None:
+        store = self.stores.get()
+        found = self._mail(store, request, "c")
+        if found is None:
+            return None
+        token, mail = found
+        links = json.loads(mail["links"] or "[]")
+        if not 0 <= token.index < len(links) or not _safe_url(links[token.index]):
+            return None
+        url = str(links[token.index])
+        if not self._reachable(mail):
+            return url
+        now = clock.now()
+        ip, agent = self._client(request)
+        sent_at = clock.from_db(mail["sent_at"]) if mail["sent_at"] else None
+        verdict = bots.click_verdict(ip, agent, request.method, sent_at, now)
+        data: dict[str, Any] = {"url": url, "index": token.index}
+        with store.transaction():
+            burst_start = clock.to_db(now - bots.BURST_WINDOW)
+            recent = store.recent_click_indexes(mail["id"], burst_start) | {token.index}
+            if bots.all_links_burst(len(links), recent):
+                store.flag_clicks_machine(mail["id"], burst_start)
+                verdict = verdict or "all-links"
+            if verdict:
+                data["machine"] = verdict
+            contacts.record_event(
+                store, mail["contact_id"], events.EMAIL_CLICKED, at=now, data=data, source="tracking", now=now,
+                mail_id=mail["id"], machine=verdict is not None,
+            )
+        return url
+
+    # --- unsubscribe and preferences ----------------------------------------------------
+
+    async def unsubscribe(self, request: Request) -> Response:
+        if request.method == "POST":
+            form = await _form(request)
+            method = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "confirmation page"
+            return await run_in_threadpool(self._unsubscribe_post, request, method)
+        return await run_in_threadpool(self._unsubscribe_get, request)
+
+    def _unsubscribe_get(self, request: Request) -> Response:
+        found = self._mail(self.stores.get(), request, "u")
+        if found is None:
+            return _page(pages.not_found(self.centre), 404)
+        _, mail = found
+        if not self._reachable(mail) or mail["consent"] == events.OPTED_OUT:
+            return _page(pages.unsubscribed(self.centre, already=True))
+        return _page(pages.unsubscribe_form(self.centre, pages.mask(mail["email"])))
+
+    def _unsubscribe_post(self, request: Request, method: str) -> Response:
+        store = self.stores.get()
+        found = self._mail(store, request, "u")
+        if found is None:
+            return _page(pages.not_found(self.centre), 404)
+        _, mail = found
+        if self._reachable(mail):
+            self._opt_out(store, request, mail, UNSUBSCRIBE_SOURCE, method)
+        return _page(pages.unsubscribed(self.centre))
+
+    def _opt_out(self, store: Store, request: Request, mail: dict[str, Any], source: str, method: str) -> None:
+        now = clock.now()
+        with store.transaction():
+            changed = contacts.set_consent(
+                store, mail["contact_id"], events.OPTED_OUT, basis=None, now=now, source=source,
+                proof=self._proof(request, mail, method=method),
+            )
+            if not changed:
+                return
+            contacts.record_event(
+                store, mail["contact_id"], events.UNSUBSCRIBED, at=now, data={"method": method}, source=source,
+                now=now, mail_id=mail["id"],
+            )
+            _end_marketing_journeys(store, mail["contact_id"], now)
+
+    async def preferences(self, request: Request) -> Response:
+        form = await _form(request) if request.method == "POST" else None
+        return await run_in_threadpool(self._preferences, request, form)
+
+    def _preferences(self, request: Request, form: dict[str, str] | None) -> Response:
+        store = self.stores.get()
+        found = self._mail(store, request, "p")
+        if found is None:
+            return _page(pages.not_found(self.centre), 404)
+        _, mail = found
+        if not self._reachable(mail):
+            return _page(pages.unsubscribed(self.centre, already=True))
+        saved = False
+        if form is not None:
+            wants_news = form.get("news") == "on"
+            if wants_news and mail["consent"] != events.OPTED_IN:
+                contacts.set_consent(
+                    store, mail["contact_id"], events.OPTED_IN, basis="opt_in", now=clock.now(),
+                    source=PREFERENCES_SOURCE,
+                    proof=self._proof(request, mail, form=PREFERENCES_SOURCE, wording=pages.NEWS_WORDING),
+                )
+            elif not wants_news and mail["consent"] == events.OPTED_IN:
+                self._opt_out(store, request, mail, PREFERENCES_SOURCE, "preferences page")
+            mail = store.tracked_mail(mail["id"]) or mail
+            saved = True
+        receives = mail["consent"] == events.OPTED_IN
+        return _page(pages.preferences_form(self.centre, pages.mask(mail["email"]), receives, saved))
+
+    # --- double opt-in ---------------------------------------------------------------
+
+    async def confirm(self, request: Request) -> Response:
+        if request.method == "POST":
+            await _form(request)
+        return await run_in_threadpool(self._confirm, request)
+
+    def _confirm(self, request: Request) -> Response:
+        store = self.stores.get()
+        token = tokens.verify(self.secret, request.path_params["token"], "k")
+        contact = store.contact(token.ident) if token else None
+        if contact is None or contact["forgotten_at"]:
+            return _page(pages.not_found(self.centre), 404)
+        if request.method != "POST":
+            return _page(pages.confirm_form(self.centre, pages.mask(contact["email"])))
+        if not (contact["consent"] == events.OPTED_IN and contact["consent_basis"] == "opt_in"):
+            contacts.set_consent(
+                store, contact["id"], events.OPTED_IN, basis="opt_in", now=clock.now(), source=CONFIRM_SOURCE,
+                proof=self._proof(request, None, form="double opt-in link", wording=pages.CONFIRM_WORDING),
+            )
+        return _page(pages.confirmed(self.centre))
+
+    # --- events API --------------------------------------------------------------------
+
+    async def api_event(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        body = await request.body()
+        try:
+            payload = json.loads(body or b"")
+        except (ValueError, UnicodeDecodeError):
+            return _bad("the body is not JSON: send {\"email\": ..., \"name\": ..., \"at\"?: ..., \"data\"?: {...}}")
+        return await run_in_threadpool(self._api_record, payload)
+
+    def _authorized(self, request: Request) -> bool:
+        if not self.api_token:
+            return False
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.api_token.encode())
+
+    def _api_record(self, payload: Any) -> Response:
+        try:
+            email, name, at, data = self._parse_event(payload)
+        except InputError as exc:
+            return _bad(str(exc))
+        store = self.stores.get()
+        now = clock.now()
+        try:
+            address = contacts.normalize_email(email)
+            if contacts.is_forgotten(store, address):
+                return JSONResponse(
+                    {"error": f"{address} asked to be forgotten: nothing recorded"}, status_code=409
+                )
+            existed = store.contact_by_email(address) is not None
+            event_id = contacts.record_event_for(
+                store, address, name, at=at or now, data=data, source="api", now=now
+            )
+        except InputError as exc:
+            return _bad(str(exc))
+        return JSONResponse({"id": event_id, "contact_created": not existed}, status_code=201)
+
+    def _parse_event(self, payload: Any) -> tuple[str, str, datetime | None, dict[str, Any]]:
+        if not isinstance(payload, dict):
+            raise InputError("expected a JSON object {\"email\", \"name\", \"at\"?, \"data\"?}")
+        unknown = sorted(set(payload) - {"email", "name", "at", "data"})
+        if unknown:
+            raise InputError(f"unknown field(s) {', '.join(unknown)} (expected email, name, at, data)")
+        email, name = payload.get("email"), payload.get("name")
+        if not isinstance(email, str) or not email.strip():
+            raise InputError("missing field 'email' (text)")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("missing field 'name' (text): the event's name, e.g. inscription_finalisee")
+        if name.strip() in _RESERVED:
+            raise InputError(f"{name.strip()!r} is recorded by edumail itself and cannot be posted")
+        data = payload.get("data", {})
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError("'data' must be a JSON object")
+        at = payload.get("at")
+        when = None
+        if at is not None:
+            if not isinstance(at, str):
+                raise InputError("'at' must be an ISO 8601 text, e.g. 2026-12-01T09:00")
+            try:
+                when = clock.parse_iso(at, self.tz)
+            except InputError as exc:
+                raise InputError(f"'at': {exc}") from None
+        return email, name.strip(), when, data
+
+    # --- health ------------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return await run_in_threadpool(self._health)
+
+    def _health(self) -> Response:
+        self.stores.get().scalar("SELECT 1")
+        return PlainTextResponse("ok\n")
+
+
+def _safe_url(url: object) -> bool:
+    return isinstance(url, str) and url.lower().startswith(("http://", "https://", "mailto:", "tel:"))
+
+
+def _page(body: str, status: int = 200) -> HTMLResponse:
+    headers = {
+        **NO_CACHE,
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The posted form (urlencoded or multipart) as text fields; {} for anything else."""
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        body = await request.body()
+        return {"List-Unsubscribe": "One-Click"} if b"List-Unsubscribe=One-Click" in body else {}
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except BodyTooLarge:
+        raise
+    except Exception:  # noqa: BLE001 - a malformed form is just an empty one
+        return {}
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _end_marketing_journeys(store: Store, contact_id: int, now: datetime) -> None:
+    """Ask the engine to end the contact's marketing journeys (if this edumail has it)."""
+    try:
+        from edumail import engine  # noqa: PLC0415 - optional: the engine may not be installed yet
+    except ImportError:
+        return
+    end = getattr(engine, "end_journeys", None)
+    if end is not None:
+        end(store, contact_id, reason="unsubscribed", now=now, purpose=events.MARKETING)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return PlainTextResponse("internal error: the problem was logged on the server\n", status_code=500)
+
+
+async def _edumail_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return PlainTextResponse("service unavailable: the problem was logged on the server\n", status_code=503)
+
+
+async def _body_too_large(request: Request, exc: Exception) -> Response:
+    return _too_large()
+
+
+def create_app(project: Project) -> Starlette:
+    """The tracking server's ASGI app for `project` (reads the key and API token now)."""
+    tracker = Tracker(project)
+    Handler = Callable[[Request], Awaitable[Response]]
+    routes: list[tuple[str, Handler, list[str]]] = [
+        ("/o/{token}", tracker.open_pixel, ["GET"]),
+        ("/c/{token}", tracker.click, ["GET"]),
+        ("/u/{token}", tracker.unsubscribe, ["GET", "POST"]),
+        ("/p/{token}", tracker.preferences, ["GET", "POST"]),
+        ("/k/{token}", tracker.confirm, ["GET", "POST"]),
+        ("/api/events", tracker.api_event, ["POST"]),
+        ("/healthz", tracker.healthz, ["GET"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        tracker.stores.close()
+
+    app = Starlette(
+        routes=[Route(path, handler, methods=methods) for path, handler, methods in routes],
+        exception_handlers={
+            Exception: _server_error,
+            EdumailError: _edumail_error,
+            BodyTooLarge: _body_too_large,
+        },
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.state.tracker = tracker
+    return app
