@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edumail.errors import InputError
 
-UTC = timezone.utc
+UTC = UTC
 _DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -38,7 +38,7 @@ def zone(name: str) -> ZoneInfo:
         raise InputError(f"unknown timezone {name!r} (expected an IANA name such as Europe/Paris)") from None
 
 
-def parse_iso(value: str, default_tz: "ZoneInfo | timezone") -> datetime:
+def parse_iso(value: str, default_tz: ZoneInfo | timezone) -> datetime:
     """Parse ISO 8601; a value without offset is taken in `default_tz`. Returns UTC."""
     text = str(value).strip()
     if text.endswith(("Z", "z")):
@@ -73,11 +73,11 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(**{_UNITS[unit]: int(amount)})
 
 
-def local(moment: datetime, tz: "ZoneInfo | timezone") -> datetime:
+def local(moment: datetime, tz: ZoneInfo | timezone) -> datetime:
     """The same instant in `tz`."""
     return moment.astimezone(tz)
 
 
-def show(moment: datetime, tz: "ZoneInfo | timezone") -> str:
+def show(moment: datetime, tz: ZoneInfo | timezone) -> str:
     """A short human form in `tz`: 2026-11-22 10:46."""
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")

@@ -154,7 +154,13 @@ def set_stage(store: Store, contact_id: int, stage: str, now: datetime, source: 
     with store.transaction():
         store.update_contact(contact_id, {"stage": stage}, clock.to_db(now))
         record_event(
-            store, contact_id, events.STAGE_CHANGED, at=now, data={"from": contact["stage"], "to": stage}, source=source, now=now
+            store,
+            contact_id,
+            events.STAGE_CHANGED,
+            at=now,
+            data={"from": contact["stage"], "to": stage},
+            source=source,
+            now=now,
         )
     return True
 
@@ -306,13 +312,27 @@ class ImportReport:
 # --- CSV import ------------------------------------------------------------------
 
 _ALIASES = {
-    "email": "email", "e_mail": "email", "mail": "email", "courriel": "email",
-    "adresse_email": "email", "adresse_e_mail": "email", "adresse_mail": "email",
-    "first_name": "first_name", "firstname": "first_name", "prenom": "first_name",
-    "last_name": "last_name", "lastname": "last_name", "nom": "last_name", "nom_de_famille": "last_name",
-    "stage": "stage", "etape": "stage",
-    "tags": "tags", "tag": "tags", "etiquettes": "tags",
-    "timezone": "timezone", "fuseau_horaire": "timezone",
+    "email": "email",
+    "e_mail": "email",
+    "mail": "email",
+    "courriel": "email",
+    "adresse_email": "email",
+    "adresse_e_mail": "email",
+    "adresse_mail": "email",
+    "first_name": "first_name",
+    "firstname": "first_name",
+    "prenom": "first_name",
+    "last_name": "last_name",
+    "lastname": "last_name",
+    "nom": "last_name",
+    "nom_de_famille": "last_name",
+    "stage": "stage",
+    "etape": "stage",
+    "tags": "tags",
+    "tag": "tags",
+    "etiquettes": "tags",
+    "timezone": "timezone",
+    "fuseau_horaire": "timezone",
 }
 _RESERVED = {"consent", "id", "created_at", "updated_at", "consent_basis"}
 
@@ -383,14 +403,21 @@ def import_contacts(
                 if consent is not None:
                     if contact["consent"] == events.OPTED_OUT and consent != events.OPTED_OUT:
                         report.kept_opted_out += 1
-                    elif set_consent(store, contact["id"], consent, basis=basis, now=now, source=source_text, proof=proof):
+                    elif set_consent(
+                        store, contact["id"], consent, basis=basis, now=now, source=source_text, proof=proof
+                    ):
                         changed = True
                 contact_id = contact["id"]
                 if changed:
                     report.updated += 1
                 else:
                     report.unchanged += 1
-            if row_tags and add_tags(store, contact_id, row_tags, now, source_text) and contact is not None and not changed:
+            if (
+                row_tags
+                and add_tags(store, contact_id, row_tags, now, source_text)
+                and contact is not None
+                and not changed
+            ):
                 report.unchanged -= 1
                 report.updated += 1
                 changed = True
@@ -454,7 +481,13 @@ def _create_from_row(
     store.log_consent(contact_id, stamp, state, basis, source, proof)
     if values.get("stage"):
         record_event(
-            store, contact_id, events.STAGE_CHANGED, at=now, data={"from": "", "to": values["stage"]}, source=source, now=now
+            store,
+            contact_id,
+            events.STAGE_CHANGED,
+            at=now,
+            data={"from": "", "to": values["stage"]},
+            source=source,
+            now=now,
         )
     return contact_id
 
@@ -494,7 +527,9 @@ def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventI
     columns = {name: _ALIASES.get(name, name) for name in header if name}
     missing = [c for c in ("email", "name") if c not in columns.values()]
     if missing:
-        raise InputError(f"{path}:1: missing column {' and '.join(missing)} (expected email, name, at, then data columns)")
+        raise InputError(
+            f"{path}:1: missing column {' and '.join(missing)} (expected email, name, at, then data columns)"
+        )
     report = EventImportReport(problems=[])
     problems = report.problems
     assert problems is not None

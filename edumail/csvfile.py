@@ -35,7 +35,9 @@ def read_text(path: Path) -> str:
     try:
         return raw.decode("cp1252")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: neither UTF-8 nor Windows-1252 text (byte {exc.start}); save it as CSV UTF-8") from None
+        raise InputError(
+            f"{path}: neither UTF-8 nor Windows-1252 text (byte {exc.start}); save it as CSV UTF-8"
+        ) from None
 
 
 def normalise_header(name: str) -> str:
@@ -68,7 +70,7 @@ def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
                 line = reader.line_num
                 if not any(v.strip() for v in values):
                     continue
-                yield line, {n: v.strip() for n, v in zip(names, values) if n}
+                yield line, {n: v.strip() for n, v in zip(names, values, strict=False) if n}
         except csv.Error as exc:
             raise InputError(f"{path}:{line + 1}: not readable as CSV ({exc})") from None
 

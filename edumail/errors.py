@@ -15,7 +15,7 @@ class EdumailError(Exception):
 class ConfigError(EdumailError):
     """Settings, sequences or templates that do not validate."""
 
-    def __init__(self, problems: "list[Problem] | str"):
+    def __init__(self, problems: list[Problem] | str):
         if isinstance(problems, str):
             problems = [Problem("", 0, problems)]
         self.problems = problems

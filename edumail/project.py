@@ -56,7 +56,7 @@ class Project:
                 return text.encode()
         raise EdumailError(
             f"no secret key: set {self.settings.tracking.secret_env} or create {path} "
-            "(edumail init writes one; `python -c \"import secrets; print(secrets.token_urlsafe(32))\"` makes one)"
+            '(edumail init writes one; `python -c "import secrets; print(secrets.token_urlsafe(32))"` makes one)'
         )
 
     def close(self) -> None:

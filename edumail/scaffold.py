@@ -62,7 +62,9 @@ def library_root() -> Path:
     raise EdumailError(f"the template library is missing from this installation ({installed}); reinstall edumail")
 
 
-def init_project(target: Path, *, name: str = "Centre de formation Exemple", email: str = "contact@centre.example") -> list[str]:
+def init_project(
+    target: Path, *, name: str = "Centre de formation Exemple", email: str = "contact@centre.example"
+) -> list[str]:
     """Create a project in `target`; refuses to touch an existing one. Returns what was written."""
     if (target / SETTINGS_FILE).exists():
         raise EdumailError(f"{target / SETTINGS_FILE} already exists: {target} is a project already (nothing changed)")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -232,7 +233,7 @@ def _hours(value: Any) -> str:
     text = _str(value)
     match = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", text)
     if not match:
-        raise ValueError(f"expected hours as \"08:00-19:00\", got {value!r}")
+        raise ValueError(f'expected hours as "08:00-19:00", got {value!r}')
     h1, m1, h2, m2 = (int(x) for x in match.groups())
     if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or (h1 * 60 + m1) >= (h2 * 60 + m2):
         raise ValueError(f"expected a start before the end, within 00:00-24:00, got {value!r}")
@@ -263,7 +264,11 @@ _SECTIONS: dict[str, tuple[type, dict[str, Check], set[str]]] = {
     "send_window": (SendWindow, {"days": _days, "hours": _hours}, set()),
     "limits": (Limits, {"marketing_per_week": _int(0), "max_late": _duration}, set()),
     "api": (Api, {"token_env": _str}, set()),
-    "dkim": (Dkim, {"selector": _str, "domain": _str, "private_key_file": _str}, {"selector", "domain", "private_key_file"}),
+    "dkim": (
+        Dkim,
+        {"selector": _str, "domain": _str, "private_key_file": _str},
+        {"selector", "domain", "private_key_file"},
+    ),
     "imap": (
         Imap,
         {
@@ -326,7 +331,11 @@ def _where(mapping: Any, key: str, section: str) -> tuple[str, int]:
 def parse(data: Any, problems: list[Problem]) -> Settings | None:
     """Validate a parsed edumail.yaml; appends problems and returns None on any."""
     if not isinstance(data, dict):
-        problems.append(Problem(SETTINGS_FILE, getattr(data, "line", 1), "expected a mapping of settings (sender:, transport:, ...)"))
+        problems.append(
+            Problem(
+                SETTINGS_FILE, getattr(data, "line", 1), "expected a mapping of settings (sender:, transport:, ...)"
+            )
+        )
         return None
     _env_overrides(data)
     values: dict[str, Any] = {}
@@ -350,8 +359,13 @@ def parse(data: Any, problems: list[Problem]) -> Settings | None:
         return None
     settings = Settings(**values)
     if settings.transport == "smtp" and "smtp" not in data:
-        problems.append(Problem(SETTINGS_FILE, data.line_of("transport") if isinstance(data, yamlfile.YDict) else 0,
-                                "transport is smtp but there is no smtp: section (host, port, ...)"))
+        problems.append(
+            Problem(
+                SETTINGS_FILE,
+                data.line_of("transport") if isinstance(data, yamlfile.YDict) else 0,
+                "transport is smtp but there is no smtp: section (host, port, ...)",
+            )
+        )
         return None
     return settings
 
@@ -388,7 +402,11 @@ def load(project_dir: Path) -> Settings:
     path = project_dir / SETTINGS_FILE
     if not path.exists():
         raise ConfigError(
-            [Problem(str(path), 0, "no edumail.yaml here: run `edumail init` to create a project, or pass --project DIR")]
+            [
+                Problem(
+                    str(path), 0, "no edumail.yaml here: run `edumail init` to create a project, or pass --project DIR"
+                )
+            ]
         )
     data = yamlfile.load(path, SETTINGS_FILE)
     problems: list[Problem] = []

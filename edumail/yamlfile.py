@@ -54,9 +54,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -104,7 +102,7 @@ def load(path: Path, name: str | None = None) -> Any:
     return loads(text, shown)
 
 
-def did_you_mean(word: str, choices: "list[str] | set[str] | tuple[str, ...]") -> str:
+def did_you_mean(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> str:
     """` (did you mean 'x'?)` when a close choice exists, else ''."""
     close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -50,8 +50,24 @@ def test_every_command_appears_in_the_readme():
 def test_help_lists_every_top_level_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("init", "check", "contacts", "event", "events", "preview", "run", "plan", "send", "serve", "stats",
-                 "purge", "bounces", "inbox", "outbox", "demo"):
+    for name in (
+        "init",
+        "check",
+        "contacts",
+        "event",
+        "events",
+        "preview",
+        "run",
+        "plan",
+        "send",
+        "serve",
+        "stats",
+        "purge",
+        "bounces",
+        "inbox",
+        "outbox",
+        "demo",
+    ):
         assert name in result.output
 
 
@@ -111,7 +127,9 @@ def test_installed_console_script_runs_init_check_import_show(tmp_path):
     centre = tmp_path / "demo-centre"
     checked = run("check", cwd=centre)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    (centre / "c.csv").write_bytes("email;prénom\nélodie@example.fr;Élodie\nbad;x\nÉLODIE@example.fr;Élodie\n".encode("cp1252"))
+    (centre / "c.csv").write_bytes(
+        "email;prénom\nélodie@example.fr;Élodie\nbad;x\nÉLODIE@example.fr;Élodie\n".encode("cp1252")
+    )
     imported = run("contacts", "import", "c.csv", cwd=centre)
     assert "1 created, 1 updated, 1 skipped" in imported.stdout, imported.stdout + imported.stderr
     shown = run("contacts", "show", "élodie@example.fr", cwd=centre)

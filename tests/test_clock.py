@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,7 +8,7 @@ from edumail.errors import InputError
 
 def test_now_reads_edumail_now(monkeypatch):
     monkeypatch.setenv("EDUMAIL_NOW", "2026-12-01T09:00:00+01:00")
-    assert clock.now() == datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
+    assert clock.now() == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
 def test_now_without_offset_is_utc(monkeypatch):
@@ -29,14 +29,21 @@ def test_naive_dates_are_taken_in_the_given_zone():
 
 
 def test_store_format_round_trips_and_sorts():
-    a = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    a = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     b = a + timedelta(microseconds=1)
     assert clock.from_db(clock.to_db(a)) == a
     assert clock.to_db(a) < clock.to_db(b)
 
 
-@pytest.mark.parametrize("text,expected", [("30m", timedelta(minutes=30)), ("24h", timedelta(hours=24)),
-                                           ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2))])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("30m", timedelta(minutes=30)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
 def test_durations(text, expected):
     assert clock.parse_duration(text) == expected
 

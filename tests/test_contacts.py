@@ -1,6 +1,5 @@
 import json
 
-
 from edumail.store import Store
 
 NOW = "2026-11-20T10:00:00+01:00"
@@ -36,7 +35,7 @@ def test_import_semicolon_windows1252_with_bad_row_and_duplicate(cli):
 
 
 def test_reimport_of_the_same_file_changes_nothing(cli):
-    path = write_bytes(cli, "c.csv", "email,prenom\na@example.fr,Ann\nA@example.fr,Ann\n".encode())
+    path = write_bytes(cli, "c.csv", b"email,prenom\na@example.fr,Ann\nA@example.fr,Ann\n")
     cli("contacts", "import", path, now=NOW)
     result = cli("contacts", "import", path, now=NOW)
     assert "0 created, 0 updated, 2 unchanged, 0 skipped" in result.output
@@ -127,7 +126,16 @@ def test_tag_untag_stage_record_events(cli):
 
 
 def test_event_creates_unknown_contact_with_data(cli):
-    result = cli("event", "New@Example.fr", "inscription_commencee", "--data", "formation=Excel", "--at", "2026-11-19T14:00", now=NOW)
+    result = cli(
+        "event",
+        "New@Example.fr",
+        "inscription_commencee",
+        "--data",
+        "formation=Excel",
+        "--at",
+        "2026-11-19T14:00",
+        now=NOW,
+    )
     assert result.exit_code == 0, result.output
     store = db(cli)
     contact = store.contact_by_email("new@example.fr")
@@ -207,5 +215,3 @@ def test_a_failing_row_leaves_nothing_half_imported(cli, monkeypatch):
     result = cli("contacts", "import", path, now=NOW)
     assert result.exit_code != 0
     assert db(cli).count_contacts() == 0
-
-

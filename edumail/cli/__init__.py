@@ -6,7 +6,7 @@ Errors: any EdumailError becomes a red one-line message and exit status 1.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 import typer
@@ -49,7 +49,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    project: Optional[Path] = typer.Option(
+    project: Path | None = typer.Option(
         None, "--project", "-p", envvar="EDUMAIL_PROJECT", help="Project folder (default: the current directory)."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),

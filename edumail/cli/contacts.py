@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -22,10 +21,12 @@ app.add_typer(events_app, name="events")
 @contacts_app.command("import")
 def contacts_import(
     file: Path = typer.Argument(..., help="CSV file (comma or semicolon, UTF-8 or Windows-1252)."),
-    consent: Optional[str] = typer.Option(None, "--consent", help="Consent to record: opted_in, unknown or opted_out."),
-    basis: Optional[str] = typer.Option(None, "--basis", help="Basis of an opted_in consent: opt_in, customer, professional."),
-    source: Optional[str] = typer.Option(None, "--source", help="Where the consent was collected (kept as proof)."),
-    tag: Optional[list[str]] = typer.Option(None, "--tag", help="Tag every imported contact (repeatable)."),
+    consent: str | None = typer.Option(None, "--consent", help="Consent to record: opted_in, unknown or opted_out."),
+    basis: str | None = typer.Option(
+        None, "--basis", help="Basis of an opted_in consent: opt_in, customer, professional."
+    ),
+    source: str | None = typer.Option(None, "--source", help="Where the consent was collected (kept as proof)."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Tag every imported contact (repeatable)."),
 ) -> None:
     """Create or update contacts from a CSV file (upsert by e-mail)."""
     project = current_project()
@@ -39,9 +40,9 @@ def contacts_import(
 
 @contacts_app.command("list")
 def contacts_list(
-    tag: Optional[str] = typer.Option(None, "--tag", help="Only contacts with this tag."),
-    stage: Optional[str] = typer.Option(None, "--stage", help="Only contacts at this stage."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N contacts."),
+    tag: str | None = typer.Option(None, "--tag", help="Only contacts with this tag."),
+    stage: str | None = typer.Option(None, "--stage", help="Only contacts at this stage."),
+    limit: int | None = typer.Option(None, "--limit", help="At most N contacts."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List contacts, optionally filtered by tag or stage."""
@@ -101,7 +102,9 @@ def _print_story(told: dict, tz: object) -> None:
     for entry in told["consent_log"]:
         basis = f" ({entry['basis']})" if entry["basis"] else ""
         proof = ", ".join(f"{k}={v}" for k, v in entry["proof"].items())
-        console.print(f"  {history.when(entry['at'], tz)}  {entry['consent']}{basis}  via {entry['source']}  [dim]{proof}[/dim]")
+        console.print(
+            f"  {history.when(entry['at'], tz)}  {entry['consent']}{basis}  via {entry['source']}  [dim]{proof}[/dim]"
+        )
     console.print("\n[bold]Timeline[/bold]")
     if not told["timeline"]:
         console.print("  (nothing yet)")
@@ -152,15 +155,23 @@ def contacts_stage(
 def contacts_consent(
     email: str = typer.Argument(..., help="The contact's address."),
     consent: str = typer.Argument(..., help="opted_in, unknown or opted_out."),
-    basis: Optional[str] = typer.Option(None, "--basis", help="Basis of opted_in: opt_in, customer, professional."),
-    source: str = typer.Option(..., "--source", help="How the consent was given (kept as proof), e.g. 'phone call 2026-11-20'."),
+    basis: str | None = typer.Option(None, "--basis", help="Basis of opted_in: opt_in, customer, professional."),
+    source: str = typer.Option(
+        ..., "--source", help="How the consent was given (kept as proof), e.g. 'phone call 2026-11-20'."
+    ),
 ) -> None:
     """Record a consent change given outside edumail, with its source."""
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
     changed = contacts.set_consent(
-        store, contact["id"], consent, basis=basis, now=clock.now(), source=source, proof={"command": "contacts consent"}
+        store,
+        contact["id"],
+        consent,
+        basis=basis,
+        now=clock.now(),
+        source=source,
+        proof={"command": "contacts consent"},
     )
     console.print(f"{contact['email']}: consent {consent}" + ("" if changed else " (unchanged)"))
 
@@ -169,8 +180,8 @@ def contacts_consent(
 def event(
     email: str = typer.Argument(..., help="The contact's address (created with consent unknown if new)."),
     name: str = typer.Argument(..., help="Event name, e.g. inscription_commencee."),
-    data: Optional[list[str]] = typer.Option(None, "--data", help="Event data as key=value (repeatable)."),
-    at: Optional[str] = typer.Option(None, "--at", help="When it happened (ISO 8601; default now)."),
+    data: list[str] | None = typer.Option(None, "--data", help="Event data as key=value (repeatable)."),
+    at: str | None = typer.Option(None, "--at", help="When it happened (ISO 8601; default now)."),
 ) -> None:
     """Record an event for a contact."""
     project = current_project()
@@ -179,11 +190,15 @@ def event(
     event_id = contacts.record_event_for(
         project.store(), email, name, at=when, data=values, source="cli", now=clock.now()
     )
-    console.print(f"recorded {name} for {email.strip().lower()} at {clock.show(when, project.settings.tz)} (#{event_id})")
+    console.print(
+        f"recorded {name} for {email.strip().lower()} at {clock.show(when, project.settings.tz)} (#{event_id})"
+    )
 
 
 @events_app.command("import")
-def events_import(file: Path = typer.Argument(..., help="CSV with columns email, name, at, then data columns.")) -> None:
+def events_import(
+    file: Path = typer.Argument(..., help="CSV with columns email, name, at, then data columns."),
+) -> None:
     """Record events from a CSV file."""
     project = current_project()
     report = contacts.import_events(project.store(), file, now=clock.now(), tz=project.settings.tz)

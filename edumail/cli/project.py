@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ from edumail.project import project_dir
 
 @app.command()
 def init(
-    directory: Optional[Path] = typer.Argument(None, help="Folder to create the project in (default: --project or here)."),
+    directory: Path | None = typer.Argument(None, help="Folder to create the project in (default: --project or here)."),
     name: str = typer.Option("Centre de formation Exemple", "--name", help="The centre's name (sender name)."),
     email: str = typer.Option("contact@centre.example", "--email", help="The sender address."),
 ) -> None:

@@ -90,7 +90,7 @@ class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin, GdprMixin)
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,7 +103,9 @@ class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin, GdprMixin)
         return int(self.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version") or 0)
 
     def _migrate(self) -> None:
-        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
         current = self.version
         latest = MIGRATIONS[-1][0]
         if current > latest:

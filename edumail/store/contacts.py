@@ -10,20 +10,27 @@ if TYPE_CHECKING:
     from edumail.store import Store
 
 CONTACT_COLUMNS = (
-    "email", "first_name", "last_name", "stage", "consent", "consent_basis", "timezone", "fields",
+    "email",
+    "first_name",
+    "last_name",
+    "stage",
+    "consent",
+    "consent_basis",
+    "timezone",
+    "fields",
 )
 
 
 class ContactsMixin:
     # --- contacts -------------------------------------------------------------
 
-    def contact_by_email(self: "Store", email: str) -> dict[str, Any] | None:
+    def contact_by_email(self: Store, email: str) -> dict[str, Any] | None:
         return self.row("SELECT * FROM contacts WHERE email = ?", (email.strip().lower(),))
 
-    def contact(self: "Store", contact_id: int) -> dict[str, Any] | None:
+    def contact(self: Store, contact_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM contacts WHERE id = ?", (contact_id,))
 
-    def contacts_by_emails(self: "Store", emails: list[str]) -> dict[str, dict[str, Any]]:
+    def contacts_by_emails(self: Store, emails: list[str]) -> dict[str, dict[str, Any]]:
         """Existing contacts for many addresses at once (chunked IN queries)."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(emails), 500):
@@ -33,7 +40,7 @@ class ContactsMixin:
                 found[row["email"]] = row
         return found
 
-    def insert_contact(self: "Store", values: dict[str, Any], now: str) -> int:
+    def insert_contact(self: Store, values: dict[str, Any], now: str) -> int:
         values = {k: v for k, v in values.items() if k in CONTACT_COLUMNS}
         values.setdefault("fields", "{}")
         columns = [*values, "created_at", "updated_at"]
@@ -43,7 +50,7 @@ class ContactsMixin:
         )
         return int(cursor.lastrowid or 0)
 
-    def update_contact(self: "Store", contact_id: int, changes: dict[str, Any], now: str) -> None:
+    def update_contact(self: Store, contact_id: int, changes: dict[str, Any], now: str) -> None:
         allowed = set(CONTACT_COLUMNS) | {"bounced_at", "soft_bounces", "forgotten_at", "last_inbound_at"}
         changes = {k: v for k, v in changes.items() if k in allowed}
         if not changes:
@@ -54,16 +61,19 @@ class ContactsMixin:
             [*changes.values(), now, contact_id],
         )
 
-    def touch_inbound(self: "Store", contact_id: int, at: str) -> None:
+    def touch_inbound(self: Store, contact_id: int, at: str) -> None:
         self.execute(
             "UPDATE contacts SET last_inbound_at = ? WHERE id = ? AND (last_inbound_at IS NULL OR last_inbound_at < ?)",
             (at, contact_id, at),
         )
 
     def list_contacts(
-        self: "Store", tag: str | None = None, stage: str | None = None, limit: int | None = None
+        self: Store, tag: str | None = None, stage: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        sql = "SELECT c.*, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM tags WHERE contact_id = c.id ORDER BY tag)) AS tag_list FROM contacts c WHERE c.forgotten_at IS NULL"
+        sql = (
+            "SELECT c.*, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM tags WHERE contact_id = c.id ORDER BY tag))"
+            " AS tag_list FROM contacts c WHERE c.forgotten_at IS NULL"
+        )
         params: list[Any] = []
         if tag:
             sql += " AND EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag = ?)"
@@ -77,19 +87,19 @@ class ContactsMixin:
             params.append(limit)
         return self.rows(sql, params)
 
-    def custom_field_names(self: "Store") -> set[str]:
+    def custom_field_names(self: Store) -> set[str]:
         """Every custom field name any contact has."""
         return {r[0] for r in self.execute("SELECT DISTINCT j.key FROM contacts, json_each(contacts.fields) j")}
 
-    def count_contacts(self: "Store") -> int:
+    def count_contacts(self: Store) -> int:
         return int(self.scalar("SELECT COUNT(*) FROM contacts WHERE forgotten_at IS NULL") or 0)
 
     # --- tags -------------------------------------------------------------------
 
-    def tags_of(self: "Store", contact_id: int) -> list[str]:
+    def tags_of(self: Store, contact_id: int) -> list[str]:
         return [r[0] for r in self.execute("SELECT tag FROM tags WHERE contact_id = ? ORDER BY tag", (contact_id,))]
 
-    def add_tag(self: "Store", contact_id: int, tag: str, now: str) -> bool:
+    def add_tag(self: Store, contact_id: int, tag: str, now: str) -> bool:
         """True when the tag is new for this contact."""
         try:
             self.execute("INSERT INTO tags (contact_id, tag, added_at) VALUES (?, ?, ?)", (contact_id, tag, now))
@@ -97,27 +107,30 @@ class ContactsMixin:
             return False
         return True
 
-    def remove_tag(self: "Store", contact_id: int, tag: str) -> bool:
+    def remove_tag(self: Store, contact_id: int, tag: str) -> bool:
         cursor = self.execute("DELETE FROM tags WHERE contact_id = ? AND tag = ?", (contact_id, tag))
         return cursor.rowcount > 0
 
     # --- consent log --------------------------------------------------------------
 
     def log_consent(
-        self: "Store", contact_id: int, at: str, consent: str, basis: str | None, source: str, proof: dict[str, Any]
+        self: Store, contact_id: int, at: str, consent: str, basis: str | None, source: str, proof: dict[str, Any]
     ) -> None:
         self.execute(
             "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, ?, ?, ?)",
             (contact_id, at, consent, basis, source, json.dumps(proof, ensure_ascii=False, sort_keys=True)),
         )
 
-    def consent_log(self: "Store", contact_id: int) -> list[dict[str, Any]]:
-        return self.rows("SELECT at, consent, basis, source, proof FROM consent_log WHERE contact_id = ? ORDER BY at, id", (contact_id,))
+    def consent_log(self: Store, contact_id: int) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT at, consent, basis, source, proof FROM consent_log WHERE contact_id = ? ORDER BY at, id",
+            (contact_id,),
+        )
 
     # --- events ---------------------------------------------------------------------
 
     def insert_event(
-        self: "Store",
+        self: Store,
         contact_id: int,
         name: str,
         at: str,
@@ -130,26 +143,35 @@ class ContactsMixin:
         cursor = self.execute(
             "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (contact_id, name, at, recorded_at, json.dumps(data, ensure_ascii=False, sort_keys=True), source, mail_id, int(machine)),
+            (
+                contact_id,
+                name,
+                at,
+                recorded_at,
+                json.dumps(data, ensure_ascii=False, sort_keys=True),
+                source,
+                mail_id,
+                int(machine),
+            ),
         )
         return int(cursor.lastrowid or 0)
 
-    def events_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def events_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows(
             "SELECT id, name, at, recorded_at, data, source, mail_id, machine FROM events WHERE contact_id = ? ORDER BY at, id",
             (contact_id,),
         )
 
-    def max_event_id(self: "Store") -> int:
+    def max_event_id(self: Store) -> int:
         return int(self.scalar("SELECT COALESCE(MAX(id), 0) FROM events") or 0)
 
     # --- suppression list --------------------------------------------------------------
 
-    def is_suppressed(self: "Store", digest: str) -> bool:
+    def is_suppressed(self: Store, digest: str) -> bool:
         return self.scalar("SELECT 1 FROM suppressions WHERE hash = ?", (digest,)) is not None
 
-    def suppressed_hashes(self: "Store") -> set[str]:
+    def suppressed_hashes(self: Store) -> set[str]:
         return {r[0] for r in self.execute("SELECT hash FROM suppressions")}
 
-    def add_suppression(self: "Store", digest: str, at: str, reason: str) -> None:
+    def add_suppression(self: Store, digest: str, at: str, reason: str) -> None:
         self.execute("INSERT OR IGNORE INTO suppressions (hash, at, reason) VALUES (?, ?, ?)", (digest, at, reason))

@@ -1,0 +1,131 @@
+"""Realistic French contacts and enrolment events for `edumail demo` (seeded, repeatable)."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+FIRST_NAMES = (
+    "Marie Camille Léa Manon Chloé Emma Inès Sarah Julie Clara Lucie Anaïs Pauline Élodie Margaux Océane "
+    "Thomas Nicolas Julien Maxime Antoine Alexandre Quentin Romain Hugo Lucas Théo Mathieu Baptiste "
+    "Sébastien Guillaume Damien Karim Yasmine Nadia Mehdi Sofiane Fatou Moussa Aurélien Gaëlle Hélène François"
+).split()
+LAST_NAMES = (
+    "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent Lefèvre Michel "
+    "Garcia David Bertrand Roux Vincent Fournier Morel Girard André Mercier Dupont Lambert Bonnet François "
+    "Martinez Legrand Garnier Faure Rousseau Blanc Guérin Muller Henry Roussel Nicolas Perrin Morin Mathieu "
+    "Benali Haddad Nguyen Diallo Traoré Da Silva Lemoine Chevalier"
+).split()
+CITIES = ("Lyon", "Paris", "Bordeaux", "Lille", "Nantes", "Toulouse", "Marseille", "Rennes", "Grenoble", "Strasbourg")
+FORMATIONS = (
+    "Excel avancé",
+    "Management d'équipe",
+    "Prise de parole en public",
+    "Gestion de projet agile",
+    "Comptabilité pour non-comptables",
+    "Anglais professionnel",
+    "Word et PowerPoint",
+    "Sauveteur secouriste du travail",
+)
+DOMAINS = ("example.fr", "example.com", "example.org", "example.net")
+
+
+@dataclass
+class DemoContact:
+    email: str
+    first_name: str
+    last_name: str
+    stage: str
+    city: str
+    tags: list[str]
+    consent: str
+    basis: str | None
+
+
+@dataclass
+class DemoEvent:
+    email: str
+    name: str
+    at: datetime
+    data: dict[str, str] = field(default_factory=dict)
+
+
+def _ascii(text: str) -> str:
+    flat = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in flat if c.isalnum() and ord(c) < 128).lower()
+
+
+def make_contacts(count: int, seed: int = 2026) -> list[DemoContact]:
+    """`count` distinct contacts, stages, tags and consents mixed as in a real centre."""
+    rng = random.Random(seed)
+    result: list[DemoContact] = []
+    used: set[str] = set()
+    while len(result) < count:
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        email = f"{_ascii(first)}.{_ascii(last)}@{rng.choice(DOMAINS)}"
+        if email in used:
+            continue
+        used.add(email)
+        stage = rng.choices(["prospect", "lead", "inscrit", "client"], weights=[45, 20, 25, 10])[0]
+        tags = [t for t, p in (("newsletter", 0.5), ("webinar-2026", 0.25), ("salon-lyon", 0.15)) if rng.random() < p]
+        consent, basis = rng.choices(
+            [
+                ("opted_in", "opt_in"),
+                ("opted_in", "customer"),
+                ("opted_in", "professional"),
+                ("unknown", None),
+                ("opted_out", None),
+            ],
+            weights=[45, 10, 10, 27, 8],
+        )[0]
+        if stage in ("inscrit", "client") and consent == "opted_in" and basis == "opt_in" and rng.random() < 0.5:
+            basis = "customer"
+        result.append(DemoContact(email, first, last, stage, rng.choice(CITIES), tags, consent, basis))
+    return result
+
+
+def make_events(contacts: list[DemoContact], start: datetime, days: int, seed: int = 2026) -> list[DemoEvent]:
+    """Enrolments, unfinished enrolments, completions and replies spread over the simulated days."""
+    rng = random.Random(seed + 1)
+    found: list[DemoEvent] = []
+    for contact in contacts:
+        day = timedelta(days=rng.randrange(0, max(1, days - 10)), hours=rng.randrange(8, 19), minutes=rng.randrange(60))
+        at = start + day
+        formation = rng.choice(FORMATIONS)
+        if contact.stage == "inscrit":
+            session_start = (at + timedelta(days=rng.randrange(3, 15))).replace(
+                hour=8, minute=0, second=0, microsecond=0
+            )
+            session_end = session_start + timedelta(days=rng.choice([0, 1, 2]), hours=9)
+            found.append(
+                DemoEvent(
+                    contact.email,
+                    "inscription_session",
+                    at,
+                    {
+                        "formation": formation,
+                        "session_start": session_start.isoformat(),
+                        "session_end": session_end.isoformat(),
+                        "lieu": f"Centre de {contact.city}, salle {rng.randrange(1, 9)}",
+                    },
+                )
+            )
+        elif contact.stage in ("prospect", "lead") and rng.random() < 0.45:
+            found.append(DemoEvent(contact.email, "inscription_commencee", at, {"formation": formation}))
+            if rng.random() < 0.35:
+                found.append(
+                    DemoEvent(
+                        contact.email,
+                        "inscription_finalisee",
+                        at + timedelta(days=rng.randrange(1, 6)),
+                        {"formation": formation},
+                    )
+                )
+        elif contact.stage == "prospect" and rng.random() < 0.5:
+            found.append(DemoEvent(contact.email, "demande_information", at, {"formation": formation}))
+            if rng.random() < 0.3:
+                found.append(DemoEvent(contact.email, "replied", at + timedelta(days=rng.randrange(1, 9)), {}))
+    found.sort(key=lambda e: e.at)
+    return found
