@@ -52,8 +52,8 @@ class GdprMixin:
         return self.execute("DELETE FROM tags WHERE contact_id = ?", (contact_id,)).rowcount
 
     def blank_events_of(self: "Store", contact_id: int) -> int:
-        """Keep each event's name and time (statistics), drop what it said."""
-        return self.execute("UPDATE events SET data = '{}' WHERE contact_id = ?", (contact_id,)).rowcount
+        """Keep each event's name and time (statistics), drop what it said and where it came from."""
+        return self.execute("UPDATE events SET data = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)).rowcount
 
     def blank_consent_log_of(self: "Store", contact_id: int) -> int:
         return self.execute("UPDATE consent_log SET proof = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)).rowcount
