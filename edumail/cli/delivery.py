@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from edumail import campaigns, clock, delivery
 from edumail.cli import app
-from edumail.cli.common import not_available
+from edumail.cli.common import console, current_project, err_console, parse_at, parse_pairs
+from edumail.delivery import DeliveryReport
 
 outbox_app = typer.Typer(help="List and retry queued or failed mail.", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(outbox_app, name="outbox")
@@ -25,7 +30,90 @@ def send(
     name: Optional[str] = typer.Option(None, "--name", help="Campaign name (default: template and date)."),
 ) -> None:
     """Send a one-off marketing campaign to matching contacts with consent."""
-    raise not_available("send")
+    project = current_project()
+    now = clock.now()
+    when = parse_at(at, project) if at else now
+    plan = campaigns.create_campaign(
+        project, template, now=now, at=when, tags=tag, stage=stage, where=parse_pairs(where, "--where"),
+        name=name, limit=limit, dry_run=dry_run,
+    )
+    _print_plan(plan, project.settings.tz)
+    if dry_run:
+        return
+    if plan.scheduled:
+        console.print(f"Scheduled for {clock.show(plan.at, project.settings.tz)}: the next `edumail run` after that "
+                      "time sends it.")
+        return
+    report = _deliver_with_progress(project, now)
+    if report.total == 0 and not report.busy:
+        console.print("Nothing to send now.")
+        return
+    _print_report(report)
+    if report.failed or report.stopped:
+        raise typer.Exit(1)
+
+
+def _print_plan(plan: campaigns.CampaignPlan, tz: object) -> None:
+    verb = "would queue" if plan.dry_run else "queued"
+    line = f"Campaign [bold]{plan.name}[/bold] ({plan.template}): {plan.matched} matching, {plan.queued} {verb}"
+    if plan.already:
+        line += f", {plan.already} already queued by an earlier run"
+    console.print(line + ".")
+    if plan.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items()))
+        console.print(f"Skipped: {reasons}.")
+    if plan.dry_run:
+        shown = ", ".join(plan.recipients[:10])
+        more = f" and {plan.queued - 10} more" if plan.queued > 10 else ""
+        if plan.queued:
+            console.print(f"Dry run, nothing queued or sent. Recipients: {shown}{more}.")
+        else:
+            console.print("Dry run, nothing queued or sent.")
+
+
+def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
+    columns = [
+        TextColumn("Sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>7} mails/s"),
+        TextColumn("[red]{task.fields[failed]} failed[/red]"),
+        TimeElapsedColumn(),
+    ]
+    started = time.monotonic()
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("send", total=None, rate="-", failed=0)
+
+        def progress(report: DeliveryReport) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(task, total=report.total, completed=report.done, rate=f"{report.done / elapsed:.0f}",
+                       failed=report.failed)
+
+        return delivery.deliver(project, now=now, progress=progress)  # type: ignore[arg-type]
+
+
+def _print_report(report: DeliveryReport) -> None:
+    if report.busy:
+        console.print(f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
+                      "sends them (or the next `edumail run` does).")
+        return
+    rate = report.done / report.seconds if report.seconds else 0.0
+    parts = [f"{report.sent} sent"]
+    if report.failed:
+        parts.append(f"{report.failed} failed" + (f" ({report.bounced} bounced)" if report.bounced else ""))
+    if report.deferred:
+        parts.append(f"{report.deferred} deferred (retried later by `edumail run`)")
+    if report.cancelled:
+        parts.append(f"{report.cancelled} cancelled (consent changed)")
+    if report.recovered:
+        parts.append(f"{report.recovered} re-sent after an interrupted run")
+    console.print(f"{', '.join(parts)} in {report.seconds:.1f}s ({rate:.0f} mails/s) via {report.transport}.")
+    for reason in report.errors[:5]:
+        err_console.print(f"  [yellow]-[/yellow] {reason}", soft_wrap=True)
+    if report.stopped:
+        err_console.print(f"[red]error:[/red] {report.stopped}", soft_wrap=True)
+    if report.failed and report.failed > report.bounced:
+        err_console.print("See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.")
 
 
 @outbox_app.callback()
@@ -34,11 +122,45 @@ def outbox(
     failed: bool = typer.Option(False, "--failed", help="Only failed mails."),
 ) -> None:
     """List what is queued or failed, and why."""
-    if ctx.invoked_subcommand is None:
-        raise not_available("outbox")
+    if ctx.invoked_subcommand is not None:
+        return
+    project = current_project()
+    store = project.store()
+    tz = project.settings.tz
+    now_db = clock.to_db(clock.now())
+    counts = store.outbox_counts()
+    summary = ", ".join(f"{counts[s]} {s}" for s in ("queued", "sending", "failed", "sent", "cancelled") if counts.get(s))
+    console.print(f"Outbox: {summary or 'empty'}.")
+    states = ("failed",) if failed else ("queued", "sending", "failed")
+    shown = 100
+    rows = store.outbox_list(states, shown + 1)
+    if not rows:
+        console.print("Nothing failed." if failed else "Nothing queued or failed.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", "state", "to", "template", "from", "attempts", "next try", "why"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:shown]:
+        origin = row["campaign"] or (f"{row['sequence']}/{row['step_id']}" if row["sequence"] else "")
+        due = row["not_before"]
+        when = "now" if row["state"] == "queued" and due <= now_db else clock.show(clock.from_db(due), tz)
+        table.add_row(str(row["id"]), row["state"], row["email"] or "", row["template"], origin, str(row["attempts"]),
+                      when if row["state"] == "queued" else "", row["last_error"] or "")
+    console.print(table)
+    if len(rows) > shown:
+        console.print(f"... and more (showing the first {shown}).")
+    if counts.get("failed"):
+        console.print("`edumail outbox retry` queues the failed ones again (not those whose address bounced).")
 
 
 @outbox_app.command("retry")
 def outbox_retry() -> None:
     """Re-queue failed mails."""
-    raise not_available("outbox retry")
+    project = current_project()
+    result = delivery.retry_failed(project, now=clock.now())
+    line = f"{result.requeued} failed mail{'s' if result.requeued != 1 else ''} queued again"
+    if result.kept:
+        line += "; left failed: " + ", ".join(f"{n} ({why})" for why, n in sorted(result.kept.items()))
+    console.print(line + ".")
+    if result.requeued:
+        console.print("`edumail run` (or the running daemon) sends them.")

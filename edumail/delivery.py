@@ -1,0 +1,452 @@
+"""Draining the outbox: workers, retries, the rate limit, exactly-once bookkeeping.
+
+A mail moves queued -> sending -> sent | failed | cancelled (or back to queued
+with a later not_before after a temporary failure). Each step is its own short
+transaction, so a crash never loses a mail: what a dead run left in 'sending'
+goes out again on the next run with the same Message-ID. The only duplicate
+possible is a mail the server accepted just before the process died, before
+the 'sent' commit, and it carries the same Message-ID both times.
+
+Workers (`smtp.concurrency` threads) each hold one transport connection, reused
+for many mails, and their own store connection. One process drains at a time
+(the 'delivery' lock); a run that finds another one draining leaves it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from edumail import clock, contacts, events
+from edumail.compose import Composer, Skip
+from edumail.errors import EdumailError
+from edumail.project import Project
+from edumail.store import Store
+from edumail.transport import AUTH, BOUNCE, PERMANENT, POLICY, TEMPORARY, SendFailure, Transport
+from edumail.transport import make as make_transport
+
+# Temporary failures: retry after these delays; the attempt after the last one gives up (~2 days in all).
+BACKOFF = [timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240, 480, 480, 720, 720)]
+MAX_ATTEMPTS = len(BACKOFF) + 1
+GIVE_UP_AFTER = timedelta(days=2)
+DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing for this run
+REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
+LOCK_TTL = 120.0  # seconds; refreshed while the run lasts
+_RATE_META = "delivery.rate_tat"
+
+Progress = Callable[["DeliveryReport"], None]
+_WRITE = threading.Lock()  # one writer per process: SQLite's busy handler sleeps in steps of ms
+
+
+@dataclass
+class DeliveryReport:
+    """What a run did. `failed` includes `bounced`; `stopped` says why a run stopped early."""
+
+    total: int = 0  # due when the run started (bounded by limit)
+    sent: int = 0
+    failed: int = 0
+    bounced: int = 0
+    deferred: int = 0
+    cancelled: int = 0
+    recovered: int = 0  # found in 'sending' after a crash, sent again with their Message-ID
+    stopped: str | None = None
+    busy: str | None = None  # another process was delivering: nothing done here
+    dry_run: bool = False
+    transport: str = ""
+    errors: list[str] = field(default_factory=list)  # a few distinct reasons, for the summary
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.deferred + self.cancelled
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.stopped
+
+    def _note(self, reason: str) -> None:
+        if reason not in self.errors and len(self.errors) < 10:
+            self.errors.append(reason)
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh `<random@domain>` Message-ID (stored with the mail, reused on every retry)."""
+    return f"<{secrets.token_hex(16)}@{domain}>"
+
+
+# --- rate limit -----------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Spaces sends evenly (GCRA) across worker threads; the schedule persists across runs.
+
+    Rate limiting is about the provider's wall clock, not the logical `now`.
+    """
+
+    def __init__(self, per_minute: int, *, start: float = 0.0, burst: int = 1,
+                 clock_fn: Callable[[], float] = time.time) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.tolerance = self.interval * max(burst - 1, 0)
+        self.clock = clock_fn
+        self.tat = start
+        self.lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take the next slot; returns how many seconds to wait before using it."""
+        if not self.interval:
+            return 0.0
+        with self.lock:
+            now = self.clock()
+            tat = max(self.tat, now)
+            self.tat = tat + self.interval
+            return max(0.0, tat - self.tolerance - now)
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def deliver(
+    project: Project,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    transport: Transport | None = None,
+    stop: threading.Event | None = None,
+) -> DeliveryReport:
+    """Send the due queued mails (not_before <= now); `stop` ends the run after the mails in flight."""
+    started = time.monotonic()
+    composer = Composer(project, now=now)  # settings problems (DKIM key...) surface before anything moves
+    chosen = transport if transport is not None else make_transport(project)
+    report = DeliveryReport(dry_run=dry_run, transport=_describe(chosen))
+    store = project.store()
+    if dry_run:
+        _dry_run(store, composer, report, now, limit, progress)
+    else:
+        owner = _owner()
+        holder = _take_lock(store, owner)
+        if holder:
+            report.busy = holder
+            return report
+        try:
+            with _WRITE, store.transaction():
+                report.recovered = len(store.recover_sending_mails())
+            due = store.count_due_mails(clock.to_db(now))
+            report.total = min(due, limit) if limit is not None else due
+            if report.total:
+                _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), owner).go()
+        finally:
+            with _WRITE:
+                store.settle_campaigns()
+                store.release_delivery_lock(owner)
+        if report.stopped:
+            queued = store.count_due_mails(clock.to_db(now))
+            report.stopped += f" ({queued} mail{'s' if queued != 1 else ''} still queued)"
+    report.seconds = time.monotonic() - started
+    return report
+
+
+class _Run:
+    def __init__(self, project: Project, transport: Transport, composer: Composer, report: DeliveryReport,
+                 now: datetime, limit: int | None, progress: Progress | None, stop: threading.Event, owner: str):
+        self.project = project
+        self.transport = transport
+        self.composer = composer
+        self.report = report
+        self.now = now
+        self.now_db = clock.to_db(now)
+        self.budget = limit
+        self.progress = progress
+        self.stop = stop
+        self.owner = owner
+        self.lock = threading.Lock()
+        self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
+        self.crash: BaseException | None = None
+        store = project.store()
+        saved = store.get_meta(_RATE_META)
+        rate = getattr(transport, "rate_per_minute", 0) or 0
+        workers = max(1, min(int(getattr(transport, "concurrency", 1) or 1), report.total))
+        self.workers = workers
+        self.limiter = RateLimiter(rate, start=float(saved) if saved else 0.0, burst=workers)
+
+    def go(self) -> None:
+        threads = [threading.Thread(target=self._worker, name=f"edumail-send-{i}", daemon=True)
+                   for i in range(self.workers)]
+        for thread in threads:
+            thread.start()
+        store = self.project.store()
+        try:
+            last_refresh = time.monotonic()
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(timeout=1.0)
+                if time.monotonic() - last_refresh > LOCK_TTL / 4:
+                    with _WRITE:
+                        store.refresh_delivery_lock(self.owner, _lock_expiry())
+                    last_refresh = time.monotonic()
+        except BaseException:
+            self.stop.set()  # Ctrl-C / SIGTERM: finish the mails in flight, then leave
+            for thread in threads:
+                thread.join()
+            raise
+        finally:
+            if self.limiter.interval:
+                with _WRITE:
+                    store.set_meta(_RATE_META, repr(self.limiter.tat))
+        if self.crash is not None:
+            raise self.crash
+
+    # --- one worker thread ------------------------------------------------------------
+
+    def _worker(self) -> None:
+        store = self.project.open_store()
+        connection = self.transport.connect()
+        try:
+            while not self.stop.is_set() and self._take_budget():
+                with _WRITE:
+                    mail = store.claim_due_mail(self.now_db)
+                if mail is None:
+                    break
+                try:
+                    self._one(store, connection, mail)
+                except BaseException as exc:  # a bug: put the mail back, stop everyone, re-raise in the caller
+                    with _WRITE:
+                        store.release_mail(int(mail["id"]), f"internal error: {exc!r}")
+                    with self.lock:
+                        self.crash = self.crash or exc
+                        self.report.stopped = self.report.stopped or f"internal error while sending: {exc!r}"
+                    self.stop.set()
+                if self.progress is not None:
+                    self.progress(self.report)
+        finally:
+            connection.close()
+            store.close()
+
+    def _take_budget(self) -> bool:
+        with self.lock:
+            if self.budget is None:
+                return True
+            if self.budget <= 0:
+                return False
+            self.budget -= 1
+            return True
+
+    def _one(self, store: Store, connection: Any, mail: dict[str, Any]) -> None:
+        mail_id = int(mail["id"])
+        try:
+            composed = self.composer.compose(store, mail)
+        except Skip as skip:
+            with _WRITE:
+                store.cancel_mail(mail_id, str(skip))
+            self._count("cancelled")
+            return
+        except EdumailError as exc:  # a template or address problem: this mail fails, the others go on
+            with _WRITE:
+                store.fail_mail(mail_id, str(exc), attempted=False)
+            self._count("failed", str(exc))
+            return
+        wait = self.limiter.reserve()
+        if wait and self.stop.wait(wait):
+            with _WRITE:
+                store.release_mail(mail_id)
+            return
+        try:
+            connection.send(composed.envelope)
+        except SendFailure as failure:
+            self._failed(store, mail, failure)
+            return
+        with _WRITE, store.transaction():
+            store.mark_mail_sent(mail_id, self.now_db, composed.subject, composed.links)
+            if mail.get("contact_id") is not None:
+                contacts.record_event(store, int(mail["contact_id"]), events.EMAIL_SENT, at=self.now,
+                                      data=_sent_data(mail, composed.subject), source="delivery", now=self.now,
+                                      mail_id=mail_id)
+        with self.lock:
+            self.report.sent += 1
+            self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
+
+    def _failed(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
+        mail_id, reason = int(mail["id"]), str(failure)
+        if failure.stops_run:
+            with _WRITE:
+                store.release_mail(mail_id, reason)
+            self._halt(_stop_message(failure, self.project))
+            return
+        if failure.kind == BOUNCE:
+            self._bounce(store, mail, failure, "hard")
+            return
+        if failure.kind == TEMPORARY:
+            attempts = int(mail["attempts"] or 0) + 1
+            age = self.now - clock.from_db(mail["queued_at"])
+            if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
+                with _WRITE:
+                    store.defer_mail(mail_id, clock.to_db(self.now + BACKOFF[attempts - 1]), reason)
+                self._count("deferred", reason)
+                self._in_a_row(TEMPORARY, f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
+                                          "the rest waits for the next run")
+                return
+            if failure.code and mail.get("contact_id") is not None:  # the recipient's server kept saying 4xx
+                self._bounce(store, mail, failure, "soft", f"gave up after {attempts} attempts: {reason}")
+                return
+            with _WRITE:
+                store.fail_mail(mail_id, f"gave up after {attempts} attempts: {reason}")
+            self._count("failed", reason)
+            return
+        with _WRITE:  # PERMANENT
+            store.fail_mail(mail_id, reason)
+        self._count("failed", reason)
+        self._in_a_row(PERMANENT, f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
+                                  "check the sender address and the smtp settings")
+
+    def _bounce(self, store: Store, mail: dict[str, Any], failure: SendFailure, kind: str,
+                reason: str | None = None) -> None:
+        mail_id = int(mail["id"])
+        with _WRITE, store.transaction():
+            store.fail_mail(mail_id, reason or str(failure))
+            if mail.get("contact_id") is not None:
+                contact_id = int(mail["contact_id"])
+                data = {"kind": kind, "status": failure.status or str(failure.code or ""), "diagnostic": str(failure)}
+                contacts.record_event(store, contact_id, events.BOUNCED, at=self.now, data=data, source="delivery",
+                                      now=self.now, mail_id=mail_id)
+                contacts.mark_bounced(store, contact_id, kind, self.now)
+        self._count("failed", str(failure))
+        if kind == "hard":
+            with self.lock:
+                self.report.bounced += 1
+
+    def _count(self, what: str, reason: str | None = None) -> None:
+        with self.lock:
+            setattr(self.report, what, getattr(self.report, what) + 1)
+            if reason:
+                self.report._note(reason)
+
+    def _in_a_row(self, kind: str, message: str) -> None:
+        limit = DEFERRALS_TO_PAUSE if kind == TEMPORARY else REFUSALS_TO_STOP
+        with self.lock:
+            self.in_a_row[kind] += 1
+            reached = self.in_a_row[kind] >= limit
+        if reached:
+            self._halt(message)
+
+    def _halt(self, message: str) -> None:
+        with self.lock:
+            self.report.stopped = self.report.stopped or message
+        self.stop.set()
+
+
+def _sent_data(mail: dict[str, Any], subject: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"template": mail["template"], "subject": subject}
+    for key in ("sequence", "step_id", "campaign_id"):
+        if mail.get(key) is not None:
+            data[key.replace("_id", "") if key == "step_id" else key] = mail[key]
+    return data
+
+
+def _stop_message(failure: SendFailure, project: Project) -> str:
+    domain = project.settings.sender.domain
+    if failure.kind == POLICY:
+        return (f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
+                f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again")
+    if failure.kind == AUTH:
+        return f"delivery stopped: {failure}"
+    return f"delivery stopped: {failure}"
+
+
+def _dry_run(store: Store, composer: Composer, report: DeliveryReport, now: datetime, limit: int | None,
+             progress: Progress | None) -> None:
+    """Render and build every due mail, change nothing: what `sent` would be."""
+    mails = store.peek_due_mails(clock.to_db(now), limit)
+    report.total = len(mails)
+    for mail in mails:
+        try:
+            composer.compose(store, mail)
+            report.sent += 1
+        except Skip as skip:
+            report.cancelled += 1
+            report._note(f"would cancel: {skip}")
+        except EdumailError as exc:
+            report.failed += 1
+            report._note(str(exc))
+        if progress is not None:
+            progress(report)
+
+
+# --- `edumail outbox retry` ---------------------------------------------------------------
+
+
+@dataclass
+class RetryReport:
+    requeued: int = 0
+    kept: dict[str, int] = field(default_factory=dict)  # reason -> mails left failed
+
+
+def retry_failed(project: Project, *, now: datetime) -> RetryReport:
+    """Re-queue failed mails, except those whose address bounced or that consent no longer allows."""
+    store = project.store()
+    report = RetryReport()
+    with _WRITE, store.transaction():
+        for mail in store.failed_mails():
+            reason = None
+            if mail["contact_id"] is not None:
+                if mail["consent"] is None:
+                    reason = "contact deleted"
+                else:
+                    reason = contacts.may_receive(mail, mail["purpose"])
+            if reason:
+                report.kept[reason] = report.kept.get(reason, 0) + 1
+                continue
+            store.requeue_mail(int(mail["id"]), clock.to_db(now))
+            report.requeued += 1
+    return report
+
+
+# --- the delivery lock ------------------------------------------------------------------
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _lock_expiry() -> str:
+    return clock.to_db(datetime.fromtimestamp(time.time() + LOCK_TTL, clock.UTC))
+
+
+def _dead(owner: str) -> bool:
+    """True when `owner` is a process of this machine that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _take_lock(store: Store, owner: str) -> str | None:
+    """None when we hold the 'delivery' lock; else who does ("host:pid")."""
+    wall = clock.to_db(datetime.fromtimestamp(time.time(), clock.UTC))
+    holder = store.delivery_lock_holder()
+    stale = [holder] if holder and _dead(holder) else []
+    with _WRITE:
+        taken = store.take_delivery_lock(owner, wall, _lock_expiry(), stale)
+    if taken is None:
+        return None
+    host, _, rest = taken.partition(":")
+    return f"{host} pid {rest.partition(':')[0]}"
+
+
+def _describe(transport: Any) -> str:
+    describe = getattr(transport, "describe", None)
+    return describe() if callable(describe) else str(getattr(transport, "name", "transport"))

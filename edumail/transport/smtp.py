@@ -1,0 +1,203 @@
+"""The SMTP transport: smtplib, one connection per worker, reused for many mails.
+
+Every smtplib error is turned here into a `SendFailure` whose message names
+the server, what it said and what to check. The password is never part of a
+message, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from functools import lru_cache
+
+from edumail.settings import Smtp
+from edumail.transport import AUTH, POLICY, TEMPORARY, UNREACHABLE, Envelope, SendFailure, classify, enhanced_status
+
+
+@lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    # smtplib would call getfqdn() (a DNS lookup) on every connection.
+    return socket.getfqdn() or "localhost"
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+class _Dropped(Exception):
+    """The server closed the connection before answering this mail's first command."""
+
+
+class SmtpConnection:
+    def __init__(self, config: Smtp, password: str | None):
+        self.config = config
+        self._password = password
+        self.client: smtplib.SMTP | None = None
+        self.sent_here = 0  # mails accepted on the current connection
+        self.connects = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    # --- connecting ------------------------------------------------------------
+
+    def _open(self) -> smtplib.SMTP:
+        cfg = self.config
+        context = ssl.create_default_context()
+        try:
+            if cfg.security == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, local_hostname=_local_hostname(), timeout=cfg.timeout, context=context
+                )
+            else:
+                client = smtplib.SMTP(cfg.host, cfg.port, local_hostname=_local_hostname(), timeout=cfg.timeout)
+        except smtplib.SMTPConnectError as exc:
+            kind = TEMPORARY if 400 <= exc.smtp_code < 500 else POLICY
+            raise SendFailure(kind, f"{self.where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}",
+                              code=exc.smtp_code) from None
+        except ssl.SSLError as exc:
+            raise SendFailure(AUTH, f"{self.where}: TLS failed ({exc.reason or exc}); check smtp.security "
+                                    "(ssl is usually port 465, starttls port 587)") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise SendFailure(UNREACHABLE, f"cannot connect to {self.where}: {reason}; check smtp.host and "
+                                           "smtp.port (nothing was sent, the mails stay queued)") from None
+        try:
+            self._handshake(client)
+        except BaseException:
+            client.close()
+            raise
+        self.connects += 1
+        self.sent_here = 0
+        return client
+
+    def _handshake(self, client: smtplib.SMTP) -> None:
+        cfg = self.config
+        try:
+            client.ehlo()
+            if cfg.security == "starttls":
+                if not client.has_extn("starttls"):
+                    raise SendFailure(AUTH, f"{self.where} does not offer STARTTLS; check smtp.security "
+                                            "(ssl for port 465, none only for a local relay)")
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if cfg.username:
+                if not self._password:
+                    raise SendFailure(AUTH, f"no SMTP password: set the environment variable {cfg.password_env} "
+                                            f"for {cfg.username} on {self.where}")
+                client.login(cfg.username, self._password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SendFailure(AUTH, f"{self.where} refused login for {cfg.username} ({exc.smtp_code} "
+                                    f"{_text(exc.smtp_error)}); check smtp.username and the password in "
+                                    f"{cfg.password_env}", code=exc.smtp_code) from None
+        except smtplib.SMTPNotSupportedError:
+            raise SendFailure(AUTH, f"{self.where} does not accept a login on this connection; check smtp.security "
+                                    "(most servers only offer AUTH after STARTTLS)") from None
+        except ssl.SSLError as exc:
+            raise SendFailure(AUTH, f"{self.where}: STARTTLS failed ({exc.reason or exc}); check smtp.security "
+                                    "and the server's certificate") from None
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise SendFailure(TEMPORARY, f"{self.where} closed the connection while we logged in ({exc})") from None
+        except smtplib.SMTPResponseException as exc:
+            kind = TEMPORARY if 400 <= exc.smtp_code < 500 else AUTH
+            raise SendFailure(kind, f"{self.where} answered {exc.smtp_code} {_text(exc.smtp_error)} while we "
+                                    "greeted it; check smtp.security", code=exc.smtp_code) from None
+
+    # --- sending ----------------------------------------------------------------
+
+    def send(self, envelope: Envelope) -> None:
+        reused = self.client is not None
+        if self.client is None:
+            self.client = self._open()
+        try:
+            self._transaction(self.client, envelope)
+        except _Dropped:
+            self._drop()
+            if not reused:
+                raise SendFailure(TEMPORARY, f"{self.where} closed the connection before answering") from None
+            # A server that closes idle or counted connections (Yahoo does): once more on a fresh one.
+            self.client = self._open()
+            try:
+                self._transaction(self.client, envelope)
+            except _Dropped:
+                self._drop()
+                raise SendFailure(TEMPORARY, f"{self.where} closed the connection before answering") from None
+        self.sent_here += 1
+
+    def _transaction(self, client: smtplib.SMTP, envelope: Envelope) -> None:
+        stage = "mail"
+        try:
+            code, reply = client.mail(envelope.sender)
+            if code != 250:
+                self._refused(client, code, reply, stage, envelope)
+            stage = "rcpt"
+            code, reply = client.rcpt(envelope.recipient)
+            if code not in (250, 251):
+                self._refused(client, code, reply, stage, envelope)
+            stage = "data"
+            code, reply = client.data(envelope.data)
+            if code != 250:
+                self._refused(client, code, reply, stage, envelope)
+        except smtplib.SMTPDataError as exc:  # DATA itself answered with something else than 354
+            self._refused(client, exc.smtp_code, exc.smtp_error, "data", envelope)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if stage == "mail":
+                raise _Dropped() from None
+            self._drop()
+            what = "during the transfer" if stage == "data" else "before accepting the recipient"
+            raise SendFailure(TEMPORARY, f"{self.where} dropped the connection {what} ({exc})") from None
+
+    def _refused(self, client: smtplib.SMTP, code: int, reply: bytes | str, stage: str, envelope: Envelope) -> None:
+        text = _text(reply)
+        kind = classify(code, text, stage=stage)
+        if code == 421:
+            self._drop()  # the server is closing this connection
+        else:
+            try:
+                client.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        about = envelope.recipient if stage in ("rcpt", "data") else envelope.sender
+        raise SendFailure(kind, f"{self.where} answered {code} {text} ({stage.upper()} for {about})",
+                          code=code, status=enhanced_status(text))
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except OSError:
+                pass
+        self.client = None
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        self._drop()
+
+
+class SmtpTransport:
+    """smtplib over `smtp.concurrency` connections; the rate limit is delivery's."""
+
+    name = "smtp"
+
+    def __init__(self, config: Smtp, password: str | None = None):
+        self.config = config
+        self.concurrency = config.concurrency
+        self.rate_per_minute = config.rate_per_minute
+        self._password = password if password is not None else config.password()
+
+    def connect(self) -> SmtpConnection:
+        return SmtpConnection(self.config, self._password)
+
+    def describe(self) -> str:
+        return f"SMTP {self.config.host}:{self.config.port} ({self.config.security})"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SmtpTransport({self.config.host}:{self.config.port})"
