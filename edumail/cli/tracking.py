@@ -121,16 +121,23 @@ def _period_text(start: Any, end: Any, tz: Any) -> str:
 
 def _table(title: str, first: str) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column(first)
-    for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "open %", "click %", "unsub. %", "bounce %"):
+    table.add_column(first, no_wrap=True)
+    for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"):
         table.add_column(name, justify="right")
     return table
 
 
+_RATE_OF = {"opened": "open_rate", "clicked": "click_rate", "unsubscribed": "unsubscribe_rate", "bounced": "bounce_rate"}
+
+
 def _cells(entry: dict[str, Any]) -> list[str]:
-    return [str(entry[key]) for key in stats_module.COUNTS] + [
-        stats_module.percent(entry[key]) for key in stats_module.RATES
-    ]
+    cells = []
+    for key in stats_module.COUNTS:
+        cell = str(entry[key])
+        if key in _RATE_OF:
+            cell += f" [dim]{stats_module.percent(entry[_RATE_OF[key]])}[/dim]"
+        cells.append(cell)
+    return cells
 
 
 def _print_tables(result: dict[str, Any]) -> None:
