@@ -1,8 +1,8 @@
 """A real SMTP server for tests: aiosmtpd on a loopback port, with fault injection.
 
-Use the `smtp_server` fixture (import it into a test module, or from conftest):
+Use the `smtp_server` fixture (import it into a test module; tests/ is on sys.path):
 
-    from tests.smtp_server import smtp_server  # noqa: F401  (the fixture)
+    from smtp_server import smtp_server  # noqa: F401  (the fixture)
 
     def test_something(smtp_server):
         smtp_server.refuse("ghost@example.org", "550 5.1.1 No such user")
@@ -26,6 +26,7 @@ What it can do (each fault applies to the next `times` occurrences, None = alway
 from __future__ import annotations
 
 import asyncio
+import atexit
 import socket
 import threading
 import time
@@ -212,7 +213,7 @@ class SmtpTestServer:
         if not isinstance(auth_data, LoginPassword) or self._credentials is None:
             return AuthResult(success=False, handled=False)
         given = (auth_data.login.decode(), auth_data.password.decode())
-        return AuthResult(success=given == self._credentials)
+        return AuthResult(success=given == self._credentials, handled=False)
 
     # --- reading back -----------------------------------------------------------------
 
@@ -258,18 +259,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def _smtp_server_process() -> Iterator[SmtpTestServer]:
-    server = SmtpTestServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+_shared: SmtpTestServer | None = None
+
+
+def shared_server() -> SmtpTestServer:
+    """One server per test process, started on first use (stopped at exit)."""
+    global _shared
+    if _shared is None:
+        _shared = SmtpTestServer().start()
+        atexit.register(_shared.stop)
+    return _shared
 
 
 @pytest.fixture
-def smtp_server(_smtp_server_process: SmtpTestServer) -> Iterator[SmtpTestServer]:
+def smtp_server() -> Iterator[SmtpTestServer]:
     """A started test SMTP server, cleared of messages and faults for each test."""
-    _smtp_server_process.reset()
-    yield _smtp_server_process
-    _smtp_server_process.reset()
+    server = shared_server()
+    server.reset()
+    yield server
+    server.reset()
