@@ -1,0 +1,698 @@
+"""Templates -> mails: front matter, a Jinja sandbox, layouts, French dates, CSS inlining, the text part.
+
+`render()` is pure: no database, no network, no clock (`now` is given). Every
+mistake in a template becomes a RenderError `templates/NAME.html:LINE: ...`.
+Static checks (`check_templates`) and sample data live in edumail.render_check
+and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import babel.dates
+import css_inline
+import jinja2
+from babel import Locale
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup
+
+from edumail import yamlfile
+from edumail.clock import parse_iso, zone
+from edumail.errors import ConfigError, InputError, NotFound, RenderError
+from edumail.render_check import (
+    CONTACT_FIELDS,
+    FRONT_MATTER_KEYS,
+    LAYOUTS_DIR,
+    check_templates,
+    required_event_fields,
+    sample_contact,
+    sample_event,
+    variables,
+)
+from edumail.settings import Settings
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_EVENT_DOC = re.compile(r"\{#-?\s*event\s*:([^\n#]*)")
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
+_PREHEADER_FILL = "&#847;&zwnj;&nbsp;" * 40
+
+
+class _Vars(dict):
+    """A dict of template data that knows its own name, for `undefined variable 'event.x'`."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str, *args: Any) -> None:
+        super().__init__(*args)
+        self.path = path
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined whose message names the variable as written in the template."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        obj, name = self._undefined_obj, self._undefined_name
+        if isinstance(obj, _Vars):
+            keys = sorted(str(k) for k in obj)
+            shown = ", ".join(keys[:15]) + (", ..." if len(keys) > 15 else "") if keys else "nothing"
+            return (
+                f"undefined variable '{obj.path}.{name}' ({obj.path} has: {shown}; "
+                "write `| default(...)` if it is optional)"
+            )
+        if obj is jinja2.utils.missing:
+            return f"undefined variable {name!r}"
+        return f"undefined: {type(obj).__name__} value has no attribute or key {name!r}"
+
+
+class _FilterError(Exception):
+    """A filter given a value it cannot use; mapped to file:line by the renderer."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, where `contact.x` on template data means the key `x`, never a dict method."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is _Vars:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is _Vars and isinstance(argument, str):
+            return self.getattr(obj, argument)
+        return super().getitem(obj, argument)
+
+
+class _Loader(jinja2.BaseLoader):
+    """Files under templates/ (layouts, .txt parts, includes), named `templates/...` in errors."""
+
+    def __init__(self, library: TemplateLibrary) -> None:
+        self.library = library
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        path = self.library.dir.joinpath(*split_template_path(template))
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            raise jinja2.TemplateNotFound(template) from None
+        if not path.is_file():
+            raise jinja2.TemplateNotFound(template)
+        shown = self.library.display(path)
+        return read_text(path, shown), shown, lambda: _mtime(path) == mtime
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def read_text(path: Path, shown: str) -> str:
+    """A template file's text; not UTF-8 -> RenderError at the line of the bad byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RenderError(shown, line, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+@dataclass
+class Template:
+    """One parsed mail template: front matter, body source and compiled parts."""
+
+    name: str
+    file: str
+    path: Path
+    subject: str
+    preheader: str
+    layout: str | None
+    body: str
+    lines: dict[str, int]
+    text_name: str | None
+    compiled: dict[str, jinja2.Template] = field(repr=False)
+    key: tuple[Any, ...] = field(repr=False)
+
+    @property
+    def documented_event_fields(self) -> list[str]:
+        """Names listed in the `{# event: a, b #}` comment, in order."""
+        found = _EVENT_DOC.search(self.body)
+        if not found:
+            return []
+        return [n.strip() for n in re.split(r"[,\s]+", found.group(1)) if n.strip().isidentifier()]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered mail: what is sent, before transport headers and tracking."""
+
+    template: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+class TemplateLibrary:
+    """The templates/ folder of a project: parsed, compiled and cached templates."""
+
+    def __init__(self, templates_dir: Path, settings: Settings) -> None:
+        self.dir = Path(templates_dir)
+        self.settings = settings
+        self.tz = settings.tz
+        self.locale = Locale.parse(settings.locale)
+        self.sender = _Vars(
+            "sender",
+            {"name": settings.sender.name, "email": settings.sender.email, "reply_to": settings.sender.reply_to},
+        )
+        self.prefix = f"{self.dir.name}/"
+        self.env = _environment(self)
+        self.inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self._cache: dict[str, Template] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+        self._formatted: dict[tuple[Any, ...], str] = {}
+        self._stamps: dict[str, tuple[str, str]] = {}
+        french = self.locale.language == "fr"
+        self.date_format = "EEEE d MMMM y" if french else self.locale.date_formats["full"].pattern
+        self.datetime_format = (
+            "EEEE d MMMM y 'à' H'h'mm" if french else f"{self.date_format}, {self.locale.time_formats['short'].pattern}"
+        )
+
+    # --- files ----------------------------------------------------------------
+
+    def display(self, path: Path) -> str:
+        """`templates/NAME.html` for a file of this library (as shown in messages)."""
+        try:
+            return self.prefix + path.relative_to(self.dir).as_posix()
+        except ValueError:
+            return str(path)
+
+    def names(self) -> list[str]:
+        """Template names (templates/NAME.html), layouts excluded."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.html") if p.is_file() and not p.name.startswith((".", "_")))
+
+    def layouts(self) -> list[str]:
+        """Layout names (templates/layouts/NAME.html)."""
+        folder = self.dir / LAYOUTS_DIR
+        return sorted(p.stem for p in folder.glob("*.html") if p.is_file()) if folder.is_dir() else []
+
+    def exists(self, name: str) -> bool:
+        """Is there a templates/NAME.html?"""
+        return bool(_NAME.match(name)) and (self.dir / f"{name}.html").is_file()
+
+    def get(self, name: str) -> Template:
+        """The parsed template NAME, from the cache unless its files changed."""
+        paths = self._stamps.get(name)
+        if paths is None:
+            if not _NAME.match(name):
+                raise self._unknown(name)
+            paths = self._stamps[name] = (str(self.dir / f"{name}.html"), str(self.dir / f"{name}.txt"))
+        try:
+            stat = os.stat(paths[0])
+        except OSError:
+            raise self._unknown(name) from None
+        try:
+            text_stamp: int | None = os.stat(paths[1]).st_mtime_ns
+        except OSError:
+            text_stamp = None
+        key = (stat.st_mtime_ns, stat.st_size, text_stamp)
+        cached = self._cache.get(name)
+        if cached is not None and cached.key == key:
+            return cached
+        template = self._parse(name, Path(paths[0]), key)
+        self._cache[name] = template
+        return template
+
+    def _unknown(self, name: str) -> NotFound:
+        names = self.names()
+        hint = yamlfile.did_you_mean(name, names)
+        have = ", ".join(names) if names else "no templates"
+        return NotFound(f"unknown template {name!r}{hint} ({self.prefix} has: {have})")
+
+    def _parse(self, name: str, path: Path, key: tuple[Any, ...]) -> Template:
+        shown = self.display(path)
+        meta, lines, body = split_front_matter(read_text(path, shown), shown)
+        compiled = {"body": self.compile(body, f"{name}.html", shown)}
+        subject = meta.get("subject", "")
+        if not subject:
+            raise RenderError(shown, 1, "no subject: start the file with a front matter (---, subject: ..., ---)")
+        compiled["subject"] = self.compile(_pad(subject, lines["subject"]), f"{name}.html#subject", shown)
+        preheader = meta.get("preheader", "")
+        if preheader:
+            compiled["preheader"] = self.compile(_pad(preheader, lines["preheader"]), f"{name}.html#preheader", shown)
+        layout = _layout_name(meta["layout"]) if meta.get("layout") else None
+        text_name = f"{name}.txt" if key[2] is not None else None
+        if text_name:
+            compiled["text"] = self._load(text_name, shown, 0)
+        return Template(name, shown, path, subject, preheader, layout, body, lines, text_name, compiled, key)
+
+    def compile(self, source: str, name: str, shown: str) -> jinja2.Template:
+        """Compile template source; a syntax error becomes RenderError at its line."""
+        try:
+            code = self.env.compile(source, name=name, filename=shown)
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(shown, exc.lineno, f"syntax error: {exc.message}") from None
+        return self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
+
+    def _load(self, name: str, shown: str, line: int) -> jinja2.Template:
+        """A file template (layout, .txt part) through the Jinja cache."""
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateNotFound:
+            if name.startswith(LAYOUTS_DIR + "/"):
+                have = ", ".join(self.layouts()) or "no layouts"
+                wanted = name[len(LAYOUTS_DIR) + 1 : -len(".html")]
+                raise RenderError(
+                    shown, line, f"unknown layout {wanted!r} ({self.prefix}{LAYOUTS_DIR}/ has: {have})"
+                ) from None
+            raise RenderError(shown, line, f"no file {self.prefix}{name}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(exc.filename or shown, exc.lineno, f"syntax error: {exc.message}") from None
+
+    def layout_template(self, template: Template) -> jinja2.Template | None:
+        """The compiled layout of `template`, if it has one."""
+        if template.layout is None:
+            return None
+        return self._load(f"{LAYOUTS_DIR}/{template.layout}.html", template.file, template.lines.get("layout", 1))
+
+    def variables(self, name: str) -> set[str]:
+        """Dotted names template NAME reads (`contact.first_name`, `event.lieu`, `confirm_url`...)."""
+        return variables(self, name)
+
+    def required_event_fields(self, name: str) -> set[str]:
+        """Event fields template NAME needs (read without `default` or `is defined`)."""
+        return required_event_fields(self, name)
+
+    def documented_event_fields(self, name: str) -> list[str]:
+        """Event fields listed in the `{# event: ... #}` comment of template NAME."""
+        return self.get(name).documented_event_fields
+
+    # --- rendering ------------------------------------------------------------
+
+    def context(
+        self,
+        *,
+        contact: dict[str, Any],
+        event: dict[str, Any] | None,
+        now: datetime,
+        unsubscribe_url: str,
+        preferences_url: str,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The variables a template sees."""
+        context = dict(extra or {})
+        context.update(
+            contact=contact_vars(contact),
+            event=_Vars("event", event or {}),
+            sender=self.sender,
+            now=now,
+            unsubscribe_url=unsubscribe_url,
+            preferences_url=preferences_url,
+        )
+        return context
+
+    def render_template(self, template: Template, context: dict[str, Any]) -> Rendered:
+        """Render a parsed template with a context from `context()`."""
+        compiled = template.compiled
+        subject = _one_line(self.run(compiled["subject"], context, template.file))
+        preheader = _one_line(self.run(compiled["preheader"], context, template.file)) if template.preheader else ""
+        body = self.run(compiled["body"], context, template.file)
+        layout = self.layout_template(template)
+        if layout is not None:
+            page_context = dict(context, content=Markup(body.strip()), subject=subject, preheader=preheader)
+            page = self.run(layout, page_context, template.file)
+        elif "<html" in body[:1000].lower():
+            page = body
+        else:
+            page = _document(body, subject)
+        if "text" in compiled:
+            text = self.run(compiled["text"], context, template.file).strip() + "\n"
+        else:
+            text = html_to_text(page)
+        try:
+            html = self.inliner.inline(page)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise RenderError(template.file, 0, f"cannot inline the CSS: {exc}") from None
+        html = insert_preheader(html, preheader)  # after inlining: it is styled already, and not parsed again
+        return Rendered(template.name, subject, preheader, html, text)
+
+    def run(self, compiled: jinja2.Template, context: dict[str, Any], shown: str) -> str:
+        """Render one compiled template; any failure becomes RenderError at the template line."""
+        try:
+            return compiled.render(context)
+        except RenderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a template can fail in many ways; all are the author's to fix
+            raise self._error(exc, shown) from None
+
+    def _error(self, exc: Exception, shown: str) -> RenderError:
+        file, line = self._where(exc.__traceback__, shown)
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return RenderError(exc.filename or file, exc.lineno, f"syntax error: {exc.message}")
+        if isinstance(exc, SecurityError):
+            return RenderError(file, line, f"refused by the sandbox: {exc}")
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return RenderError(file, line, f"no file {self.prefix}{exc.name}")
+        if isinstance(exc, (jinja2.UndefinedError, _FilterError)):
+            return RenderError(file, line, str(exc))
+        return RenderError(file, line, f"{type(exc).__name__}: {exc}")
+
+    def _where(self, tb: TracebackType | None, shown: str) -> tuple[str, int]:
+        """The template file and line of a failure, from the (Jinja-rewritten) traceback."""
+        innermost, own = (shown, 0), None
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if name.startswith(self.prefix):
+                innermost = (name, tb.tb_lineno)
+                if name == shown:
+                    own = innermost
+            tb = tb.tb_next
+        # A value passed to a macro fails inside the macro's file: the caller's line is the useful one.
+        return own or innermost
+
+    # --- dates ----------------------------------------------------------------
+
+    def format_date(self, context: Any, value: Any, pattern: str | None, tz: str | None, with_time: bool) -> str:
+        """The `date` and `datetime` filters: babel, project locale, contact or project timezone."""
+        what = "datetime" if with_time else "date"
+        where = self._zone(tz, context, what)
+        # Many mails show the same session dates: formatting is cached (babel costs ~20 µs a call).
+        key = (value, pattern, where.key, with_time) if isinstance(value, (str, date)) else None
+        if key is not None:
+            found = self._formatted.get(key)
+            if found is not None:
+                return found
+        text = self._format(value, pattern, where, what, with_time)
+        if key is not None:
+            if len(self._formatted) > 10_000:
+                self._formatted.clear()
+            self._formatted[key] = text
+        return text
+
+    def _format(self, value: Any, pattern: str | None, where: ZoneInfo, what: str, with_time: bool) -> str:
+        moment = self._moment(value, what)
+        if isinstance(moment, datetime):
+            pattern = pattern or (self.datetime_format if with_time else self.date_format)
+        elif with_time:
+            pattern = pattern or self.datetime_format
+            moment = datetime.combine(moment, time(), tzinfo=where)
+        else:
+            pattern = pattern or self.date_format
+        try:
+            if isinstance(moment, datetime):
+                return babel.dates.format_datetime(moment, pattern, tzinfo=where, locale=self.locale)
+            return babel.dates.format_date(moment, pattern, locale=self.locale)
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            raise _FilterError(f"{what}: cannot format {value!r} as {pattern!r} ({exc})") from None
+
+    def _moment(self, value: Any, what: str) -> date | datetime:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=self.tz)
+        if isinstance(value, date):
+            return value
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise _FilterError(f"{what}: no date given (empty value; write `| default(...)` before `| {what}`)")
+        if not isinstance(value, str):
+            raise _FilterError(f"{what}: expected a date, got {type(value).__name__} {value!r}")
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return parse_iso(text, self.tz)
+        except (ValueError, InputError):
+            raise _FilterError(f"{what}: {value!r} is not a date (expected ISO 8601 such as 2026-12-01T09:00)") from None
+
+    def _zone(self, tz: str | None, context: Any, what: str) -> ZoneInfo:
+        name = tz
+        if name is None:
+            contact = context.get("contact") if context is not None else None
+            name = contact.get("timezone") if isinstance(contact, dict) else None
+            if not name:
+                return self.tz
+        found = self._zones.get(name)
+        if found is None:
+            try:
+                found = self._zones[name] = zone(str(name))
+            except InputError as exc:
+                if tz is None:  # a contact's bad timezone must not block their mail
+                    return self.tz
+                raise _FilterError(f"{what}: {exc}") from None
+        return found
+
+
+def _environment(library: TemplateLibrary) -> _Environment:
+    env = _Environment(
+        loader=_Loader(library),
+        undefined=_Undefined,
+        autoescape=lambda name: name is None or name.endswith(".html"),
+        auto_reload=True,
+        cache_size=1000,
+        keep_trailing_newline=True,
+    )
+
+    @jinja2.pass_context
+    def date_filter(context: Any, value: Any, format: str | None = None, tz: str | None = None) -> str:
+        return library.format_date(context, value, format, tz, with_time=False)
+
+    @jinja2.pass_context
+    def datetime_filter(context: Any, value: Any, format: str | None = None, tz: str | None = None) -> str:
+        return library.format_date(context, value, format, tz, with_time=True)
+
+    env.filters.update(date=date_filter, datetime=datetime_filter, default=default_filter, d=default_filter)
+    return env
+
+
+def default_filter(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    """`default`: for an undefined, None or empty value (and any false one with boolean=true)."""
+    if isinstance(value, jinja2.Undefined) or value is None:
+        return default_value
+    if isinstance(value, str) and not value.strip():
+        return default_value
+    if boolean and not value:
+        return default_value
+    return value
+
+
+def contact_vars(contact: dict[str, Any]) -> _Vars:
+    """A contact as templates see it: built-in fields, then custom fields flattened in."""
+    values = _Vars("contact")
+    custom = contact.get("fields")
+    if isinstance(custom, str):
+        try:
+            custom = json.loads(custom)
+        except ValueError:
+            custom = None
+    if isinstance(custom, dict):
+        values.update(custom)
+    values.update((k, v) for k, v in contact.items() if k != "fields")
+    for name in CONTACT_FIELDS:
+        values.setdefault(name, [] if name == "tags" else None if name == "timezone" else "")
+    return values
+
+
+def split_front_matter(text: str, shown: str) -> tuple[dict[str, str], dict[str, int], str]:
+    """(front matter, line of each key, body) with the body padded so its lines match the file."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        return {}, {}, text
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() in ("---", "..."):
+            break
+    else:
+        raise RenderError(shown, 1, "the front matter opened by --- on line 1 is never closed (add a --- line after it)")
+    source = "\n" + "\n".join(lines[1:end])
+    try:
+        data = yamlfile.loads(source, shown)
+    except ConfigError as exc:
+        first = exc.problems[0]
+        hint = " (put values containing {{ ... }} in quotes)" if "{" in source else ""
+        raise RenderError(shown, first.line or 1, f"front matter: {first.message}{hint}") from None
+    if data is None:
+        data = yamlfile.YDict()
+    if not isinstance(data, yamlfile.YDict):
+        raise RenderError(shown, 2, "front matter: expected keys and values (subject:, preheader:, layout:)")
+    meta: dict[str, str] = {}
+    where: dict[str, int] = {}
+    for key, value in data.items():
+        line = data.line_of(key)
+        if key not in FRONT_MATTER_KEYS:
+            hint = yamlfile.did_you_mean(str(key), FRONT_MATTER_KEYS)
+            raise RenderError(shown, line, f"unknown front matter key {key!r}{hint} (expected subject, preheader, layout)")
+        if value is None:
+            continue
+        if isinstance(value, (dict, list)) or isinstance(value, bool):
+            hint = " (put values containing {{ ... }} in quotes)" if isinstance(value, dict) else ""
+            raise RenderError(shown, line, f"{key}: expected text{hint}")
+        meta[key] = str(value)
+        where[key] = line
+    body = "\n" * (end + 1) + "\n".join(lines[end + 1 :])
+    return meta, where, body
+
+
+def _layout_name(value: str) -> str:
+    name = value.strip()
+    if name.startswith(LAYOUTS_DIR + "/"):
+        name = name[len(LAYOUTS_DIR) + 1 :]
+    return name[: -len(".html")] if name.endswith(".html") else name
+
+
+def _pad(source: str, line: int) -> str:
+    """Source preceded by blank lines so Jinja's line numbers are the file's."""
+    return "\n" * max(line - 1, 0) + source
+
+
+def _one_line(text: str) -> str:
+    """Header-safe text: every run of whitespace (CR and LF included) becomes one space."""
+    return " ".join(text.split())
+
+
+def _document(body: str, subject: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="fr">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html_module.escape(subject)}</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def insert_preheader(page: str, preheader: str) -> str:
+    """The preheader as hidden preview text, first thing in <body>."""
+    if not preheader:
+        return page
+    hidden = (
+        '<div style="display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;'
+        'overflow:hidden;mso-hide:all;" aria-hidden="true">'
+        f"{html_module.escape(preheader)}{_PREHEADER_FILL}</div>"
+    )
+    found = _BODY_OPEN.search(page)
+    if found is None:
+        return hidden + page
+    return page[: found.end()] + hidden + page[found.end() :]
+
+
+# --- HTML -> text -----------------------------------------------------------
+
+_DROP = re.compile(r"<(head|style|script|title)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_LINK = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')[^>]*>(.*?)</a\s*>""", re.I | re.S)
+_IMG = re.compile(r"""<img\b[^>]*?\balt\s*=\s*(?:"([^"]*)"|'([^']*)')[^>]*>""", re.I)
+_BR = re.compile(r"<br\s*/?>", re.I)
+_LI = re.compile(r"<li\b[^>]*>", re.I)
+_BLOCK = re.compile(r"<(?:/?(?:p|h[1-6]|div|table|tr|ul|ol|blockquote|center)|hr)\b[^>]*>", re.I)
+_CELL = re.compile(r"</t[dh]\s*>", re.I)
+_TAG = re.compile(r"<[^>]*>")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def _link(match: re.Match[str]) -> str:
+    url = (match.group(1) if match.group(1) is not None else match.group(2) or "").strip()
+    label = _TAG.sub("", match.group(3)).strip()
+    if not url or url.startswith("#"):
+        return label
+    if url.lower().startswith("mailto:"):
+        address = url[7:].split("?", 1)[0]
+        return label if address in label or not address else f"{label} ({address})"
+    if not label or label == url:
+        return url
+    return f"{label} ({url})"
+
+
+def _alt(match: re.Match[str]) -> str:
+    return match.group(1) if match.group(1) is not None else match.group(2) or ""
+
+
+def html_to_text(page: str) -> str:
+    """The text part of an HTML mail: paragraphs, list items, links kept as `label (URL)`."""
+    opening = _BODY_OPEN.search(page)
+    text = page[opening.end() :] if opening else page
+    if "<!--" in text or "<style" in text or "<script" in text or "<title" in text or "<head" in text:
+        text = _DROP.sub("", text)
+    text = " ".join(text.split())
+    if "<a" in text or "<A" in text:
+        text = _LINK.sub(_link, text)
+    if "<img" in text or "<IMG" in text:
+        text = _IMG.sub(_alt, text)
+    text = _BR.sub("\n", text)
+    text = _LI.sub("\n- ", text)
+    text = _BLOCK.sub("\n\n", text)
+    text = _CELL.sub(" ", text)
+    text = _TAG.sub("", text)
+    if "&" in text:
+        text = html_module.unescape(text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANKS.sub("\n\n", text).strip() + "\n"
+
+
+# --- the public functions ---------------------------------------------------
+
+
+def render(
+    library: TemplateLibrary,
+    name: str,
+    *,
+    contact: dict[str, Any],
+    event: dict[str, Any],
+    now: datetime,
+    unsubscribe_url: str,
+    preferences_url: str,
+    extra: dict[str, Any] | None = None,
+) -> Rendered:
+    """Render template NAME for one contact and trigger event (pure: no I/O beyond templates/)."""
+    template = library.get(name)
+    context = library.context(
+        contact=contact,
+        event=event,
+        now=now,
+        unsubscribe_url=unsubscribe_url,
+        preferences_url=preferences_url,
+        extra=extra,
+    )
+    return library.render_template(template, context)
+
+
+def to_message(rendered: Rendered, *, from_addr: str, to_addr: str) -> EmailMessage:
+    """A multipart/alternative message: text/plain first, text/html last (RFC 2046)."""
+    for label, value in (("From", from_addr), ("To", to_addr)):
+        if "\r" in value or "\n" in value:
+            raise InputError(f"{label} address contains a line break: {value!r}")
+    message = EmailMessage()
+    message["Subject"] = _one_line(rendered.subject)
+    message["From"] = from_addr
+    message["To"] = to_addr
+    message.set_content(rendered.text, subtype="plain", charset="utf-8")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return message
+
+__all__ = [
+    "Rendered",
+    "Template",
+    "TemplateLibrary",
+    "check_templates",
+    "html_to_text",
+    "render",
+    "sample_contact",
+    "sample_event",
+    "to_message",
+]
