@@ -10,6 +10,7 @@ a normal user, everything runs as that user in pytest's tmp_path.
 from __future__ import annotations
 
 import getpass
+import grp
 import imaplib
 import os
 import pwd
@@ -40,6 +41,7 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 disable_plaintext_auth = no
 default_internal_user = {system_user}
+default_internal_group = {system_group}
 default_login_user = {system_user}
 first_valid_uid = {uid}
 last_valid_uid = 0
@@ -52,7 +54,11 @@ userdb {{
   driver = passwd-file
   args = username_format=%u {root}/users
 }}
+service anvil {{
+  chroot =
+}}
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
@@ -92,12 +98,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _identity() -> tuple[str, int, int]:
-    """(system user for dovecot's own processes, mail uid, mail gid)."""
+def _identity() -> tuple[str, str, int, int]:
+    """(system user and group for dovecot's own processes, mail uid, mail gid)."""
     if os.geteuid() == 0:
         entry = pwd.getpwnam("dovecot")
-        return "dovecot", entry.pw_uid, entry.pw_gid
-    return getpass.getuser(), os.getuid(), os.getgid()
+        return "dovecot", grp.getgrgid(entry.pw_gid).gr_name, entry.pw_uid, entry.pw_gid
+    return getpass.getuser(), grp.getgrgid(os.getgid()).gr_name, os.getuid(), os.getgid()
 
 
 def _wait_for(port: int, proc: subprocess.Popen, log: Path) -> None:
@@ -119,7 +125,7 @@ def imap_server(tmp_path: Path) -> Iterator[ImapServer]:
     """A dovecot IMAP server on a free loopback port with one user and an empty Maildir."""
     if DOVECOT is None:
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd; .ci/run installs it in CI)")
-    system_user, uid, gid = _identity()
+    system_user, system_group, uid, gid = _identity()
     root = Path(tempfile.mkdtemp(prefix="edumail-imap-")) if os.geteuid() == 0 else tmp_path / "dovecot"
     root.mkdir(exist_ok=True)
     root.chmod(0o755)
@@ -130,7 +136,7 @@ def imap_server(tmp_path: Path) -> Iterator[ImapServer]:
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{root}/mail::\n", encoding="utf-8")
     port = _free_port()
     conf = root / "dovecot.conf"
-    conf.write_text(CONF.format(root=root, port=port, system_user=system_user, uid=min(uid, 100)), encoding="utf-8")
+    conf.write_text(CONF.format(root=root, port=port, system_user=system_user, system_group=system_group, uid=min(uid, 100)), encoding="utf-8")
     proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_for(port, proc, root / "dovecot.log")
