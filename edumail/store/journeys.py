@@ -1,19 +1,399 @@
-"""SQL for the journeys area. Methods are mixed into Store."""
+"""SQL for the journeys area (enrolment, due steps, exits, the run lock, webhook tasks).
+
+Methods are mixed into Store. Every query that runs on each `edumail run`
+is driven by an index (events_name, journeys_due, tasks_due, the UNIQUE keys),
+so a run costs what is due, not the whole history.
+"""
 
 from __future__ import annotations
 
-
+import json
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edumail.conditions import Audience
     from edumail.store import Store
+
+_CORE = {"email": "c.email", "first_name": "c.first_name", "last_name": "c.last_name", "timezone": "c.timezone"}
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def audience_sql(audience: Audience) -> tuple[str, list[Any]]:
+    """A WHERE fragment on `contacts c` that every contact of the audience passes.
+
+    Stage and tags are exact. Fields are a prefilter (compared as text); the
+    engine confirms each candidate with Audience.matches.
+    """
+    clauses = ["c.forgotten_at IS NULL"]
+    params: list[Any] = []
+    if audience.stage:
+        clauses.append(f"c.stage IN ({_marks(audience.stage)})")
+        params.extend(audience.stage)
+    for tag in audience.tags:
+        clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag = ?)")
+        params.append(tag)
+    if audience.not_tags:
+        clauses.append(
+            f"NOT EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag IN ({_marks(audience.not_tags)}))"
+        )
+        params.extend(audience.not_tags)
+    for key, want in audience.fields.items():
+        options = want if isinstance(want, list) else [want]
+        if not all(isinstance(o, str) or (isinstance(o, int) and not isinstance(o, bool)) for o in options):
+            continue  # booleans and floats: left to the exact check
+        column = _CORE.get(key, "json_extract(c.fields, ?)")
+        texts = [str(o).strip() for o in options]
+        if column.startswith("json_extract"):
+            clauses.append(f"TRIM(CAST(json_extract(c.fields, ?) AS TEXT)) IN ({_marks(texts)})")
+            params.append(f'$."{key}"')
+        else:
+            clauses.append(f"TRIM({column}) IN ({_marks(texts)})")
+        params.extend(texts)
+    return " AND ".join(clauses), params
 
 
 class JourneysMixin:
-    def journey_steps_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def journey_steps_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         """Every journey_log entry of a contact, with its sequence name."""
         return self.rows(
             "SELECT j.sequence, l.step_id, l.at, l.outcome, l.reason, l.mail_id FROM journey_log l"
             " JOIN journeys j ON j.id = l.journey_id WHERE j.contact_id = ? ORDER BY l.at, l.id",
             (contact_id,),
         )
+
+    # --- sequences seen -------------------------------------------------------------
+
+    def sequences_seen(self: Store) -> dict[str, dict[str, Any]]:
+        return {r["name"]: r for r in self.rows("SELECT * FROM sequences_seen")}
+
+    def add_sequence_seen(self: Store, name: str, now: str, first_event_id: int) -> None:
+        self.execute(
+            "INSERT OR IGNORE INTO sequences_seen (name, first_seen_at, first_event_id, cursor_event_id)"
+            " VALUES (?, ?, ?, ?)",
+            (name, now, first_event_id, first_event_id),
+        )
+
+    def set_sequence_cursor(self: Store, name: str, cursor: int) -> None:
+        self.execute(
+            "UPDATE sequences_seen SET cursor_event_id = ? WHERE name = ? AND cursor_event_id < ?",
+            (cursor, name, cursor),
+        )
+
+    def set_sequence_fired(self: Store, name: str, at: str) -> None:
+        self.execute("UPDATE sequences_seen SET last_schedule_at = ? WHERE name = ?", (at, name))
+
+    # --- events --------------------------------------------------------------------
+
+    def events_named_between(
+        self: Store, names: Iterable[str], after_id: int, upto_id: int, limit: int = 5000
+    ) -> list[dict[str, Any]]:
+        """Events with one of these names and after_id < id <= upto_id, by id (index events_name)."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        return self.rows(
+            f"SELECT id, contact_id, name, at, data FROM events WHERE name IN ({_marks(wanted)})"
+            " AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            [*wanted, after_id, upto_id, limit],
+        )
+
+    def event_data(self: Store, event_id: int | None) -> dict[str, Any]:
+        if event_id is None:
+            return {}
+        text = self.scalar("SELECT data FROM events WHERE id = ?", (event_id,))
+        return json.loads(text) if text else {}
+
+    def contact_had_event(
+        self: Store, contact_id: int, names: Sequence[str], since: str, exclude_id: int | None
+    ) -> str | None:
+        """The first of these events the contact had at or after `since` (not the excluded one), or None."""
+        return self.scalar(
+            f"SELECT name FROM events WHERE contact_id = ? AND name IN ({_marks(names)}) AND at >= ?"
+            " AND id IS NOT ? ORDER BY at LIMIT 1",
+            [contact_id, *names, since, exclude_id],
+        )
+
+    def step_mail_event(self: Store, journey_id: int, step_id: str, name: str) -> bool:
+        """Did a person (not a machine) open/click the mail this step sent in this journey?"""
+        return (
+            self.scalar(
+                "SELECT 1 FROM mails m JOIN events e ON e.mail_id = m.id WHERE m.journey_id = ? AND m.step_id = ?"
+                " AND e.name = ? AND e.machine = 0 LIMIT 1",
+                (journey_id, step_id, name),
+            )
+            is not None
+        )
+
+    def marketing_mails_since(self: Store, contact_id: int, since: str) -> int:
+        """Marketing mails queued or sent to a contact since `since` (all sequences and campaigns)."""
+        return int(
+            self.scalar(
+                "SELECT COUNT(*) FROM mails WHERE contact_id = ? AND queued_at >= ? AND purpose = 'marketing'"
+                " AND state IN ('queued', 'sending', 'sent')",
+                (contact_id, since),
+            )
+            or 0
+        )
+
+    # --- contacts, in bulk -------------------------------------------------------------
+
+    def contacts_by_ids(self: Store, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        wanted = sorted(set(ids))
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row in self.db.query(f"SELECT * FROM contacts WHERE id IN ({_marks(chunk)})", chunk):
+                found[row["id"]] = row
+        return found
+
+    def tags_by_ids(self: Store, ids: Iterable[int]) -> dict[int, set[str]]:
+        wanted = sorted(set(ids))
+        found: dict[int, set[str]] = {i: set() for i in wanted}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for contact_id, tag in self.execute(
+                f"SELECT contact_id, tag FROM tags WHERE contact_id IN ({_marks(chunk)})", chunk
+            ):
+                found[contact_id].add(tag)
+        return found
+
+    def audience_contact_ids(self: Store, audience: Audience) -> list[int]:
+        where, params = audience_sql(audience)
+        return [r[0] for r in self.execute(f"SELECT c.id FROM contacts c WHERE {where} ORDER BY c.id", params)]
+
+    def segment_arrivals(self: Store, sequence: str, audience: Audience) -> list[int]:
+        """Contacts matching the segment who were not members at the last run."""
+        where, params = audience_sql(audience)
+        return [
+            r[0]
+            for r in self.execute(
+                f"SELECT c.id FROM contacts c WHERE {where} AND NOT EXISTS"
+                " (SELECT 1 FROM segment_members m WHERE m.sequence = ? AND m.contact_id = c.id) ORDER BY c.id",
+                [*params, sequence],
+            )
+        ]
+
+    def segment_departures(self: Store, sequence: str, audience: Audience) -> int:
+        """Forget the members who no longer match (so that they can arrive again)."""
+        where, params = audience_sql(audience)
+        cursor = self.execute(
+            f"DELETE FROM segment_members WHERE sequence = ? AND contact_id NOT IN (SELECT c.id FROM contacts c WHERE {where})",
+            [sequence, *params],
+        )
+        return cursor.rowcount
+
+    def add_segment_members(self: Store, sequence: str, contact_ids: Iterable[int]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO segment_members (sequence, contact_id) VALUES (?, ?)",
+            [(sequence, cid) for cid in contact_ids],
+        )
+
+    def inactive_contacts(
+        self: Store, sequence: str, cutoff: str, floor: str | None, reenter: bool
+    ) -> list[dict[str, Any]]:
+        """Contacts with no sign of life since `cutoff` (and since after `floor`), not yet enrolled for it."""
+        since = "COALESCE(c.last_inbound_at, c.created_at)"
+        key = f"'inactive:' || {since}" if reenter else "'inactive'"
+        sql = (
+            f"SELECT c.id, {since} AS since FROM contacts c WHERE c.forgotten_at IS NULL AND {since} <= ?"
+            f" AND NOT EXISTS (SELECT 1 FROM journeys j WHERE j.sequence = ? AND j.contact_id = c.id AND j.trigger_key = {key})"
+        )
+        params: list[Any] = [cutoff, sequence]
+        if floor is not None:
+            sql += f" AND {since} > ?"
+            params.append(floor)
+        return self.rows(sql + " ORDER BY c.id", params)
+
+    def next_inactivity_since(self: Store, after: str) -> str | None:
+        """The earliest last-sign-of-life after `after` (for `plan`: when the next contact turns inactive)."""
+        return self.scalar(
+            "SELECT MIN(COALESCE(last_inbound_at, created_at)) FROM contacts WHERE forgotten_at IS NULL"
+            " AND COALESCE(last_inbound_at, created_at) > ?",
+            (after,),
+        )
+
+    # --- journeys ------------------------------------------------------------------------
+
+    def has_journey(self: Store, sequence: str, contact_id: int) -> bool:
+        return (
+            self.scalar("SELECT 1 FROM journeys WHERE sequence = ? AND contact_id = ? LIMIT 1", (sequence, contact_id))
+            is not None
+        )
+
+    def insert_journey(
+        self: Store,
+        sequence: str,
+        contact_id: int,
+        trigger_key: str,
+        trigger_event_id: int | None,
+        started_at: str,
+        purpose: str,
+    ) -> int | None:
+        """A new active journey; None when this (sequence, contact, trigger) already has one."""
+        cursor = self.execute(
+            "INSERT OR IGNORE INTO journeys (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at,"
+            " last_step_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at, started_at),
+        )
+        return int(cursor.lastrowid) if cursor.rowcount else None
+
+    def journey(self: Store, journey_id: int) -> dict[str, Any] | None:
+        return self.row("SELECT * FROM journeys WHERE id = ?", (journey_id,))
+
+    def journeys_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM journeys WHERE contact_id = ? ORDER BY started_at, id", (contact_id,))
+
+    def due_journeys(
+        self: Store, sequences: Sequence[str], now: str, after_id: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Active journeys of these sequences due at `now` (index journeys_due), oldest due first."""
+        if not sequences:
+            return []
+        return self.rows(
+            "SELECT * FROM journeys WHERE state = 'active' AND due_at <= ?"
+            f" AND sequence IN ({_marks(sequences)}) AND id > ? ORDER BY id LIMIT ?",
+            [now, *sequences, after_id, limit],
+        )
+
+    def next_due_at(self: Store, sequences: Sequence[str], after: str) -> str | None:
+        if not sequences:
+            return None
+        return self.scalar(
+            f"SELECT MIN(due_at) FROM journeys WHERE state = 'active' AND due_at > ? AND sequence IN ({_marks(sequences)})",
+            [after, *sequences],
+        )
+
+    def move_journey(self: Store, journey_id: int, step_index: int, last_step_at: str, due_at: str | None) -> None:
+        self.execute(
+            "UPDATE journeys SET step_index = ?, last_step_at = ?, due_at = ? WHERE id = ?",
+            (step_index, last_step_at, due_at, journey_id),
+        )
+
+    def finish_journey(self: Store, journey_id: int, state: str, at: str, reason: str) -> bool:
+        cursor = self.execute(
+            "UPDATE journeys SET state = ?, ended_at = ?, end_reason = ?, due_at = NULL WHERE id = ? AND state = 'active'",
+            (state, at, reason, journey_id),
+        )
+        return cursor.rowcount > 0
+
+    def active_journeys_of(
+        self: Store, contact_id: int, sequences: Sequence[str] | None = None, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM journeys WHERE contact_id = ? AND state = 'active'"
+        params: list[Any] = [contact_id]
+        if purpose is not None:
+            sql += " AND purpose = ?"
+            params.append(purpose)
+        if sequences is not None:
+            if not sequences:
+                return []
+            sql += f" AND sequence IN ({_marks(sequences)})"
+            params.extend(sequences)
+        return self.rows(sql + " ORDER BY id", params)
+
+    def journeys_reaching_goal(self: Store, contact_id: int, sequence: str, at: str) -> list[dict[str, Any]]:
+        """Journeys of a contact in a sequence, started by `at`, with no goal logged yet."""
+        return self.rows(
+            "SELECT * FROM journeys j WHERE contact_id = ? AND sequence = ? AND started_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM journey_log l WHERE l.journey_id = j.id AND l.outcome = 'goal')",
+            (contact_id, sequence, at),
+        )
+
+    def cancel_journey_mails(self: Store, journey_id: int, reason: str) -> int:
+        """Queued, not yet sending, mails of a journey that ended: cancelled."""
+        cursor = self.execute(
+            "UPDATE mails SET state = 'cancelled', last_error = ? WHERE journey_id = ? AND state = 'queued'",
+            (reason, journey_id),
+        )
+        return cursor.rowcount
+
+    def log_step(
+        self: Store, journey_id: int, step_id: str, at: str, outcome: str, reason: str = "", mail_id: int | None = None
+    ) -> None:
+        self.execute(
+            "INSERT INTO journey_log (journey_id, step_id, at, outcome, reason, mail_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (journey_id, step_id, at, outcome, reason, mail_id),
+        )
+
+    def journey_log(self: Store, journey_id: int) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM journey_log WHERE journey_id = ? ORDER BY id", (journey_id,))
+
+    def journey_counts(self: Store) -> dict[str, dict[str, int]]:
+        """{sequence: {state: count}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for sequence, state, count in self.execute(
+            "SELECT sequence, state, COUNT(*) FROM journeys GROUP BY sequence, state"
+        ):
+            counts.setdefault(sequence, {})[state] = count
+        return counts
+
+    # --- the run lock --------------------------------------------------------------------
+
+    def try_lock(
+        self: Store, name: str, owner: str, now: str, expires: str, dead_owners: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Take the lock if it is free, expired or held by a dead process; returns the holder."""
+        with self.transaction():
+            self.execute("DELETE FROM locks WHERE name = ? AND expires_at < ?", (name, now))
+            for dead in dead_owners:
+                self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, dead))
+            self.execute(
+                "INSERT OR IGNORE INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)",
+                (name, owner, now, expires),
+            )
+            holder = self.row("SELECT * FROM locks WHERE name = ?", (name,))
+        assert holder is not None
+        return holder
+
+    def lock_holder(self: Store, name: str) -> dict[str, Any] | None:
+        return self.row("SELECT * FROM locks WHERE name = ?", (name,))
+
+    def renew_lock(self: Store, name: str, owner: str, expires: str) -> bool:
+        with self.transaction():
+            cursor = self.execute(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", (expires, name, owner)
+            )
+        return cursor.rowcount > 0
+
+    def release_lock(self: Store, name: str, owner: str) -> None:
+        with self.transaction():
+            self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # --- tasks (webhooks) -----------------------------------------------------------------
+
+    def add_task(
+        self: Store, kind: str, payload: dict[str, Any], journey_id: int | None, step_id: str | None, not_before: str
+    ) -> int:
+        cursor = self.execute(
+            "INSERT INTO tasks (kind, payload, journey_id, step_id, not_before) VALUES (?, ?, ?, ?, ?)",
+            (
+                kind,
+                json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str),
+                journey_id,
+                step_id,
+                not_before,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def due_tasks(self: Store, kind: str, now: str, limit: int = 200) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT * FROM tasks WHERE state = 'pending' AND not_before <= ? AND kind = ? ORDER BY not_before, id LIMIT ?",
+            (now, kind, limit),
+        )
+
+    def pending_tasks(self: Store, kind: str) -> int:
+        return int(self.scalar("SELECT COUNT(*) FROM tasks WHERE state = 'pending' AND kind = ?", (kind,)) or 0)
+
+    def finish_task(self: Store, task_id: int, state: str, attempts: int, not_before: str, error: str | None) -> None:
+        self.execute(
+            "UPDATE tasks SET state = ?, attempts = ?, not_before = ?, last_error = ? WHERE id = ?",
+            (state, attempts, not_before, error, task_id),
+        )
+
+    def task(self: Store, task_id: int) -> dict[str, Any] | None:
+        return self.row("SELECT * FROM tasks WHERE id = ?", (task_id,))

@@ -75,6 +75,7 @@ CREATE TABLE journeys (
     contact_id INTEGER NOT NULL REFERENCES contacts(id),
     trigger_key TEXT NOT NULL,                 -- 'event:<id>', 'segment', 'inactive:<n>', 'schedule:<iso>'
     trigger_event_id INTEGER,
+    purpose TEXT NOT NULL DEFAULT 'marketing', -- the sequence's, so an unsubscribe ends the right journeys
     started_at TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'active',      -- active | completed | exited
     step_index INTEGER NOT NULL DEFAULT 0,     -- the next step to run
@@ -97,6 +98,12 @@ CREATE TABLE journey_log (
     mail_id INTEGER
 );
 CREATE INDEX journey_log_journey ON journey_log(journey_id);
+
+CREATE TABLE segment_members (                 -- who matched a segment trigger at the last run
+    sequence TEXT NOT NULL,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    PRIMARY KEY (sequence, contact_id)
+);
 
 CREATE TABLE campaigns (
     id INTEGER PRIMARY KEY,

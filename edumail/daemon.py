@@ -1,0 +1,124 @@
+"""`edumail run --daemon`: the `--once` run on an APScheduler interval (wiring only).
+
+One run at a time (max_instances=1, missed ticks coalesced); the sequences
+are reloaded at each tick, so an edited YAML file takes effect without a
+restart (and a broken one stops the runs, loudly, until it is fixed).
+SIGTERM and SIGINT stop the scheduler after the run in flight has finished.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from edumail import clock
+from edumail.errors import EdumailError
+from edumail.runner import RunSummary, run_once
+
+if TYPE_CHECKING:
+    from edumail.project import Project
+
+
+def _log(message: str) -> None:
+    stamp = datetime.now(clock.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    print(f"{stamp} {message}", file=sys.stdout, flush=True)
+
+
+def one_line(summary: RunSummary) -> str:
+    """A log line for one run."""
+    report = summary.engine
+    parts = [
+        f"entered {report.count('entered')}",
+        f"queued {report.count('sent')}",
+        f"skipped {report.count('skipped')}",
+        f"exited {report.count('exited')}",
+    ]
+    if summary.webhooks is not None:
+        parts.append(
+            f"webhooks {summary.webhooks.delivered} ok/{summary.webhooks.retrying + summary.webhooks.failed} failed"
+        )
+    if summary.delivery is not None:
+        parts.append(f"delivery: {delivery_text(summary.delivery)}")
+    elif summary.delivery_note:
+        parts.append(summary.delivery_note)
+    line = "run: " + ", ".join(parts)
+    for error in report.errors:
+        line += f"\n  error: {error}"
+    return line
+
+
+def delivery_text(report: Any) -> str:
+    """One line from delivery's report: sent, deferred, failed, and why it stopped."""
+    summary = getattr(report, "summary", None)
+    if callable(summary):
+        return str(summary())
+    if not hasattr(report, "sent"):
+        return str(report)
+    parts = [f"{report.sent} sent"]
+    for name in ("deferred", "failed", "bounced", "cancelled", "recovered"):
+        value = getattr(report, name, 0)
+        if value:
+            parts.append(f"{value} {name}")
+    text = ", ".join(parts)
+    if getattr(report, "dry_run", False):
+        text += f" (dry run: {getattr(report, 'total', 0)} due)"
+    for name in ("stopped", "busy"):
+        if getattr(report, name, None):
+            text += f"; {getattr(report, name)}"
+    errors = getattr(report, "errors", None) or []
+    if errors:
+        text += "; " + "; ".join(errors[:3])
+    return text
+
+
+def serve(
+    project: Project,
+    *,
+    interval: int,
+    dry_run: bool = False,
+    backfill: bool = False,
+    log: Callable[[str], None] = _log,
+) -> None:
+    """Run every `interval` seconds until SIGTERM/SIGINT."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    scheduler = BlockingScheduler(timezone=clock.UTC)
+    first = {"backfill": backfill}
+    stopping = threading.Event()
+
+    def tick() -> None:
+        try:
+            summary = run_once(
+                project, now=clock.now(), dry_run=dry_run, backfill=first["backfill"], lock_wait=0, stop=stopping
+            )
+            first["backfill"] = False
+            log(one_line(summary))
+        except EdumailError as exc:
+            log(f"run stopped: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a daemon logs and carries on at the next tick
+            log(f"run failed unexpectedly: {exc!r}")
+
+    def stop(signum: int, frame: Any) -> None:
+        log(f"received {signal.Signals(signum).name}: stopping after the mail in flight")
+        stopping.set()
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    scheduler.add_job(
+        tick,
+        IntervalTrigger(seconds=interval),
+        next_run_time=datetime.now(clock.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="edumail-run",
+    )
+    log(f"edumail daemon: running every {interval}s on {project.root} (SIGTERM or Ctrl-C to stop)")
+    scheduler.start()
+    log("edumail daemon: stopped")
