@@ -53,8 +53,12 @@ def _project(root: Path, port: int, mails: int) -> list[int]:
         for i in range(mails):
             contact_id = store.insert_contact({"email": f"c{i}@example.org", "consent": events.OPTED_IN}, stamp)
             mail_id = store.enqueue_mail(
-                message_id=f"<bench-{i}@centre.example>", template="offre", purpose=events.MARKETING,
-                not_before=stamp, now=stamp, contact_id=contact_id,
+                message_id=f"<bench-{i}@centre.example>",
+                template="offre",
+                purpose=events.MARKETING,
+                not_before=stamp,
+                now=stamp,
+                contact_id=contact_id,
             )
             assert mail_id
             store.mark_mail_sent(mail_id, stamp, "Offre", ["https://centre.example/"])
@@ -78,7 +82,9 @@ def _wait_up(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -
     raise RuntimeError("edumail serve did not answer within 30 s")
 
 
-def _client(port: int, paths: list[str], stop: threading.Event, counts: list[int], errors: list[int], slot: int) -> None:
+def _client(
+    port: int, paths: list[str], stop: threading.Event, counts: list[int], errors: list[int], slot: int
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     rng = random.Random(slot)
     headers = {"User-Agent": AGENT}
@@ -104,7 +110,9 @@ def measure(seconds: float = 10.0, clients: int = 8, mails: int = 2000, warmup: 
         env.update(EDUMAIL_SECRET=SECRET, EDUMAIL_PROJECT=str(root), EDUMAIL_NOW="2026-11-02T12:00:00Z")
         process = subprocess.Popen(
             [sys.executable, "-m", "edumail", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             _wait_up(port, process)

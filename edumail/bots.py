@@ -84,7 +84,9 @@ def soon_after(sent_at: datetime | None, at: datetime, window: timedelta = SCANN
     return sent_at is None or at - sent_at < window
 
 
-def open_verdict(ip: str | None, user_agent: str | None, method: str, sent_at: datetime | None, at: datetime) -> str | None:
+def open_verdict(
+    ip: str | None, user_agent: str | None, method: str, sent_at: datetime | None, at: datetime
+) -> str | None:
     """Why this open is a machine's ('apple-proxy', 'prefetch', ...), or None for a person."""
     if is_apple_address(ip):
         return "apple-proxy"
@@ -101,7 +103,9 @@ def open_verdict(ip: str | None, user_agent: str | None, method: str, sent_at: d
     return None
 
 
-def click_verdict(ip: str | None, user_agent: str | None, method: str, sent_at: datetime | None, at: datetime) -> str | None:
+def click_verdict(
+    ip: str | None, user_agent: str | None, method: str, sent_at: datetime | None, at: datetime
+) -> str | None:
     """Why this click is a scanner's, or None for a person (the burst rule is `all_links_burst`)."""
     if method == "HEAD":
         return "head-request"

@@ -233,9 +233,11 @@ def percent(rate: float | None) -> str:
 # --- HTML report --------------------------------------------------------------------------------
 
 _CSS = """
-body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2933;margin:32px auto;max-width:980px;padding:0 16px}
+body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2933}
+body{margin:32px auto;max-width:980px;padding:0 16px}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:40px;border-bottom:1px solid #e4e7eb;padding-bottom:4px}
-table{border-collapse:collapse;width:100%;font-size:.92em}th,td{padding:6px 8px;text-align:right;border-bottom:1px solid #eef0f2}
+table{border-collapse:collapse;width:100%;font-size:.92em}
+th,td{padding:6px 8px;text-align:right;border-bottom:1px solid #eef0f2}
 th:first-child,td:first-child{text-align:left}th{color:#52606d;font-weight:600}
 .bar{display:inline-block;height:10px;border-radius:2px;vertical-align:middle;margin-right:6px}
 .o{background:#1f5fbf}.c{background:#2e9e5b}.u{background:#d9822b}.b{background:#c23030}
@@ -243,15 +245,13 @@ th:first-child,td:first-child{text-align:left}th{color:#52606d;font-weight:600}
 """
 
 
-def html_report(
-    result: dict[str, Any], days: list[dict[str, Any]], *, centre: str, generated: str, period: str
-) -> str:
+def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: str, generated: str, period: str) -> str:
     """A self-contained HTML page (inline CSS and SVG, no script, nothing fetched)."""
     parts = [
-        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">",
+        '<!doctype html><html lang="fr"><head><meta charset="utf-8">',
         f"<title>Statistiques e-mail – {escape(centre)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Statistiques e-mail – {escape(centre)}</h1>",
-        f"<p class=\"muted\">Période : {escape(period)} · généré le {escape(generated)}. "
+        f'<p class="muted">Période : {escape(period)} · généré le {escape(generated)}. '
         "Ouvertures et clics comptent les personnes (pas les robots ni les proxys) ; "
         "taux calculés sur les e-mails délivrés.</p>",
         "<h2>Envois et ouvertures par jour</h2>",
@@ -279,7 +279,7 @@ def html_report(
 def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
     head = (
         f"<table><tr><th>{escape(first)}</th><th>Envoyés</th><th>Délivrés</th><th>Ouverts</th><th>Cliqués</th>"
-        "<th>Désinscrits</th><th>Rebonds</th><th class=\"rate\">Taux</th></tr>"
+        '<th>Désinscrits</th><th>Rebonds</th><th class="rate">Taux</th></tr>'
     )
     body = []
     for label, entry in rows:
@@ -293,18 +293,18 @@ def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
             )
         )
         cells = "".join(f"<td>{entry[key]}</td>" for key in COUNTS)
-        body.append(f"<tr><td>{escape(str(label))}</td>{cells}<td class=\"rate\">{bars}</td></tr>")
+        body.append(f'<tr><td>{escape(str(label))}</td>{cells}<td class="rate">{bars}</td></tr>')
     return head + "".join(body) + "</table>"
 
 
 def _bar(css: str, rate: float | None, name: str) -> str:
     width = 0 if rate is None else max(1, round(rate * 160)) if rate else 0
-    return f"<span class=\"bar {css}\" style=\"width:{width}px\"></span>{percent(rate)} {name}"
+    return f'<span class="bar {css}" style="width:{width}px"></span>{percent(rate)} {name}'
 
 
 def _daily_svg(days: list[dict[str, Any]]) -> str:
     if not days:
-        return "<p class=\"muted\">Aucun envoi sur la période.</p>"
+        return '<p class="muted">Aucun envoi sur la période.</p>'
     width, height, pad = 900, 220, 30
     peak = max(max(d["sent"], d["opened"]) for d in days) or 1
     slot = (width - 2 * pad) / len(days)
@@ -315,22 +315,22 @@ def _daily_svg(days: list[dict[str, Any]]) -> str:
         for offset, key, colour in ((0.0, "sent", "#9aa5b1"), (bar, "opened", "#1f5fbf")):
             h = (height - 2 * pad) * day[key] / peak
             shapes.append(
-                f"<rect x=\"{x + offset:.1f}\" y=\"{height - pad - h:.1f}\" width=\"{bar:.1f}\" height=\"{h:.1f}\" "
-                f"fill=\"{colour}\"><title>{escape(day['day'])} : {day[key]} "
+                f'<rect x="{x + offset:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{colour}"><title>{escape(day["day"])} : {day[key]} '
                 f"{'envoyés' if key == 'sent' else 'ouverts'}</title></rect>"
             )
     step = max(1, len(days) // 10)
     labels = [
-        f"<text x=\"{pad + i * slot:.1f}\" y=\"{height - 8}\" font-size=\"10\" fill=\"#52606d\">{escape(d['day'][5:])}</text>"
+        f'<text x="{pad + i * slot:.1f}" y="{height - 8}" font-size="10" fill="#52606d">{escape(d["day"][5:])}</text>'
         for i, d in enumerate(days)
         if i % step == 0
     ]
-    axis = f"<text x=\"2\" y=\"{pad - 8}\" font-size=\"10\" fill=\"#52606d\">max {peak}</text>"
+    axis = f'<text x="2" y="{pad - 8}" font-size="10" fill="#52606d">max {peak}</text>'
     legend = (
-        "<p class=\"legend\"><span><span class=\"bar\" style=\"width:10px;background:#9aa5b1\"></span>envoyés</span>"
-        "<span><span class=\"bar o\" style=\"width:10px\"></span>ouverts (personnes)</span></p>"
+        '<p class="legend"><span><span class="bar" style="width:10px;background:#9aa5b1"></span>envoyés</span>'
+        '<span><span class="bar o" style="width:10px"></span>ouverts (personnes)</span></p>'
     )
     return (
-        f"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"100%\" role=\"img\" "
-        f"aria-label=\"Envois et ouvertures par jour\">{''.join(shapes)}{''.join(labels)}{axis}</svg>{legend}"
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="Envois et ouvertures par jour">{"".join(shapes)}{"".join(labels)}{axis}</svg>{legend}'
     )

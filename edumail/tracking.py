@@ -201,8 +201,15 @@ class Tracker:
         if bots.is_google_proxy(agent):
             data["proxy"] = "google"
         contacts.record_event(
-            store, mail["contact_id"], events.EMAIL_OPENED, at=now, data=data, source="tracking", now=now,
-            mail_id=mail["id"], machine=verdict is not None,
+            store,
+            mail["contact_id"],
+            events.EMAIL_OPENED,
+            at=now,
+            data=data,
+            source="tracking",
+            now=now,
+            mail_id=mail["id"],
+            machine=verdict is not None,
         )
         return True
 
@@ -238,8 +245,15 @@ class Tracker:
             if verdict:
                 data["machine"] = verdict
             contacts.record_event(
-                store, mail["contact_id"], events.EMAIL_CLICKED, at=now, data=data, source="tracking", now=now,
-                mail_id=mail["id"], machine=verdict is not None,
+                store,
+                mail["contact_id"],
+                events.EMAIL_CLICKED,
+                at=now,
+                data=data,
+                source="tracking",
+                now=now,
+                mail_id=mail["id"],
+                machine=verdict is not None,
             )
         return url
 
@@ -275,14 +289,25 @@ class Tracker:
         now = clock.now()
         with store.transaction():
             changed = contacts.set_consent(
-                store, mail["contact_id"], events.OPTED_OUT, basis=None, now=now, source=source,
+                store,
+                mail["contact_id"],
+                events.OPTED_OUT,
+                basis=None,
+                now=now,
+                source=source,
                 proof=self._proof(request, mail, method=method),
             )
             if not changed:
                 return
             contacts.record_event(
-                store, mail["contact_id"], events.UNSUBSCRIBED, at=now, data={"method": method}, source=source,
-                now=now, mail_id=mail["id"],
+                store,
+                mail["contact_id"],
+                events.UNSUBSCRIBED,
+                at=now,
+                data={"method": method},
+                source=source,
+                now=now,
+                mail_id=mail["id"],
             )
             _end_marketing_journeys(store, mail["contact_id"], now)
 
@@ -303,7 +328,11 @@ class Tracker:
             wants_news = form.get("news") == "on"
             if wants_news and mail["consent"] != events.OPTED_IN:
                 contacts.set_consent(
-                    store, mail["contact_id"], events.OPTED_IN, basis="opt_in", now=clock.now(),
+                    store,
+                    mail["contact_id"],
+                    events.OPTED_IN,
+                    basis="opt_in",
+                    now=clock.now(),
                     source=PREFERENCES_SOURCE,
                     proof=self._proof(request, mail, form=PREFERENCES_SOURCE, wording=pages.NEWS_WORDING),
                 )
@@ -331,7 +360,12 @@ class Tracker:
             return _page(pages.confirm_form(self.centre, pages.mask(contact["email"])))
         if not (contact["consent"] == events.OPTED_IN and contact["consent_basis"] == "opt_in"):
             contacts.set_consent(
-                store, contact["id"], events.OPTED_IN, basis="opt_in", now=clock.now(), source=CONFIRM_SOURCE,
+                store,
+                contact["id"],
+                events.OPTED_IN,
+                basis="opt_in",
+                now=clock.now(),
+                source=CONFIRM_SOURCE,
                 proof=self._proof(request, None, form="double opt-in link", wording=pages.CONFIRM_WORDING),
             )
         return _page(pages.confirmed(self.centre))
@@ -347,7 +381,7 @@ class Tracker:
         try:
             payload = json.loads(body or b"")
         except (ValueError, UnicodeDecodeError):
-            return _bad("the body is not JSON: send {\"email\": ..., \"name\": ..., \"at\"?: ..., \"data\"?: {...}}")
+            return _bad('the body is not JSON: send {"email": ..., "name": ..., "at"?: ..., "data"?: {...}}')
         return await run_in_threadpool(self._api_record, payload)
 
     def _authorized(self, request: Request) -> bool:
@@ -366,20 +400,16 @@ class Tracker:
         try:
             address = contacts.normalize_email(email)
             if contacts.is_forgotten(store, address):
-                return JSONResponse(
-                    {"error": f"{address} asked to be forgotten: nothing recorded"}, status_code=409
-                )
+                return JSONResponse({"error": f"{address} asked to be forgotten: nothing recorded"}, status_code=409)
             existed = store.contact_by_email(address) is not None
-            event_id = contacts.record_event_for(
-                store, address, name, at=at or now, data=data, source="api", now=now
-            )
+            event_id = contacts.record_event_for(store, address, name, at=at or now, data=data, source="api", now=now)
         except InputError as exc:
             return _bad(str(exc))
         return JSONResponse({"id": event_id, "contact_created": not existed}, status_code=201)
 
     def _parse_event(self, payload: Any) -> tuple[str, str, datetime | None, dict[str, Any]]:
         if not isinstance(payload, dict):
-            raise InputError("expected a JSON object {\"email\", \"name\", \"at\"?, \"data\"?}")
+            raise InputError('expected a JSON object {"email", "name", "at"?, "data"?}')
         unknown = sorted(set(payload) - {"email", "name", "at", "data"})
         if unknown:
             raise InputError(f"unknown field(s) {', '.join(unknown)} (expected email, name, at, data)")

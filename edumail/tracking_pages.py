@@ -9,11 +9,17 @@ from __future__ import annotations
 from html import escape
 
 NEWS_WORDING = "Je souhaite recevoir les actualités et offres de formation par e-mail."
+_SERVICE_NOTE = (
+    '<p class="note">Les e-mails liés à vos inscriptions (convocations, attestations) '
+    "continueront de vous parvenir.</p>"
+)
 CONFIRM_WORDING = "Je confirme vouloir recevoir les actualités et offres de formation par e-mail."
 
 _STYLE = """
-body{margin:0;background:#f4f5f7;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2933}
-main{max-width:480px;margin:48px auto;background:#fff;border-radius:8px;padding:32px;box-shadow:0 1px 3px rgba(0,0,0,.1)}
+body{margin:0;background:#f4f5f7;color:#1f2933}
+body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}
+main{max-width:480px;margin:48px auto;background:#fff;border-radius:8px;padding:32px}
+main{box-shadow:0 1px 3px rgba(0,0,0,.1)}
 h1{font-size:1.3em;margin:0 0 16px}p{line-height:1.5}.centre{color:#52606d;font-size:.9em;margin-bottom:24px}
 button{background:#1f5fbf;color:#fff;border:0;border-radius:6px;padding:12px 20px;font-size:1em;cursor:pointer}
 label{display:block;margin:16px 0;line-height:1.4}.note{color:#52606d;font-size:.9em}.ok{color:#1b7f3b}
@@ -30,11 +36,11 @@ def mask(email: str | None) -> str:
 
 def _layout(centre: str, title: str, body: str) -> str:
     return (
-        "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<meta name=\"robots\" content=\"noindex\">"
+        '<!doctype html>\n<html lang="fr"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
         f"<title>{escape(title)} – {escape(centre)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><div class=\"centre\">{escape(centre)}</div><h1>{escape(title)}</h1>{body}</main></body></html>\n"
+        f'<body><main><div class="centre">{escape(centre)}</div><h1>{escape(title)}</h1>{body}</main></body></html>\n'
     )
 
 
@@ -42,21 +48,18 @@ def unsubscribe_form(centre: str, masked: str) -> str:
     body = (
         f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>"
         f"{' à l’adresse ' + escape(masked) if masked else ''}.</p>"
-        "<p class=\"note\">Les e-mails liés à vos inscriptions (convocations, attestations) continueront de vous parvenir.</p>"
-        "<form method=\"post\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">"
-        "<button type=\"submit\">Confirmer la désinscription</button></form>"
+        + _SERVICE_NOTE
+        + '<form method="post"><input type="hidden" name="confirm" value="yes">'
+        '<button type="submit">Confirmer la désinscription</button></form>'
     )
     return _layout(centre, "Se désinscrire", body)
 
 
 def unsubscribed(centre: str, already: bool = False) -> str:
-    first = (
-        "Vous êtes déjà désinscrit(e)." if already else "C’est fait : vous êtes désinscrit(e)."
-    )
+    first = "Vous êtes déjà désinscrit(e)." if already else "C’est fait : vous êtes désinscrit(e)."
     body = (
-        f"<p class=\"ok\">{first}</p>"
-        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>"
-        "<p class=\"note\">Les e-mails liés à vos inscriptions (convocations, attestations) continueront de vous parvenir.</p>"
+        f'<p class="ok">{first}</p>'
+        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>" + _SERVICE_NOTE
     )
     return _layout(centre, "Désinscription", body)
 
@@ -64,13 +67,12 @@ def unsubscribed(centre: str, already: bool = False) -> str:
 def preferences_form(centre: str, masked: str, receives: bool, saved: bool) -> str:
     state = "Vous recevez nos actualités." if receives else "Vous ne recevez pas nos actualités."
     body = (
-        (f"<p class=\"ok\">Vos préférences sont enregistrées.</p>" if saved else "")
-        + f"<p>{escape(masked)} — {state}</p>"
-        "<form method=\"post\"><label><input type=\"checkbox\" name=\"news\" value=\"on\""
+        ('<p class="ok">Vos préférences sont enregistrées.</p>' if saved else "") + f"<p>{escape(masked)} — {state}</p>"
+        '<form method="post"><label><input type="checkbox" name="news" value="on"'
         + (" checked" if receives else "")
         + f"> {escape(NEWS_WORDING)}</label>"
-        "<p class=\"note\">Les e-mails liés à vos inscriptions (convocations, attestations) vous parviennent dans tous les cas.</p>"
-        "<button type=\"submit\">Enregistrer</button></form>"
+        + _SERVICE_NOTE
+        + '<button type="submit">Enregistrer</button></form>'
     )
     return _layout(centre, "Vos préférences", body)
 
@@ -79,16 +81,16 @@ def confirm_form(centre: str, masked: str) -> str:
     body = (
         f"<p>Pour recevoir les actualités de <b>{escape(centre)}</b>"
         f"{' à l’adresse ' + escape(masked) if masked else ''}, confirmez votre inscription.</p>"
-        f"<form method=\"post\"><p class=\"note\">{escape(CONFIRM_WORDING)}</p>"
-        "<button type=\"submit\">Je confirme</button></form>"
+        f'<form method="post"><p class="note">{escape(CONFIRM_WORDING)}</p>'
+        '<button type="submit">Je confirme</button></form>'
     )
     return _layout(centre, "Confirmer votre inscription", body)
 
 
 def confirmed(centre: str) -> str:
     body = (
-        "<p class=\"ok\">Merci, votre inscription est confirmée.</p>"
-        "<p class=\"note\">Vous pourrez vous désinscrire à tout moment grâce au lien présent dans chaque e-mail.</p>"
+        '<p class="ok">Merci, votre inscription est confirmée.</p>'
+        '<p class="note">Vous pourrez vous désinscrire à tout moment grâce au lien présent dans chaque e-mail.</p>'
     )
     return _layout(centre, "Inscription confirmée", body)
 

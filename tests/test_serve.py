@@ -24,12 +24,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from edumail import clock, contacts, delivery, events, tokens
-from edumail import campaigns as campaigns_module
-from edumail import project as project_module
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401 (fixtures)
 from tracking_support import BROWSER, SECRET, write_settings
+
+from edumail import campaigns as campaigns_module
+from edumail import clock, contacts, delivery, events, tokens
+from edumail import project as project_module
 
 SENT = "2026-11-02T10:00:00+01:00"
 READ = "2026-11-02T12:30:00+01:00"
@@ -86,7 +86,11 @@ class Answer:
 
 
 def request(
-    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
     connection: http.client.HTTPConnection | None = None,
 ) -> Answer:
     conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -120,10 +124,24 @@ def centre(project_dir: Path, port: int, smtp_server: SmtpTestServer) -> Path:  
 
 
 def test_a_sent_mail_is_opened_clicked_and_unsubscribed_over_http(
-    cli, centre: Path, port: int, smtp_server: SmtpTestServer  # noqa: F811
+    cli,
+    centre: Path,
+    port: int,
+    smtp_server: SmtpTestServer,  # noqa: F811
 ) -> None:
-    assert cli("contacts", "import", str(centre / "contacts.csv"), "--consent", "opted_in", "--source", "form",
-               now="2026-11-01T09:00").exit_code == 0
+    assert (
+        cli(
+            "contacts",
+            "import",
+            str(centre / "contacts.csv"),
+            "--consent",
+            "opted_in",
+            "--source",
+            "form",
+            now="2026-11-01T09:00",
+        ).exit_code
+        == 0
+    )
     sent = cli("send", "offre", "--name", "offre-novembre", now=SENT)
     assert sent.exit_code == 0, sent.output
     [message] = smtp_server.parsed()
@@ -144,7 +162,10 @@ def test_a_sent_mail_is_opened_clicked_and_unsubscribed_over_http(
         page = request(port, "GET", urlsplit(unsubscribe.group(1)).path)
         assert page.status == 200 and "Centre de formation Exemple" in page.body.decode()
         done = request(
-            port, "POST", urlsplit(unsubscribe.group(1)).path, body=b"List-Unsubscribe=One-Click",
+            port,
+            "POST",
+            urlsplit(unsubscribe.group(1)).path,
+            body=b"List-Unsubscribe=One-Click",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert done.status == 200 and "location" not in done.headers
@@ -153,7 +174,12 @@ def test_a_sent_mail_is_opened_clicked_and_unsubscribed_over_http(
     [campaign] = stats["campaigns"]
     assert campaign["name"] == "offre-novembre"
     assert {k: campaign[k] for k in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced")} == {
-        "sent": 1, "delivered": 1, "opened": 1, "clicked": 1, "unsubscribed": 1, "bounced": 0,
+        "sent": 1,
+        "delivered": 1,
+        "opened": 1,
+        "clicked": 1,
+        "unsubscribed": 1,
+        "bounced": 0,
     }
     assert (campaign["open_rate"], campaign["click_rate"], campaign["unsubscribe_rate"]) == (1.0, 1.0, 1.0)
 
@@ -176,9 +202,7 @@ def test_a_sent_mail_is_opened_clicked_and_unsubscribed_over_http(
     assert "opened" in text and PROGRAMME in text and "unsubscribe link" in text
 
 
-def test_serve_answers_hundreds_of_requests_while_a_send_runs(
-    cli, project_dir: Path, port: int
-) -> None:
+def test_serve_answers_hundreds_of_requests_while_a_send_runs(cli, project_dir: Path, port: int) -> None:
     write_settings(project_dir, f"tracking:\n  base_url: http://127.0.0.1:{port}\n")
     (project_dir / "templates" / "offre.html").write_text(TEMPLATE, encoding="utf-8")
     rows = "".join(f"c{i}@example.org,C{i},X\n" for i in range(300))

@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tracking_support import SENT_AT, contact, journey, sent_mail
 
 from edumail import clock, contacts, events, stats
 from edumail.store import Store
-from tracking_support import SENT_AT, contact, journey, sent_mail
 
 SEQUENCE = """\
 name: relance
@@ -58,11 +58,17 @@ def scenario(store: Store) -> dict[str, int]:
     _event(store, ids["ana"], events.EMAIL_OPENED, later + timedelta(hours=1), mails["ana"])
     _event(store, ids["ana"], events.UNSUBSCRIBED, later, mails["ana"])
     _event(store, ids["ben"], events.EMAIL_OPENED, SENT_AT, mails["ben"], machine=True)
-    _event(store, ids["chloe"], events.EMAIL_CLICKED, later, mails["chloe"], data={"url": "https://x.example", "index": 0})
+    _event(
+        store, ids["chloe"], events.EMAIL_CLICKED, later, mails["chloe"], data={"url": "https://x.example", "index": 0}
+    )
     _event(store, ids["chloe"], events.EMAIL_CLICKED, SENT_AT, mails["chloe"], machine=True)
     _event(store, ids["dan"], events.BOUNCED, SENT_AT, mails["dan"], data={"kind": "hard"})
     second = sent_mail(
-        store, ids["ben"], sequence="relance", step_id="relance-2", sent_at=SENT_AT + timedelta(days=3),
+        store,
+        ids["ben"],
+        sequence="relance",
+        step_id="relance-2",
+        sent_at=SENT_AT + timedelta(days=3),
         journey_id=journeys["ben"],
     )
     _event(store, ids["ben"], events.EMAIL_OPENED, SENT_AT + timedelta(days=3, hours=1), second)
@@ -71,9 +77,19 @@ def scenario(store: Store) -> dict[str, int]:
     _event(store, ids["ben"], "inscription_finalisee", SENT_AT + timedelta(days=20))
     # a queued mail and a staff notification are not sends
     sent_mail(store, ids["chloe"], sequence="relance", step_id="relance-2", sent_at=None, journey_id=journeys["chloe"])
-    store.enqueue_mail(message_id="<staff@x>", template="notify", purpose="service", not_before="0", now="0",
-                       to_email="staff@centre.example", sequence="relance", step_id="notify")
-    campaign_id = store.insert_campaign("newsletter-nov", "newsletter", {}, clock.to_db(SENT_AT), clock.to_db(SENT_AT), "done")
+    store.enqueue_mail(
+        message_id="<staff@x>",
+        template="notify",
+        purpose="service",
+        not_before="0",
+        now="0",
+        to_email="staff@centre.example",
+        sequence="relance",
+        step_id="notify",
+    )
+    campaign_id = store.insert_campaign(
+        "newsletter-nov", "newsletter", {}, clock.to_db(SENT_AT), clock.to_db(SENT_AT), "done"
+    )
     for name in ("ana", "ben"):
         mail_id = sent_mail(store, ids[name], campaign_id=campaign_id, sent_at=SENT_AT + timedelta(days=1))
         if name == "ben":
@@ -91,7 +107,12 @@ def test_step_figures_count_unique_people_and_leave_machines_out(store: Store, s
     result = stats.compute(store)
     first = _step(result, "relance-1")
     assert {k: first[k] for k in stats.COUNTS} == {
-        "sent": 4, "delivered": 3, "opened": 2, "clicked": 1, "unsubscribed": 1, "bounced": 1,
+        "sent": 4,
+        "delivered": 3,
+        "opened": 2,
+        "clicked": 1,
+        "unsubscribed": 1,
+        "bounced": 1,
     }
     assert first["open_rate"] == pytest.approx(0.6667)
     assert first["click_rate"] == pytest.approx(0.3333)

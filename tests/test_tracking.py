@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from tracking_support import BROWSER, LATER, LINKS, SECRET, SENT_AT, contact, events_named, sent_mail
 
 from edumail import clock, contacts, events, tokens
 from edumail import project as project_module
 from edumail.store import Store
 from edumail.tracking import MAX_BODY, PIXEL, create_app
-from tracking_support import BROWSER, LATER, LINKS, SECRET, SENT_AT, contact, events_named, sent_mail
 
 API_TOKEN = "api-token-for-tests"
 
@@ -72,7 +72,9 @@ def consent_of(store: Store, email: str) -> str:
 # --- open pixel -------------------------------------------------------------------------
 
 
-def test_open_pixel_returns_an_uncached_gif_and_records_a_human_open(client: TestClient, store: Store, mail: int) -> None:
+def test_open_pixel_returns_an_uncached_gif_and_records_a_human_open(
+    client: TestClient, store: Store, mail: int
+) -> None:
     response = client.get(o(mail))
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/gif"
@@ -221,7 +223,9 @@ def test_head_request_on_a_click_is_machine(client: TestClient, store: Store, ma
     assert events_named(store, events.EMAIL_CLICKED)[0]["machine"] == 1
 
 
-def test_click_for_a_forgotten_contact_redirects_but_records_nothing(client: TestClient, store: Store, mail: int) -> None:
+def test_click_for_a_forgotten_contact_redirects_but_records_nothing(
+    client: TestClient, store: Store, mail: int
+) -> None:
     store.execute("UPDATE contacts SET forgotten_at = ?", (clock.to_db(SENT_AT),))
     assert client.get(c(mail, 0)).headers["location"] == LINKS[0]
     assert events_named(store, events.EMAIL_CLICKED) == []
@@ -234,7 +238,7 @@ def test_unsubscribe_get_shows_a_french_page_and_changes_nothing(client: TestCli
     response = client.get(u(mail))
     assert response.status_code == 200
     assert "Centre de formation Exemple" in response.text
-    assert "<form method=\"post\">" in response.text and "<button" in response.text
+    assert '<form method="post">' in response.text and "<button" in response.text
     assert "désinscription" in response.text
     assert "set-cookie" not in response.headers
     assert consent_of(store, "lea@example.org") == events.OPTED_IN
@@ -307,7 +311,7 @@ def test_unsubscribe_ends_marketing_journeys(client: TestClient, store: Store, m
 def test_preferences_page_shows_the_current_choice(client: TestClient, mail: int) -> None:
     response = client.get(p(mail))
     assert response.status_code == 200
-    assert "name=\"news\" value=\"on\" checked" in response.text
+    assert 'name="news" value="on" checked' in response.text
     assert "l•••@example.org" in response.text
 
 
@@ -449,8 +453,10 @@ def test_api_bad_input_is_400_with_a_message(client: TestClient, store: Store, b
 def test_api_refuses_a_forgotten_address(client: TestClient, store: Store) -> None:
     contact_id = contact(store, "gone@example.org")
     store.add_suppression(contacts.suppression_hash(store, "gone@example.org"), clock.to_db(SENT_AT), "forget")
-    store.execute("UPDATE contacts SET email = 'forgotten-1@invalid', forgotten_at = ? WHERE id = ?",
-                  (clock.to_db(SENT_AT), contact_id))
+    store.execute(
+        "UPDATE contacts SET email = 'forgotten-1@invalid', forgotten_at = ? WHERE id = ?",
+        (clock.to_db(SENT_AT), contact_id),
+    )
     response = client.post("/api/events", json={"email": "gone@example.org", "name": "x"}, headers=auth())
     assert response.status_code == 409
     assert "forgotten" in response.json()["error"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from edumail import clock, contacts, events
 from edumail.store import Store
 
 SECRET = b"test-secret-key-not-for-production"
-SENT_AT = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+SENT_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 LATER = SENT_AT + timedelta(hours=2)
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 LINKS = ["https://centre.example/programme", "https://centre.example/inscription"]
@@ -21,7 +21,9 @@ def contact(store: Store, email: str, consent: str = events.OPTED_IN, at: dateti
     """A contact with this consent (opt_in basis when opted in)."""
     found, _ = contacts.get_or_create(store, email, at - timedelta(days=30), "test")
     if consent != events.UNKNOWN:
-        contacts.set_consent(store, found["id"], consent, basis=None, now=at - timedelta(days=30), source="test", proof={})
+        contacts.set_consent(
+            store, found["id"], consent, basis=None, now=at - timedelta(days=30), source="test", proof={}
+        )
     return int(found["id"])
 
 

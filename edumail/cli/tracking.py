@@ -7,7 +7,7 @@ import json
 import logging
 import socket
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -62,7 +62,9 @@ def _bind(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise EdumailError(f"{host}:{port} is already in use (another `edumail serve`?); pass --port N") from None
         if exc.errno == errno.EACCES:
-            raise EdumailError(f"{host}:{port}: permission denied (ports below 1024 need root); pass --port N") from None
+            raise EdumailError(
+                f"{host}:{port}: permission denied (ports below 1024 need root); pass --port N"
+            ) from None
         raise EdumailError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
@@ -74,12 +76,12 @@ def _show_host(host: str) -> str:
 
 @app.command()
 def stats(
-    sequence: Optional[str] = typer.Option(None, "--sequence", help="Only this sequence."),
-    since: Optional[str] = typer.Option(None, "--since", help="From this time (ISO 8601)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Until this time (ISO 8601)."),
+    sequence: str | None = typer.Option(None, "--sequence", help="Only this sequence."),
+    since: str | None = typer.Option(None, "--since", help="From this time (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Until this time (ISO 8601)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
     csv_: bool = typer.Option(False, "--csv", help="Print CSV."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write a one-file HTML report."),
+    html: Path | None = typer.Option(None, "--html", help="Write a one-file HTML report."),
 ) -> None:
     """Sent, delivered, opened, clicked, unsubscribed and bounced, per step and campaign."""
     if json_ and csv_:
@@ -127,7 +129,12 @@ def _table(title: str, first: str) -> Table:
     return table
 
 
-_RATE_OF = {"opened": "open_rate", "clicked": "click_rate", "unsubscribed": "unsubscribe_rate", "bounced": "bounce_rate"}
+_RATE_OF = {
+    "opened": "open_rate",
+    "clicked": "click_rate",
+    "unsubscribed": "unsubscribe_rate",
+    "bounced": "bounce_rate",
+}
 
 
 def _cells(entry: dict[str, Any]) -> list[str]:
@@ -163,4 +170,6 @@ def _print_tables(result: dict[str, Any]) -> None:
         for campaign in result["campaigns"]:
             table.add_row(campaign["name"], *_cells(campaign))
         console.print(table)
-    console.print("opened and clicked count people (machine opens and scanner clicks are left out); rates over delivered")
+    console.print(
+        "opened and clicked count people (machine opens and scanner clicks are left out); rates over delivered"
+    )

@@ -44,7 +44,7 @@ FROM flags GROUP BY {{group}} ORDER BY first_mail_id
 class TrackingMixin:
     # --- what the tracking server needs ----------------------------------------
 
-    def tracked_mail(self: "Store", mail_id: int) -> dict[str, Any] | None:
+    def tracked_mail(self: Store, mail_id: int) -> dict[str, Any] | None:
         """A mail with what the tracker needs of its contact (None if unknown)."""
         return self.row(
             "SELECT m.id, m.contact_id, m.message_id, m.sent_at, m.state, m.purpose, m.links, m.subject,"
@@ -53,7 +53,7 @@ class TrackingMixin:
             (mail_id,),
         )
 
-    def recent_click_indexes(self: "Store", mail_id: int, since: str) -> set[int]:
+    def recent_click_indexes(self: Store, mail_id: int, since: str) -> set[int]:
         """Link indexes of this mail clicked at or after `since` (people and machines)."""
         return {
             int(index)
@@ -65,7 +65,7 @@ class TrackingMixin:
             if index is not None
         }
 
-    def flag_clicks_machine(self: "Store", mail_id: int, since: str) -> int:
+    def flag_clicks_machine(self: Store, mail_id: int, since: str) -> int:
         """Re-flag the clicks of a scanner's burst as machine; returns how many changed."""
         cursor = self.execute(
             "UPDATE events SET machine = 1 WHERE mail_id = ? AND name = 'email_clicked' AND at >= ? AND machine = 0",
@@ -75,14 +75,18 @@ class TrackingMixin:
 
     # --- what a contact's history needs ----------------------------------------------
 
-    def mail_opened(self: "Store", mail_id: int) -> bool:
+    def mail_opened(self: Store, mail_id: int) -> bool:
         """Read by a person: a human open, or a human click (images may have been blocked)."""
-        return self.scalar(
-            "SELECT 1 FROM events WHERE mail_id = ? AND name IN ('email_opened', 'email_clicked') AND machine = 0 LIMIT 1",
-            (mail_id,),
-        ) is not None
+        return (
+            self.scalar(
+                "SELECT 1 FROM events WHERE mail_id = ? AND name IN ('email_opened', 'email_clicked')"
+                " AND machine = 0 LIMIT 1",
+                (mail_id,),
+            )
+            is not None
+        )
 
-    def mail_clicks(self: "Store", mail_id: int) -> list[str]:
+    def mail_clicks(self: Store, mail_id: int) -> list[str]:
         """The URLs of this mail clicked by a human, in order, once each."""
         urls: list[str] = []
         for (data,) in self.execute(
@@ -96,9 +100,7 @@ class TrackingMixin:
 
     # --- stats -----------------------------------------------------------------------
 
-    def mail_figures(
-        self: "Store", by: str, since: str, until: str, sequence: str | None = None
-    ) -> list[dict[str, Any]]:
+    def mail_figures(self: Store, by: str, since: str, until: str, sequence: str | None = None) -> list[dict[str, Any]]:
         """Unique-contact figures of sent mails grouped `by` 'step', 'sequence' or 'campaign'."""
         group = {"step": "sequence, step_id", "sequence": "sequence", "campaign": "campaign_id"}[by]
         where = " AND campaign_id IS NOT NULL" if by == "campaign" else " AND sequence IS NOT NULL"
@@ -108,7 +110,7 @@ class TrackingMixin:
             params["sequence"] = sequence
         return self.rows(_FLAGGED.format(group=group, where=where), params)
 
-    def stats_sequence_names(self: "Store") -> list[str]:
+    def stats_sequence_names(self: Store) -> list[str]:
         """Every sequence that has journeys or mails, in the order first seen."""
         return [
             name
@@ -119,11 +121,11 @@ class TrackingMixin:
             )
         ]
 
-    def campaigns_all(self: "Store") -> list[dict[str, Any]]:
+    def campaigns_all(self: Store) -> list[dict[str, Any]]:
         return self.rows("SELECT id, name, template, scheduled_at, state FROM campaigns ORDER BY scheduled_at, id")
 
     def journey_conversions(
-        self: "Store", sequence: str, goal_event: str, within_seconds: float, since: str, until: str
+        self: Store, sequence: str, goal_event: str, within_seconds: float, since: str, until: str
     ) -> tuple[int, int]:
         """(journeys started in the period, those whose contact had `goal_event` within the window)."""
         found = self.execute(
@@ -135,7 +137,7 @@ class TrackingMixin:
         ).fetchone()
         return int(found[0]), int(found[1])
 
-    def journeys_count(self: "Store", sequence: str, since: str, until: str) -> int:
+    def journeys_count(self: Store, sequence: str, since: str, until: str) -> int:
         return int(
             self.scalar(
                 "SELECT COUNT(*) FROM journeys WHERE sequence = ? AND started_at >= ? AND started_at < ?",
@@ -144,7 +146,7 @@ class TrackingMixin:
             or 0
         )
 
-    def sends_per_hour(self: "Store", since: str, until: str, sequence: str | None = None) -> list[tuple[str, int]]:
+    def sends_per_hour(self: Store, since: str, until: str, sequence: str | None = None) -> list[tuple[str, int]]:
         """(UTC hour 'YYYY-MM-DDTHH', mails sent) for mails to contacts."""
         sql = f"WITH sent AS ({_SENT_MAILS}) SELECT substr(t, 1, 13) AS hour, COUNT(*) FROM sent WHERE t >= ? AND t < ?"
         params: list[Any] = [since, until]
@@ -153,9 +155,7 @@ class TrackingMixin:
             params.append(sequence)
         return [(h, int(n)) for h, n in self.execute(sql + " GROUP BY hour ORDER BY hour", params)]
 
-    def first_opens_per_hour(
-        self: "Store", since: str, until: str, sequence: str | None = None
-    ) -> list[tuple[str, int]]:
+    def first_opens_per_hour(self: Store, since: str, until: str, sequence: str | None = None) -> list[tuple[str, int]]:
         """(UTC hour, mails first read by a person that hour), for mails sent in the period."""
         sql = (
             f"WITH sent AS ({_SENT_MAILS}), firsts AS ("
