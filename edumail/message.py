@@ -113,7 +113,7 @@ class Headers:
 
 def build(headers: Headers, *, text: str, html: str) -> bytes:
     """The finished message: headers, then multipart/alternative (text/plain first, text/html last)."""
-    boundary = "==edumail-" + secrets.token_hex(12)
+    boundary = "==edumail-" + secrets.token_hex(8)
     out = headers.lines + [
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
@@ -122,11 +122,13 @@ def build(headers: Headers, *, text: str, html: str) -> bytes:
         'Content-Type: text/plain; charset="utf-8"',
         "Content-Transfer-Encoding: quoted-printable",
         "",
-        _qp(text) + f"--{boundary}",
+        _qp(text),  # the CRLF before a boundary belongs to the boundary (RFC 2046): keep the text's own
+        f"--{boundary}",
         'Content-Type: text/html; charset="utf-8"',
         "Content-Transfer-Encoding: quoted-printable",
         "",
-        _qp(html) + f"--{boundary}--",
+        _qp(html),
+        f"--{boundary}--",
         "",
     ]
     return CRLF.join(out).encode("ascii")
