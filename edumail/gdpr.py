@@ -127,8 +127,7 @@ def _end_journeys(store: Store, contact_id: int, reason: str, now: datetime) -> 
         engine = None  # type: ignore[assignment]
     end = getattr(engine, "end_journeys", None)
     if end is not None:
-        for purpose in ("marketing", "service"):
-            ended += int(end(store, contact_id, reason=reason, now=now, purpose=purpose) or 0)
+        ended += int(end(store, contact_id, reason=reason, now=now, purpose=None) or 0)
     return ended + store.exit_active_journeys_of(contact_id, reason, clock.to_db(now))
 
 

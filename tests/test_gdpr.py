@@ -353,3 +353,31 @@ def test_purged_opted_out_prospect_stays_suppressed(cli):
 def test_purge_with_nobody_stale_says_so(cli):
     result = cli("purge", now=PURGE_NOW)
     assert result.exit_code == 0 and "0 prospect(s) anonymised" in result.output
+
+
+def test_events_import_skips_a_forgotten_address(cli):
+    import_csv(cli)
+    cli("contacts", "forget", "marie@example.fr", "--yes", now=NOW)
+    path = cli.root / "events.csv"
+    path.write_text("email,name\nmarie@example.fr,inscription_commencee\n", encoding="utf-8")
+    result = cli("events", "import", str(path), now=NOW)
+    assert "asked to be forgotten" in result.output
+    assert db(cli).contact_by_email("marie@example.fr") is None
+
+
+def test_events_api_refuses_a_forgotten_address(cli, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from edumail import project as project_module
+    from edumail.tracking import create_app
+
+    import_csv(cli)
+    cli("contacts", "forget", "marie@example.fr", "--yes", now=NOW)
+    monkeypatch.setenv("EDUMAIL_NOW", NOW)
+    monkeypatch.setenv("EDUMAIL_API_TOKEN", "api-token")
+    with TestClient(create_app(project_module.load(cli.root))) as client:
+        response = client.post(
+            "/api/events", json={"email": "Marie@example.fr", "name": "x"}, headers={"Authorization": "Bearer api-token"}
+        )
+    assert response.status_code == 409
+    assert db(cli).contact_by_email("marie@example.fr") is None
