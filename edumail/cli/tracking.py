@@ -171,5 +171,6 @@ def _print_tables(result: dict[str, Any]) -> None:
             table.add_row(campaign["name"], *_cells(campaign))
         console.print(table)
     console.print(
-        "opened and clicked count people (machine opens and scanner clicks are left out); rates over delivered"
+        "opened and clicked count people (machine opens and scanner clicks are left out);"
+        " rates over delivered, bounce rate over sent"
     )
