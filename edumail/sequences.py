@@ -38,7 +38,7 @@ TRIGGER_KINDS = ("event", "segment", "inactive", "schedule", "at")
 # Actions run in this order within a step: the contact is updated before a mail renders it.
 ACTION_KEYS = ("set", "stage", "tag", "untag", "send", "notify", "webhook")
 STEP_KEYS = ("id", "wait", "at", "time", "if", "else", *ACTION_KEYS)
-_AT = re.compile(r"^\s*(event|contact)\.([A-Za-z_][\w\-]*)\s*(?:([+-])\s*(\S+))?\s*$")
+_AT = re.compile(r"^\s*(event|contact)\.([A-Za-z_]\w*)\s*(?:([+-])\s*(.+?))?\s*$")
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
