@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
 from rich.table import Table
 
 from edumail import campaigns, clock, delivery
@@ -42,11 +43,11 @@ def send(
         return
     if plan.scheduled:
         console.print(f"Scheduled for {clock.show(plan.at, project.settings.tz)}: the next `edumail run` after that "
-                      "time sends it.")
+                      "time sends it.", soft_wrap=True)
         return
     report = _deliver_with_progress(project, now)
     if report.total == 0 and not report.busy:
-        console.print("Nothing to send now.")
+        console.print("Nothing to send now.", soft_wrap=True)
         return
     _print_report(report)
     if report.failed or report.stopped:
@@ -58,17 +59,17 @@ def _print_plan(plan: campaigns.CampaignPlan, tz: object) -> None:
     line = f"Campaign [bold]{plan.name}[/bold] ({plan.template}): {plan.matched} matching, {plan.queued} {verb}"
     if plan.already:
         line += f", {plan.already} already queued by an earlier run"
-    console.print(line + ".")
+    console.print(line + ".", soft_wrap=True)
     if plan.skipped:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(plan.skipped.items()))
-        console.print(f"Skipped: {reasons}.")
+        console.print(f"Skipped: {reasons}.", soft_wrap=True)
     if plan.dry_run:
         shown = ", ".join(plan.recipients[:10])
         more = f" and {plan.queued - 10} more" if plan.queued > 10 else ""
         if plan.queued:
-            console.print(f"Dry run, nothing queued or sent. Recipients: {shown}{more}.")
+            console.print(f"Dry run, nothing queued or sent. Recipients: {shown}{more}.", soft_wrap=True)
         else:
-            console.print("Dry run, nothing queued or sent.")
+            console.print("Dry run, nothing queued or sent.", soft_wrap=True)
 
 
 def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
@@ -95,7 +96,7 @@ def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
 def _print_report(report: DeliveryReport) -> None:
     if report.busy:
         console.print(f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
-                      "sends them (or the next `edumail run` does).")
+                      "sends them (or the next `edumail run` does).", soft_wrap=True)
         return
     rate = report.done / report.seconds if report.seconds else 0.0
     parts = [f"{report.sent} sent"]
@@ -107,13 +108,13 @@ def _print_report(report: DeliveryReport) -> None:
         parts.append(f"{report.cancelled} cancelled (consent changed)")
     if report.recovered:
         parts.append(f"{report.recovered} re-sent after an interrupted run")
-    console.print(f"{', '.join(parts)} in {report.seconds:.1f}s ({rate:.0f} mails/s) via {report.transport}.")
+    console.print(f"{', '.join(parts)} in {report.seconds:.1f}s ({rate:.0f} mails/s) via {report.transport}.", soft_wrap=True)
     for reason in report.errors[:5]:
         err_console.print(f"  [yellow]-[/yellow] {reason}", soft_wrap=True)
     if report.stopped:
         err_console.print(f"[red]error:[/red] {report.stopped}", soft_wrap=True)
     if report.failed and report.failed > report.bounced:
-        err_console.print("See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.")
+        err_console.print("See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.", soft_wrap=True)
 
 
 @outbox_app.callback()
@@ -130,12 +131,12 @@ def outbox(
     now_db = clock.to_db(clock.now())
     counts = store.outbox_counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in ("queued", "sending", "failed", "sent", "cancelled") if counts.get(s))
-    console.print(f"Outbox: {summary or 'empty'}.")
+    console.print(f"Outbox: {summary or 'empty'}.", soft_wrap=True)
     states = ("failed",) if failed else ("queued", "sending", "failed")
     shown = 100
     rows = store.outbox_list(states, shown + 1)
     if not rows:
-        console.print("Nothing failed." if failed else "Nothing queued or failed.")
+        console.print("Nothing failed." if failed else "Nothing queued or failed.", soft_wrap=True)
         return
     table = Table(show_edge=False, pad_edge=False)
     for column in ("id", "state", "to", "template", "from", "attempts", "next try", "why"):
@@ -146,11 +147,12 @@ def outbox(
         when = "now" if row["state"] == "queued" and due <= now_db else clock.show(clock.from_db(due), tz)
         table.add_row(str(row["id"]), row["state"], row["email"] or "", row["template"], origin, str(row["attempts"]),
                       when if row["state"] == "queued" else "", row["last_error"] or "")
-    console.print(table)
+    # Piped output (grep, a log file) gets full lines; a terminal gets a table that fits.
+    (console if console.is_terminal else Console(width=200, highlight=False)).print(table)
     if len(rows) > shown:
-        console.print(f"... and more (showing the first {shown}).")
+        console.print(f"... and more (showing the first {shown}).", soft_wrap=True)
     if counts.get("failed"):
-        console.print("`edumail outbox retry` queues the failed ones again (not those whose address bounced).")
+        console.print("`edumail outbox retry` queues the failed ones again (not those whose address bounced).", soft_wrap=True)
 
 
 @outbox_app.command("retry")
@@ -161,6 +163,6 @@ def outbox_retry() -> None:
     line = f"{result.requeued} failed mail{'s' if result.requeued != 1 else ''} queued again"
     if result.kept:
         line += "; left failed: " + ", ".join(f"{n} ({why})" for why, n in sorted(result.kept.items()))
-    console.print(line + ".")
+    console.print(line + ".", soft_wrap=True)
     if result.requeued:
-        console.print("`edumail run` (or the running daemon) sends them.")
+        console.print("`edumail run` (or the running daemon) sends them.", soft_wrap=True)
