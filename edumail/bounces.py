@@ -55,7 +55,9 @@ def read_mailbox(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _read_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
-        raise InputError(f"{path}: not a Maildir (no cur/ or new/ folder inside); give an mbox file or a Maildir folder")
+        raise InputError(
+            f"{path}: not a Maildir (no cur/ or new/ folder inside); give an mbox file or a Maildir folder"
+        )
     box = mailbox.Maildir(str(path), factory=None, create=False)
     for number, key in enumerate(sorted(box.iterkeys()), start=1):
         yield f"{path}: message {number} ({key})", box.get_bytes(key)
@@ -208,7 +210,11 @@ def _heuristic_failures(msg: Message) -> list[Failure]:
         address = _address(raw.decode("utf-8", "replace"))
         if not address:
             continue
-        code = status if status and status[0] == ("5" if kind == "hard" else "4") else ("5.0.0" if kind == "hard" else "4.0.0")
+        code = (
+            status
+            if status and status[0] == ("5" if kind == "hard" else "4")
+            else ("5.0.0" if kind == "hard" else "4.0.0")
+        )
         failures.append(Failure(address, _kind(code, "failed"), code, "failed", ""))
     return failures
 
@@ -343,7 +349,13 @@ def _match(store: Store, failure: Failure, mail: dict[str, Any] | None) -> tuple
 
 
 def _record_failure(
-    store: Store, contact_id: int, failure: Failure, mail: dict[str, Any] | None, dsn: Dsn, now: datetime, report: BounceReport
+    store: Store,
+    contact_id: int,
+    failure: Failure,
+    mail: dict[str, Any] | None,
+    dsn: Dsn,
+    now: datetime,
+    report: BounceReport,
 ) -> None:
     mail_id = mail["id"] if mail else None
     repeated_soft = failure.kind == "soft" and mail_id is not None and store.soft_bounce_recorded(contact_id, mail_id)

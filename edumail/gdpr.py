@@ -35,7 +35,9 @@ def export(store: Store, email: str, now: datetime) -> dict[str, Any]:
         "contact": {**contact, "fields": _json(contact["fields"])},
         "tags": store.tags_detail_of(cid),
         "consent_log": [{**row, "proof": _json(row["proof"])} for row in store.consent_log_detail_of(cid)],
-        "events": [{**row, "data": _json(row["data"]), "machine": bool(row["machine"])} for row in store.events_of(cid)],
+        "events": [
+            {**row, "data": _json(row["data"]), "machine": bool(row["machine"])} for row in store.events_of(cid)
+        ],
         "journeys": [{**j, "steps": [s for s in steps if s["journey_id"] == j["id"]]} for j in journeys],
         "mails": [_mail_view(m) for m in store.mails_of(cid)],
         "webhooks": [{**t, "payload": _json(t["payload"])} for t in store.tasks_detail_of(cid)],
@@ -83,8 +85,9 @@ class Erasure:
 
     def summary(self) -> str:
         return (
-            f"contact #{self.contact_id}: personal data erased ({self.events} events, {self.mails} mails kept"
-            f" for statistics without the person; {self.cancelled} queued mails cancelled, {self.journeys} journeys ended)"
+            f"contact #{self.contact_id}: personal data erased ({self.events} events, {self.mails} mails"
+            f" kept for statistics without the person; {self.cancelled} queued mails cancelled,"
+            f" {self.journeys} journeys ended)"
         )
 
 

@@ -156,7 +156,9 @@ def _require_settings(settings: Imap | None) -> Imap:
     if not settings.username:
         raise EdumailError("imap.username is missing in edumail.yaml (the mailbox login)")
     if settings.password() is None:
-        raise EdumailError(f"no IMAP password: set the environment variable {settings.password_env} (imap.password_env)")
+        raise EdumailError(
+            f"no IMAP password: set the environment variable {settings.password_env} (imap.password_env)"
+        )
     return settings
 
 
@@ -173,7 +175,9 @@ def _connect(imap: Imap) -> imaplib.IMAP4:
             conn.starttls(ssl_context=ssl.create_default_context())
         return conn
     except ssl.SSLError as exc:
-        raise EdumailError(f"{_where(imap)}: TLS failed ({exc.reason or exc}); check imap.security and imap.port") from None
+        raise EdumailError(
+            f"{_where(imap)}: TLS failed ({exc.reason or exc}); check imap.security and imap.port"
+        ) from None
     except (OSError, imaplib.IMAP4.error) as exc:
         raise EdumailError(f"{_where(imap)}: cannot connect to the IMAP server ({_reason(exc)})") from None
 
@@ -231,4 +235,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout):
         return "timed out"
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-

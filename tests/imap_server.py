@@ -120,8 +120,8 @@ def _wait_for(port: int, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"dovecot did not answer on 127.0.0.1:{port}: {log.read_text() if log.exists() else ''}")
 
 
-@pytest.fixture
-def imap_server(tmp_path: Path) -> Iterator[ImapServer]:
+@pytest.fixture(name="imap_server")
+def imap_server_fixture(tmp_path: Path) -> Iterator[ImapServer]:
     """A dovecot IMAP server on a free loopback port with one user and an empty Maildir."""
     if DOVECOT is None:
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd; .ci/run installs it in CI)")
@@ -136,7 +136,10 @@ def imap_server(tmp_path: Path) -> Iterator[ImapServer]:
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{root}/mail::\n", encoding="utf-8")
     port = _free_port()
     conf = root / "dovecot.conf"
-    conf.write_text(CONF.format(root=root, port=port, system_user=system_user, system_group=system_group, uid=min(uid, 100)), encoding="utf-8")
+    conf.write_text(
+        CONF.format(root=root, port=port, system_user=system_user, system_group=system_group, uid=min(uid, 100)),
+        encoding="utf-8",
+    )
     proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_for(port, proc, root / "dovecot.log")

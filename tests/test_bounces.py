@@ -90,8 +90,14 @@ def sent_mail(cli, contact_id: int, message_id: str = "<mail-1@centre.example>")
     stamp = clock.to_db(clock.parse_iso("2026-11-18T09:00:00", clock.UTC))
     with store.transaction():
         mail_id = store.enqueue_mail(
-            message_id=message_id, template="bienvenue", purpose="marketing", not_before=stamp, now=stamp,
-            contact_id=contact_id, sequence="accueil", step_id=message_id,
+            message_id=message_id,
+            template="bienvenue",
+            purpose="marketing",
+            not_before=stamp,
+            now=stamp,
+            contact_id=contact_id,
+            sequence="accueil",
+            step_id=message_id,
         )
         store.mark_mail_sent(mail_id, stamp, "Bienvenue", [])
     return mail_id
@@ -180,8 +186,11 @@ def test_three_soft_bounces_of_three_mails_suppress(cli, tmp_path):
     for n in range(3):
         sent_mail(cli, cid, f"<mail-{n}@centre.example>")
         messages.append(
-            dsn([("marie@example.fr", "failed", "4.2.2", "mailbox full")], original_id=f"<mail-{n}@centre.example>",
-                message_id=f"<dsn-{n}@mx.example.org>")
+            dsn(
+                [("marie@example.fr", "failed", "4.2.2", "mailbox full")],
+                original_id=f"<mail-{n}@centre.example>",
+                message_id=f"<dsn-{n}@mx.example.org>",
+            )
         )
     result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", *messages)), now=NOW)
     assert "3 soft" in result.output and "1 contacts suppressed" in result.output
@@ -269,15 +278,15 @@ def test_one_dsn_with_several_recipients_records_each_contact(cli, tmp_path):
 def test_non_rfc3464_bounce_is_found_by_flufl_bounce(cli, tmp_path):
     cid = add_contact(cli)
     qmail = (
-        "From: MAILER-DAEMON@mx.example.org\nTo: contact@centre.example\nSubject: failure notice\n"
-        "Message-ID: <qmail-1@mx.example.org>\n\n"
-        "Hi. This is the qmail-send program at mx.example.org.\n"
-        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
-        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
-        "<marie@example.fr>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
-        "--- Below this line is a copy of the message.\n\n"
-        "Message-ID: <mail-1@centre.example>\nSubject: Bienvenue\n"
-    ).encode()
+        b"From: MAILER-DAEMON@mx.example.org\nTo: contact@centre.example\nSubject: failure notice\n"
+        b"Message-ID: <qmail-1@mx.example.org>\n\n"
+        b"Hi. This is the qmail-send program at mx.example.org.\n"
+        b"I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        b"This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        b"<marie@example.fr>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+        b"--- Below this line is a copy of the message.\n\n"
+        b"Message-ID: <mail-1@centre.example>\nSubject: Bienvenue\n"
+    )
     result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", qmail)), now=NOW)
     assert result.exit_code == 0, result.output
     [event] = bounced_events(cli, cid)
@@ -330,10 +339,10 @@ def test_malformed_message_stops_with_file_and_number_and_records_nothing(cli, t
 
 def test_report_without_recipient_block_is_malformed(cli, tmp_path):
     broken = (
-        'From: MAILER-DAEMON@mx\nMessage-ID: <d@mx>\nContent-Type: multipart/report; report-type=delivery-status;'
-        ' boundary="B"\n\n--B\nContent-Type: text/plain\n\nhi\n--B\nContent-Type: message/delivery-status\n\n'
-        "Reporting-MTA: dns; mx\n\n--B--\n"
-    ).encode()
+        b"From: MAILER-DAEMON@mx\nMessage-ID: <d@mx>\nContent-Type: multipart/report; report-type=delivery-status;"
+        b' boundary="B"\n\n--B\nContent-Type: text/plain\n\nhi\n--B\nContent-Type: message/delivery-status\n\n'
+        b"Reporting-MTA: dns; mx\n\n--B--\n"
+    )
     result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", broken)), now=NOW)
     assert result.exit_code == 1
     assert "message 1: malformed delivery report" in result.output
@@ -351,8 +360,13 @@ def test_folder_that_is_not_a_maildir_is_refused(cli, tmp_path):
 
 @pytest.mark.parametrize(
     ("status", "action", "kind"),
-    [("5.1.1", "failed", "hard"), ("5.2.1", "failed", "hard"), ("4.2.2", "failed", "soft"),
-     ("5.7.515", "failed", "policy"), ("5.1.1", "delayed", "soft")],
+    [
+        ("5.1.1", "failed", "hard"),
+        ("5.2.1", "failed", "hard"),
+        ("4.2.2", "failed", "soft"),
+        ("5.7.515", "failed", "policy"),
+        ("5.1.1", "delayed", "soft"),
+    ],
 )
 def test_kind_from_status_and_action(status, action, kind):
     raw = dsn([("a@example.fr", action, status, "x")])

@@ -15,7 +15,15 @@ def db(cli) -> Store:
     return Store(cli.root / "edumail.db")
 
 
-def import_csv(cli, text: str = CSV, *, now: str = "2026-11-01T10:00:00+00:00", name: str = "inscrits.csv", consent: str = "opted_in", basis: str | None = None):
+def import_csv(
+    cli,
+    text: str = CSV,
+    *,
+    now: str = "2026-11-01T10:00:00+00:00",
+    name: str = "inscrits.csv",
+    consent: str = "opted_in",
+    basis: str | None = None,
+):
     path = cli.root / name
     path.write_text(text, encoding="utf-8")
     args = ["contacts", "import", str(path), "--consent", consent]
@@ -37,9 +45,16 @@ def queue_mail(cli, contact_id: int, message_id: str, *, sent: bool, journey_id:
     stamp = clock.to_db(clock.parse_iso("2026-11-10T09:00:00", clock.UTC))
     with store.transaction():
         mail_id = store.enqueue_mail(
-            message_id=message_id, template="bienvenue", purpose="marketing", not_before=stamp, now=stamp,
-            contact_id=contact_id, context={"formation": "Excel", "email": "marie@example.fr"},
-            journey_id=journey_id, step_id=message_id, sequence="accueil",
+            message_id=message_id,
+            template="bienvenue",
+            purpose="marketing",
+            not_before=stamp,
+            now=stamp,
+            contact_id=contact_id,
+            context={"formation": "Excel", "email": "marie@example.fr"},
+            journey_id=journey_id,
+            step_id=message_id,
+            sequence="accueil",
         )
         if sent:
             store.mark_mail_sent(mail_id, stamp, "Marie, bienvenue", ["https://centre.example/programme"])
@@ -55,7 +70,8 @@ def add_journey(cli, contact_id: int, sequence: str = "accueil", state: str = "a
     )
     journey_id = int(cursor.lastrowid)
     store.execute(
-        "INSERT INTO journey_log (journey_id, step_id, at, outcome) VALUES (?, 'bienvenue', '2026-11-10T09:00:00.000000Z', 'sent')",
+        "INSERT INTO journey_log (journey_id, step_id, at, outcome)"
+        " VALUES (?, 'bienvenue', '2026-11-10T09:00:00.000000Z', 'sent')",
         (journey_id,),
     )
     return journey_id
@@ -73,7 +89,9 @@ def test_export_prints_the_whole_story_as_json(cli):
     cid = marie(cli)["id"]
     journey = add_journey(cli, cid)
     queue_mail(cli, cid, "<m1@centre.example>", sent=True, journey_id=journey)
-    assert cli("event", "marie@example.fr", "inscription_commencee", "--data", "formation=Excel", now=NOW).exit_code == 0
+    assert (
+        cli("event", "marie@example.fr", "inscription_commencee", "--data", "formation=Excel", now=NOW).exit_code == 0
+    )
     result = cli("contacts", "export", "marie@example.fr", now=NOW)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -109,7 +127,16 @@ def test_forget_erases_every_personal_data(cli):
     import_csv(cli)
     cid = marie(cli)["id"]
     queue_mail(cli, cid, "<m1@centre.example>", sent=True)
-    cli("event", "marie@example.fr", "inscription_commencee", "--data", "formation=Excel", "--data", "tel=0601020304", now=NOW)
+    cli(
+        "event",
+        "marie@example.fr",
+        "inscription_commencee",
+        "--data",
+        "formation=Excel",
+        "--data",
+        "tel=0601020304",
+        now=NOW,
+    )
     result = cli("contacts", "forget", "marie@example.fr", "--yes", now=NOW)
     assert result.exit_code == 0, result.output
     assert "forgotten" in result.output
@@ -377,7 +404,9 @@ def test_events_api_refuses_a_forgotten_address(cli, monkeypatch):
     monkeypatch.setenv("EDUMAIL_API_TOKEN", "api-token")
     with TestClient(create_app(project_module.load(cli.root))) as client:
         response = client.post(
-            "/api/events", json={"email": "Marie@example.fr", "name": "x"}, headers={"Authorization": "Bearer api-token"}
+            "/api/events",
+            json={"email": "Marie@example.fr", "name": "x"},
+            headers={"Authorization": "Bearer api-token"},
         )
     assert response.status_code == 409
     assert db(cli).contact_by_email("marie@example.fr") is None

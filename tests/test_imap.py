@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from imap_server import ImapServer, imap_server  # noqa: F401  (the fixture)
+from imap_server import ImapServer, imap_server_fixture  # noqa: F401  (provides the imap_server fixture)
 from test_replies import add_contact, db, reply, sent_mail
 
 NOW = "2026-11-20T10:00:00+00:00"
@@ -103,7 +103,8 @@ def test_server_not_listening_is_a_clear_error(cli):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     (cli.root / "edumail.yaml").write_text(
-        (cli.root / "edumail.yaml").read_text() + f"imap:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  username: u\n"
+        (cli.root / "edumail.yaml").read_text()
+        + f"imap:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n  username: u\n"
     )
     result = cli("inbox", "fetch", now=NOW, env=SECRET_ENV)
     assert result.exit_code == 1 and f"127.0.0.1:{port}: cannot connect to the IMAP server" in result.output

@@ -60,8 +60,14 @@ def sent_mail(cli, contact_id: int, message_id: str = "<mail-1@centre.example>")
     stamp = clock.to_db(clock.parse_iso("2026-11-18T09:00:00", clock.UTC))
     with store.transaction():
         mail_id = store.enqueue_mail(
-            message_id=message_id, template="relance", purpose="marketing", not_before=stamp, now=stamp,
-            contact_id=contact_id, sequence="relance", step_id=message_id,
+            message_id=message_id,
+            template="relance",
+            purpose="marketing",
+            not_before=stamp,
+            now=stamp,
+            contact_id=contact_id,
+            sequence="relance",
+            step_id=message_id,
         )
         store.mark_mail_sent(mail_id, stamp, "Votre inscription", [])
     return mail_id

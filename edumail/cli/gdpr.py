@@ -37,15 +37,22 @@ def contacts_forget(
     store = current_project().store()
     now = clock.now()
     gdpr.find_contact(store, email)  # fails early and clearly for an unknown or forgotten address
-    if not yes and not typer.confirm(f"Erase every personal data of {email.strip()}? This cannot be undone", default=False):
+    if not yes and not typer.confirm(
+        f"Erase every personal data of {email.strip()}? This cannot be undone", default=False
+    ):
         raise EdumailError("nothing erased (add --yes to skip this question)")
     erasure = gdpr.forget(store, email, now)
-    console.print(f"[green]forgotten:[/green] {escape(email.strip().lower())} ({erasure.summary()});"
-                  " its address is kept only as a salted hash on the suppression list", soft_wrap=True)
+    console.print(
+        f"[green]forgotten:[/green] {escape(email.strip().lower())} ({erasure.summary()});"
+        " its address is kept only as a salted hash on the suppression list",
+        soft_wrap=True,
+    )
 
 
 @app.command()
-def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List who would be anonymised; change nothing.")) -> None:
+def purge(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List who would be anonymised; change nothing."),
+) -> None:
     """Anonymise prospects with no sign of life for 3 years (CNIL)."""
     project = current_project()
     report = gdpr.purge(project.store(), clock.now(), service_sequences=_service_sequences(project), dry_run=dry_run)
@@ -54,7 +61,10 @@ def purge(dry_run: bool = typer.Option(False, "--dry-run", help="List who would 
     for row in report.candidates:
         last = clock.show(clock.from_db(row["last_sign"]), tz)
         what = "last sign of life" if row["last_inbound_at"] else "created"
-        console.print(f"{verb}: {escape(row['email'])} (stage {row['stage'] or '-'}, {row['consent']}; {what} {last})", soft_wrap=True)
+        console.print(
+            f"{verb}: {escape(row['email'])} (stage {row['stage'] or '-'}, {row['consent']}; {what} {last})",
+            soft_wrap=True,
+        )
     for row, why in report.kept:
         console.print(f"[yellow]kept:[/yellow] {escape(row['email'])} ({escape(why)})", soft_wrap=True)
     suffix = " (dry run: nothing changed)" if dry_run else ""
@@ -81,7 +91,9 @@ def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Mail
     for line in report.unmatched:
         console.print(f"[yellow]unmatched:[/yellow] {escape(line)}", soft_wrap=True)
     for line in report.policy:
-        console.print(f"[yellow]policy (address kept, check your sending setup):[/yellow] {escape(line)}", soft_wrap=True)
+        console.print(
+            f"[yellow]policy (address kept, check your sending setup):[/yellow] {escape(line)}", soft_wrap=True
+        )
     console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
 
 

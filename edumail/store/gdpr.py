@@ -11,36 +11,37 @@ if TYPE_CHECKING:
 class GdprMixin:
     # --- right of access --------------------------------------------------------
 
-    def tags_detail_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def tags_detail_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT tag, added_at FROM tags WHERE contact_id = ? ORDER BY tag", (contact_id,))
 
-    def consent_log_detail_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def consent_log_detail_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows(
             "SELECT id, at, consent, basis, source, proof FROM consent_log WHERE contact_id = ? ORDER BY at, id",
             (contact_id,),
         )
 
-    def journeys_detail_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def journeys_detail_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM journeys WHERE contact_id = ? ORDER BY started_at, id", (contact_id,))
 
-    def journey_log_detail_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def journey_log_detail_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT l.* FROM journey_log l JOIN journeys j ON j.id = l.journey_id WHERE j.contact_id = ? ORDER BY l.at, l.id",
+            "SELECT l.* FROM journey_log l JOIN journeys j ON j.id = l.journey_id"
+            " WHERE j.contact_id = ? ORDER BY l.at, l.id",
             (contact_id,),
         )
 
-    def tasks_detail_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def tasks_detail_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows(
             "SELECT t.* FROM tasks t JOIN journeys j ON j.id = t.journey_id WHERE j.contact_id = ? ORDER BY t.id",
             (contact_id,),
         )
 
-    def suppression(self: "Store", digest: str) -> dict[str, Any] | None:
+    def suppression(self: Store, digest: str) -> dict[str, Any] | None:
         return self.row("SELECT hash, at, reason FROM suppressions WHERE hash = ?", (digest,))
 
     # --- erasure ------------------------------------------------------------------
 
-    def anonymise_contact_row(self: "Store", contact_id: int, now: str) -> None:
+    def anonymise_contact_row(self: Store, contact_id: int, now: str) -> None:
         """Blank the person in the contacts row; consent becomes opted_out."""
         self.execute(
             "UPDATE contacts SET email = ?, first_name = '', last_name = '', timezone = NULL, fields = '{}',"
@@ -48,31 +49,35 @@ class GdprMixin:
             (f"forgotten-{contact_id}@invalid", now, now, contact_id),
         )
 
-    def delete_tags_of(self: "Store", contact_id: int) -> int:
+    def delete_tags_of(self: Store, contact_id: int) -> int:
         return self.execute("DELETE FROM tags WHERE contact_id = ?", (contact_id,)).rowcount
 
-    def blank_events_of(self: "Store", contact_id: int) -> int:
+    def blank_events_of(self: Store, contact_id: int) -> int:
         """Keep each event's name and time (statistics), drop what it said and where it came from."""
-        return self.execute("UPDATE events SET data = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)).rowcount
+        return self.execute(
+            "UPDATE events SET data = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)
+        ).rowcount
 
-    def blank_consent_log_of(self: "Store", contact_id: int) -> int:
-        return self.execute("UPDATE consent_log SET proof = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)).rowcount
+    def blank_consent_log_of(self: Store, contact_id: int) -> int:
+        return self.execute(
+            "UPDATE consent_log SET proof = '{}', source = 'erased' WHERE contact_id = ?", (contact_id,)
+        ).rowcount
 
-    def cancel_queued_mails_of(self: "Store", contact_id: int, reason: str) -> int:
+    def cancel_queued_mails_of(self: Store, contact_id: int, reason: str) -> int:
         return self.execute(
             "UPDATE mails SET state = 'cancelled', last_error = ? WHERE contact_id = ? AND state = 'queued'",
             (reason, contact_id),
         ).rowcount
 
-    def blank_mails_of(self: "Store", contact_id: int) -> int:
+    def blank_mails_of(self: Store, contact_id: int) -> int:
         """Keep the mails for statistics, without the address, rendering context or subject."""
         return self.execute(
-            "UPDATE mails SET to_email = NULL, context = '{}', subject = NULL, last_error = CASE WHEN state = 'cancelled'"
-            " THEN last_error ELSE NULL END WHERE contact_id = ?",
+            "UPDATE mails SET to_email = NULL, context = '{}', subject = NULL,"
+            " last_error = CASE WHEN state = 'cancelled' THEN last_error ELSE NULL END WHERE contact_id = ?",
             (contact_id,),
         ).rowcount
 
-    def blank_tasks_of(self: "Store", contact_id: int, reason: str) -> int:
+    def blank_tasks_of(self: Store, contact_id: int, reason: str) -> int:
         """Webhook payloads carry the contact: blank them; pending ones will not run."""
         return self.execute(
             "UPDATE tasks SET payload = '{}', state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END,"
@@ -81,7 +86,7 @@ class GdprMixin:
             (reason, contact_id),
         ).rowcount
 
-    def exit_active_journeys_of(self: "Store", contact_id: int, reason: str, now: str) -> int:
+    def exit_active_journeys_of(self: Store, contact_id: int, reason: str, now: str) -> int:
         return self.execute(
             "UPDATE journeys SET state = 'exited', ended_at = ?, end_reason = ?, due_at = NULL"
             " WHERE contact_id = ? AND state = 'active'",
@@ -90,7 +95,7 @@ class GdprMixin:
 
     # --- purge ----------------------------------------------------------------------
 
-    def stale_prospects(self: "Store", cutoff: str, customer_stages: tuple[str, ...]) -> list[dict[str, Any]]:
+    def stale_prospects(self: Store, cutoff: str, customer_stages: tuple[str, ...]) -> list[dict[str, Any]]:
         """Contacts not forgotten, not customers, whose last sign of life (or creation) is before `cutoff`."""
         marks = ",".join("?" * len(customer_stages))
         return self.rows(
@@ -102,7 +107,7 @@ class GdprMixin:
             (cutoff, *customer_stages),
         )
 
-    def active_sequences_of(self: "Store", contact_id: int) -> list[str]:
+    def active_sequences_of(self: Store, contact_id: int) -> list[str]:
         return [
             r[0]
             for r in self.execute(
@@ -112,7 +117,7 @@ class GdprMixin:
 
     # --- bounces and replies ------------------------------------------------------------
 
-    def mails_by_message_ids(self: "Store", message_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def mails_by_message_ids(self: Store, message_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Mails by bare Message-ID (stored with or without angle brackets)."""
         if not message_ids:
             return {}
@@ -123,7 +128,7 @@ class GdprMixin:
             found[row["message_id"].strip().strip("<>")] = row
         return found
 
-    def last_mail_to(self: "Store", contact_id: int) -> dict[str, Any] | None:
+    def last_mail_to(self: Store, contact_id: int) -> dict[str, Any] | None:
         """The contact's most recent mail that left (sent or sending)."""
         return self.row(
             "SELECT * FROM mails WHERE contact_id = ? AND state IN ('sent', 'sending')"
@@ -131,16 +136,19 @@ class GdprMixin:
             (contact_id,),
         )
 
-    def soft_bounce_recorded(self: "Store", contact_id: int, mail_id: int) -> bool:
-        return self.scalar(
-            "SELECT 1 FROM events WHERE contact_id = ? AND mail_id = ? AND name = 'bounced'"
-            " AND json_extract(data, '$.kind') = 'soft' LIMIT 1",
-            (contact_id, mail_id),
-        ) is not None
+    def soft_bounce_recorded(self: Store, contact_id: int, mail_id: int) -> bool:
+        return (
+            self.scalar(
+                "SELECT 1 FROM events WHERE contact_id = ? AND mail_id = ? AND name = 'bounced'"
+                " AND json_extract(data, '$.kind') = 'soft' LIMIT 1",
+                (contact_id, mail_id),
+            )
+            is not None
+        )
 
-    def seen_inbound(self: "Store", key: str) -> bool:
+    def seen_inbound(self: Store, key: str) -> bool:
         """A DSN or reply already processed (its key is kept in meta)."""
         return self.get_meta(f"seen:{key}") is not None
 
-    def mark_inbound_seen(self: "Store", key: str, at: str) -> None:
+    def mark_inbound_seen(self: Store, key: str, at: str) -> None:
         self.set_meta(f"seen:{key}", at)
