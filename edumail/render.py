@@ -531,6 +531,9 @@ def split_front_matter(text: str, shown: str) -> tuple[dict[str, str], dict[str,
         first = exc.problems[0]
         hint = " (put values containing {{ ... }} in quotes)" if "{" in source else ""
         raise RenderError(shown, first.line or 1, f"front matter: {first.message}{hint}") from None
+    except TypeError:  # `subject: {{ x }}` is a YAML mapping used as a key
+        line = next((n for n, text in enumerate(lines[1:end], start=2) if "{" in text), 2)
+        raise RenderError(shown, line, "front matter: not valid YAML (put values containing {{ ... }} in quotes)") from None
     if data is None:
         data = yamlfile.YDict()
     if not isinstance(data, yamlfile.YDict):
@@ -641,7 +644,7 @@ def html_to_text(page: str) -> str:
     text = _TAG.sub("", text)
     if "&" in text:
         text = html_module.unescape(text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
     return _BLANKS.sub("\n\n", text).strip() + "\n"
 
 

@@ -1,14 +1,17 @@
-"""`edumail preview`."""
+"""`edumail preview`: render a template exactly as it would be sent, or serve them all with live reload."""
 
 from __future__ import annotations
 
+import tempfile
+import webbrowser
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from edumail.cli import app
-from edumail.cli.common import not_available
+from edumail.cli.common import current_project, err_console, parse_pairs
+from edumail.errors import InputError
 
 
 @app.command()
@@ -23,4 +26,46 @@ def preview(
     port: int = typer.Option(8026, "--port", help="Port for --serve (127.0.0.1)."),
 ) -> None:
     """Render a template exactly as it would be sent."""
-    raise not_available("preview")
+    from edumail import preview as core
+    from edumail.render import TemplateLibrary
+
+    project = current_project()
+    if serve:
+        if template or out or text or event_data:
+            raise InputError("--serve shows every template: give no TEMPLATE, --event-data, --out or --text with it")
+        url = f"http://127.0.0.1:{port}/"
+        err_console.print(f"Serving previews of {project.templates_dir} on {url} (Ctrl+C to stop)")
+        if open_:
+            webbrowser.open(url)
+        core.serve(project, port=port, contact_email=contact)
+        return
+    if not template:
+        raise InputError("give a template name (templates/NAME.html), or --serve to see them all")
+    library = TemplateLibrary(project.templates_dir, project.settings)
+    rendered = core.preview(
+        project,
+        library,
+        template,
+        contact=core.preview_contact(project, contact),
+        event_data=parse_pairs(event_data, "--event-data"),
+    )
+    err_console.print(f"Subject: {rendered.subject}", markup=False)
+    if rendered.preheader:
+        err_console.print(f"Preheader: {rendered.preheader}", markup=False)
+    target = out
+    if target is None and open_:
+        handle = tempfile.NamedTemporaryFile("w", suffix=f"-{template}.html", delete=False, encoding="utf-8")
+        handle.close()
+        target = Path(handle.name)
+    if target is not None:
+        try:
+            target.write_text(rendered.html, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror}") from None
+        err_console.print(f"Wrote {target}", markup=False)
+        if open_:
+            webbrowser.open(target.resolve().as_uri())
+    if text:
+        typer.echo(rendered.text, nl=False)
+    elif target is None:
+        typer.echo(rendered.html)
