@@ -43,7 +43,7 @@ from edumail.render_check import (
 )
 from edumail.settings import Settings
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"^\w[\w.-]*$")  # any letters: "relancé" is a fine name
 _EVENT_DOC = re.compile(r"\{#-?\s*event\s*:([^\n#]*)")
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
 _PREHEADER_FILL = "&#847;&zwnj;&nbsp;" * 40
