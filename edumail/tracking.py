@@ -379,7 +379,7 @@ class Tracker:
             )
         body = await request.body()
         try:
-            payload = json.loads(body or b"")
+            payload = json.loads(body or b"", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError):
             return _bad('the body is not JSON: send {"email": ..., "name": ..., "at"?: ..., "data"?: {...}}')
         return await run_in_threadpool(self._api_record, payload)
@@ -444,6 +444,10 @@ class Tracker:
     def _health(self) -> Response:
         self.stores.get().scalar("SELECT 1")
         return PlainTextResponse("ok\n")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _safe_url(url: object) -> bool:
