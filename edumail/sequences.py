@@ -202,9 +202,10 @@ def load(project: Project) -> tuple[list[Sequence], list[Problem]]:
             continue
         before = len(problems)
         sequence = parse_sequence(data, shown, path.stem, project.settings.tz, problems)
+        _check_templates(shown, templates, data, problems)
+        problems[before:] = sorted(problems[before:], key=lambda p: p.line)
         if sequence is None:
             continue
-        _check_templates(sequence, templates, data, problems)
         if sequence.name in seen:
             line = data.line_of("name") if isinstance(data, yamlfile.YDict) else 1
             problems.append(
@@ -229,22 +230,25 @@ def load_all(project: Project) -> list[Sequence]:
     return sequences
 
 
-def _check_templates(sequence: Sequence, templates: list[str], data: Any, problems: list[Problem]) -> None:
+def _check_templates(file: str, templates: list[str], data: Any, problems: list[Problem]) -> None:
+    """Unknown templates, found in the raw steps so they are reported alongside any other problem."""
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
+        return
     shown = ", ".join(templates) if templates else "no templates"
-    for step in sequence.steps:
-        name = step.template
-        if name is not None and name not in templates:
-            hint = yamlfile.did_you_mean(name, templates)
-            problems.append(
-                Problem(sequence.file, step.line, f"unknown template {name!r}{hint} (templates/ has: {shown})")
-            )
+    for index, step in enumerate(steps):
+        name = step.get("send") if isinstance(step, dict) else None
+        if isinstance(name, str) and name.strip() and name.strip() not in templates:
+            line = step.line_of("send") if isinstance(step, yamlfile.YDict) else _line(steps, index, 1)
+            hint = yamlfile.did_you_mean(name.strip(), templates)
+            problems.append(Problem(file, line, f"unknown template {name.strip()!r}{hint} (templates/ has: {shown})"))
 
 
 # --- parsing ----------------------------------------------------------------------
 
 
 def _line(raw: Any, key: Any, default: int) -> int:
-    return raw.line_of(key) if isinstance(raw, yamlfile.YDict) else default
+    return raw.line_of(key) if isinstance(raw, (yamlfile.YDict, yamlfile.YList)) else default
 
 
 def _unknown_keys(

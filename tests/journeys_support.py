@@ -123,3 +123,11 @@ def journeys(project: Project, contact_id: int) -> list[dict[str, Any]]:
 
 def context(mail: dict[str, Any]) -> dict[str, Any]:
     return json.loads(mail["context"])
+
+
+SESSION_DATA = {
+    "formation": "Excel avancé",
+    "session_start": "2026-12-10T09:00",
+    "session_end": "2026-12-11T17:00",
+    "lien_enquete": "https://centre.example/avis",
+}

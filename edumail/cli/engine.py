@@ -45,10 +45,9 @@ def run(
 
 def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
     report = summary.engine
-    title = f"edumail run at {clock.show(summary.now, tz)} ({tz.key})"
+    console.print(f"edumail run at {clock.show(summary.now, tz)} ({tz.key})")
     if summary.dry_run:
-        title += " [yellow]dry run: nothing was changed or sent[/yellow]"
-    console.print(title)
+        console.print("[yellow]dry run: nothing was changed or sent; this is what the run would do[/yellow]")
     table = Table(show_edge=False, pad_edge=False)
     columns = ("entered", "sent", "done", "skipped", "exited", "completed")
     table.add_column("sequence")
