@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 # Safe Links, Proofpoint and friends do.
 SCANNER_WINDOW = timedelta(seconds=10)
 # All links of a mail followed within this span: a scanner walking the mail.
-BURST_WINDOW = timedelta(seconds=60)
+# Short, because a person may well open two links of a mail within a minute.
+BURST_WINDOW = timedelta(seconds=10)
 
 # Apple Mail Privacy Protection fetches from Apple's 17.0.0.0/8.
 _APPLE = ipaddress.ip_network("17.0.0.0/8")

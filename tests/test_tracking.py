@@ -512,3 +512,12 @@ def test_create_app_needs_a_secret(project_dir: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("EDUMAIL_SECRET")
     with pytest.raises(EdumailError, match="no secret key"):
         create_app(project_module.load(project_dir))
+
+
+def test_two_links_clicked_a_minute_apart_stay_human(
+    client: TestClient, store: Store, mail: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.get(c(mail, 0))
+    monkeypatch.setenv("EDUMAIL_NOW", (LATER + timedelta(seconds=45)).isoformat())
+    client.get(c(mail, 1))
+    assert [e["machine"] for e in events_named(store, events.EMAIL_CLICKED)] == [0, 0]
