@@ -67,8 +67,8 @@ def purge(
         )
     for row, why in report.kept:
         console.print(f"[yellow]kept:[/yellow] {escape(row['email'])} ({escape(why)})", soft_wrap=True)
-    suffix = " (dry run: nothing changed)" if dry_run else ""
-    console.print(f"[green]purge:[/green] {len(report.candidates)} prospect(s) {verb}{suffix}", soft_wrap=True)
+    done = "to anonymise (dry run: nothing changed)" if dry_run else "anonymised"
+    console.print(f"[green]purge:[/green] {len(report.candidates)} prospect(s) {done}", soft_wrap=True)
 
 
 def _service_sequences(project: Project) -> set[str]:
