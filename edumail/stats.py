@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -200,7 +200,19 @@ def daily(
             day = moment.astimezone(tz).date().isoformat()
             bucket = days.setdefault(day, {"sent": 0, "opened": 0})
             bucket[key] += count
-    return [{"day": day, **days[day]} for day in sorted(days)]
+    return _fill_gaps(days)
+
+
+def _fill_gaps(days: dict[str, dict[str, int]], longest: int = 731) -> list[dict[str, Any]]:
+    """Every day from the first to the last (zeros where nothing happened), for a readable chart."""
+    if not days:
+        return []
+    first, last = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+    span = (last - first).days + 1
+    if span > longest:
+        return [{"day": day, **days[day]} for day in sorted(days)]
+    every = (first + timedelta(days=n) for n in range(span))
+    return [{"day": d.isoformat(), **days.get(d.isoformat(), {"sent": 0, "opened": 0})} for d in every]
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -253,7 +265,7 @@ def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: s
         f"<h1>Statistiques e-mail – {escape(centre)}</h1>",
         f'<p class="muted">Période : {escape(period)} · généré le {escape(generated)}. '
         "Ouvertures et clics comptent les personnes (pas les robots ni les proxys) ; "
-        "taux calculés sur les e-mails délivrés.</p>",
+        "taux calculés sur les e-mails délivrés (rebonds : sur les envoyés).</p>",
         "<h2>Envois et ouvertures par jour</h2>",
         _daily_svg(days),
     ]
@@ -261,7 +273,7 @@ def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: s
         parts.append(f"<h2>Séquence {escape(sequence['name'])}</h2>")
         goal = sequence.get("goal")
         if goal:
-            within = f" sous {escape(goal['within'])}" if goal.get("within") else ""
+            within = f" en {_french_duration(goal['within'])}" if goal.get("within") else ""
             parts.append(
                 f"<p>Objectif <b>{escape(goal['event'])}</b>{within} : {sequence['converted']} parcours sur "
                 f"{sequence['journeys']} ({percent(sequence['conversion_rate'])}).</p>"
@@ -274,6 +286,14 @@ def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: s
         parts.append("<p>Aucun envoi sur la période.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _french_duration(text: str) -> str:
+    """'2w' -> '2 semaines', '14d' -> '14 jours', '48h' -> '48 heures'."""
+    amount, unit = int(text[:-1]), text[-1]
+    words = {"w": ("semaine", "semaines"), "d": ("jour", "jours"), "h": ("heure", "heures"), "m": ("minute", "minutes")}
+    one, many = words.get(unit, ("seconde", "secondes"))
+    return f"{amount} {one if amount == 1 else many}"
 
 
 def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:

@@ -166,6 +166,8 @@ def test_daily_series_is_in_the_project_timezone(store: Store, scenario: dict) -
     days = stats.daily(store, clock.zone("Europe/Paris"))
     assert days[0] == {"day": "2026-11-02", "sent": 4, "opened": 2}
     assert {"day": "2026-11-03", "sent": 2, "opened": 1} in days
+    assert days[2] == {"day": "2026-11-04", "sent": 0, "opened": 0}
+    assert days[-1]["day"] == "2026-11-05"
 
 
 def test_period_parsing() -> None:
@@ -247,7 +249,7 @@ def test_stats_html_report_is_one_self_contained_file(cli, scenario: dict, tmp_p
     assert page.startswith("<!doctype html>")
     assert "<svg" in page and "relance-1" in page and "newsletter-nov" in page
     assert "<script" not in page and "src=" not in page and "<link" not in page
-    assert "66.7 %" in page and "Objectif" in page
+    assert "66.7 %" in page and "Objectif" in page and "en 2 semaines" in page
 
 
 def test_stats_html_escapes_names(cli, store: Store, tmp_path: Path) -> None:
