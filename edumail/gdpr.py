@@ -146,12 +146,12 @@ class PurgeReport:
     dry_run: bool = False
 
 
-def stale_prospects(store: Store, now: datetime, service_sequences: set[str]) -> PurgeReport:
+def stale_prospects(store: Store, now: datetime) -> PurgeReport:
     """Prospects whose last sign of life (or creation) is more than 3 years old."""
     report = PurgeReport()
     cutoff = clock.to_db(now - PURGE_AFTER)
     for row in store.stale_prospects(cutoff, CUSTOMER_STAGES):
-        service = sorted(set(store.active_sequences_of(row["id"])) & service_sequences)
+        service = store.active_service_sequences_of(row["id"])
         if service:
             report.kept.append((row, f"in service sequence {', '.join(service)}"))
         else:
@@ -159,9 +159,9 @@ def stale_prospects(store: Store, now: datetime, service_sequences: set[str]) ->
     return report
 
 
-def purge(store: Store, now: datetime, *, service_sequences: set[str], dry_run: bool) -> PurgeReport:
+def purge(store: Store, now: datetime, *, dry_run: bool) -> PurgeReport:
     """Anonymise the stale prospects; opted-out ones keep a hash so their objection holds."""
-    report = stale_prospects(store, now, service_sequences)
+    report = stale_prospects(store, now)
     report.dry_run = dry_run
     if dry_run:
         return report

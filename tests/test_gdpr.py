@@ -61,12 +61,15 @@ def queue_mail(cli, contact_id: int, message_id: str, *, sent: bool, journey_id:
     return mail_id
 
 
-def add_journey(cli, contact_id: int, sequence: str = "accueil", state: str = "active") -> int:
+def add_journey(
+    cli, contact_id: int, sequence: str = "accueil", state: str = "active", purpose: str = "marketing"
+) -> int:
     """A journey row as the engine writes it (set up directly: this file tests erasure, not the engine)."""
     store = db(cli)
     cursor = store.execute(
-        "INSERT INTO journeys (sequence, contact_id, trigger_key, started_at, state) VALUES (?, ?, 'segment', ?, ?)",
-        (sequence, contact_id, "2026-11-10T09:00:00.000000Z", state),
+        "INSERT INTO journeys (sequence, contact_id, trigger_key, started_at, state, purpose)"
+        " VALUES (?, ?, 'segment', ?, ?, ?)",
+        (sequence, contact_id, "2026-11-10T09:00:00.000000Z", state, purpose),
     )
     journey_id = int(cursor.lastrowid)
     store.execute(
@@ -343,9 +346,8 @@ def test_soft_opt_in_customers_are_not_purged(cli):
 
 
 def test_contact_in_an_active_service_sequence_is_kept(cli):
-    (cli.root / "sequences" / "convocation.yaml").write_text("purpose: service\ntrigger: {event: inscrit}\nsteps: []\n")
     people(cli, ["a@example.fr,A,prospect", "b@example.fr,B,prospect"])
-    add_journey(cli, db(cli).contact_by_email("a@example.fr")["id"], sequence="convocation")
+    add_journey(cli, db(cli).contact_by_email("a@example.fr")["id"], sequence="convocation", purpose="service")
     add_journey(cli, db(cli).contact_by_email("b@example.fr")["id"], sequence="newsletter")
     result = cli("purge", now=PURGE_NOW)
     assert "kept: a@example.fr (in service sequence convocation)" in result.output

@@ -8,12 +8,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from edumail import bounces, clock, gdpr, replies, yamlfile
+from edumail import bounces, clock, gdpr, replies
 from edumail.cli import app
 from edumail.cli.common import console, current_project
 from edumail.cli.contacts import contacts_app
 from edumail.errors import EdumailError
-from edumail.project import Project
 
 bounces_app = typer.Typer(help="Read delivery status notifications (bounces).", no_args_is_help=True)
 inbox_app = typer.Typer(help="Record replies from a mailbox.", no_args_is_help=True)
@@ -55,7 +54,7 @@ def purge(
 ) -> None:
     """Anonymise prospects with no sign of life for 3 years (CNIL)."""
     project = current_project()
-    report = gdpr.purge(project.store(), clock.now(), service_sequences=_service_sequences(project), dry_run=dry_run)
+    report = gdpr.purge(project.store(), clock.now(), dry_run=dry_run)
     tz = project.settings.tz
     verb = "would anonymise" if dry_run else "anonymised"
     for row in report.candidates:
@@ -69,19 +68,6 @@ def purge(
         console.print(f"[yellow]kept:[/yellow] {escape(row['email'])} ({escape(why)})", soft_wrap=True)
     done = "to anonymise (dry run: nothing changed)" if dry_run else "anonymised"
     console.print(f"[green]purge:[/green] {len(report.candidates)} prospect(s) {done}", soft_wrap=True)
-
-
-def _service_sequences(project: Project) -> set[str]:
-    """Names of the sequences whose purpose is service (their journeys keep a contact)."""
-    names = set()
-    for path in sorted(project.sequences_dir.glob("*.yaml")):
-        try:
-            data = yamlfile.load(path, f"sequences/{path.name}")
-        except EdumailError:
-            continue  # `edumail check` reports broken sequences; the purge only needs the valid ones
-        if isinstance(data, dict) and data.get("purpose") == "service":
-            names.add(str(data.get("name") or path.stem))
-    return names
 
 
 @bounces_app.command("import")

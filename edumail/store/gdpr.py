@@ -107,11 +107,13 @@ class GdprMixin:
             (cutoff, *customer_stages),
         )
 
-    def active_sequences_of(self: Store, contact_id: int) -> list[str]:
+    def active_service_sequences_of(self: Store, contact_id: int) -> list[str]:
         return [
             r[0]
             for r in self.execute(
-                "SELECT DISTINCT sequence FROM journeys WHERE contact_id = ? AND state = 'active'", (contact_id,)
+                "SELECT DISTINCT sequence FROM journeys"
+                " WHERE contact_id = ? AND state = 'active' AND purpose = 'service' ORDER BY sequence",
+                (contact_id,),
             )
         ]
 
