@@ -95,7 +95,9 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another port with --port") from None
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another port with --port"
+            ) from None
 
 
 class _Watch:
@@ -231,8 +233,10 @@ def _section(name: str, mail: Rendered) -> str:
 <h2>{e(name)}</h2>
 <dl><dt>Subject</dt><dd>{e(mail.subject)}</dd><dt>Preheader</dt><dd>{e(mail.preheader) or "—"}</dd></dl>
 <div class="views">
-<figure><figcaption>Desktop (640 px)</figcaption><iframe title="{e(name)}, desktop" src="{src}" width="640"></iframe></figure>
-<figure><figcaption>Mobile (375 px)</figcaption><iframe title="{e(name)}, mobile" src="{src}" width="375"></iframe></figure>
+<figure><figcaption>Desktop (640 px)</figcaption>
+<iframe title="{e(name)}, desktop" src="{src}" width="640"></iframe></figure>
+<figure><figcaption>Mobile (375 px)</figcaption>
+<iframe title="{e(name)}, mobile" src="{src}" width="375"></iframe></figure>
 <figure><figcaption>Text part (<a href="/mail/{e(name)}.txt">raw</a>)</figcaption><pre>{e(mail.text)}</pre></figure>
 </div>
 </section>"""

@@ -56,7 +56,9 @@ def _path(node: nodes.Node) -> tuple[str, ...] | None:
     return None
 
 
-def _walk(node: nodes.Node, optional: bool, uses: list[Use], refused: list[tuple[int, str]], tested: set[tuple]) -> None:
+def _walk(
+    node: nodes.Node, optional: bool, uses: list[Use], refused: list[tuple[int, str]], tested: set[tuple]
+) -> None:
     if isinstance(node, nodes.Getattr) and node.attr.startswith("__"):
         refused.append((node.lineno, node.attr))
     path = _path(node)
@@ -190,7 +192,9 @@ def _unknown(use: Use, roots: set[str], contact: set[str], event: set[str] | Non
             f"template carry: {carry}; write `| default(...)` if it is optional)"
         )
     if root == "sender" and name not in SENDER_FIELDS:
-        return f"undefined variable 'sender.{name}'{did_you_mean(name, SENDER_FIELDS)} (sender has: name, email, reply_to)"
+        return (
+            f"undefined variable 'sender.{name}'{did_you_mean(name, SENDER_FIELDS)} (sender has: name, email, reply_to)"
+        )
     return None
 
 

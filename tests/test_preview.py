@@ -67,8 +67,15 @@ def test_preview_text_prints_the_text_part(cli, library_project):
 
 
 def test_preview_event_data_overrides_the_sample(cli, library_project):
-    result = cli("preview", "rappel-session", "--text", "--event-data", "formation=Word avancé",
-                 "--event-data", "session_start=2026-12-08T14:00")
+    result = cli(
+        "preview",
+        "rappel-session",
+        "--text",
+        "--event-data",
+        "formation=Word avancé",
+        "--event-data",
+        "session_start=2026-12-08T14:00",
+    )
     assert "Nous vous attendons pour votre formation Word avancé." in result.stdout
     assert "Début : mardi 8 décembre 2026 à 14h00" in result.stdout
 
@@ -103,8 +110,12 @@ def test_preview_links_look_real_with_tracking(library_project):
 
 def test_preview_for_a_stored_contact_uses_their_data(cli, library_project):
     add_contact(library_project, "lea@example.org", "Léa", ["vip"], {"ville": "Nantes"})
-    write(library_project, "perso.html", '---\nsubject: "Pour {{ contact.first_name }}"\n---\n'
-          "<p>{{ contact.ville }} {{ contact.tags | join(',') }} {{ contact.email }}</p>")
+    write(
+        library_project,
+        "perso.html",
+        '---\nsubject: "Pour {{ contact.first_name }}"\n---\n'
+        "<p>{{ contact.ville }} {{ contact.tags | join(',') }} {{ contact.email }}</p>",
+    )
     result = cli("preview", "perso", "--contact", "LEA@example.org", "--text")
     assert result.exit_code == 0, result.output
     assert result.stdout == "Nantes vip lea@example.org\n"
@@ -233,7 +244,17 @@ def wait_for(condition, timeout: float, what: str):
 def test_preview_serve_serves_and_reloads_when_a_template_changes(library_project):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDUMAIL_")}
-    command = [sys.executable, "-m", "edumail", "--project", str(library_project), "preview", "--serve", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "edumail",
+        "--project",
+        str(library_project),
+        "preview",
+        "--serve",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -244,8 +265,9 @@ def test_preview_serve_serves_and_reloads_when_a_template_changes(library_projec
         before = json.loads(fetch(f"{base}/__version"))["version"]
 
         path = library_project / "templates" / "rappel-session.html"
-        path.write_text(path.read_text(encoding="utf-8").replace("Votre session approche", "Bientôt le jour J"),
-                        encoding="utf-8")
+        path.write_text(
+            path.read_text(encoding="utf-8").replace("Votre session approche", "Bientôt le jour J"), encoding="utf-8"
+        )
 
         wait_for(lambda: json.loads(fetch(f"{base}/__version"))["version"] != before, 20, "the reload signal")
         assert "Bientôt le jour J" in fetch(f"{base}/mail/rappel-session.html")
@@ -262,7 +284,17 @@ def test_preview_serve_serves_and_reloads_when_a_template_changes(library_projec
 def test_preview_serve_listens_on_loopback_only(library_project):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDUMAIL_")}
-    command = [sys.executable, "-m", "edumail", "--project", str(library_project), "preview", "--serve", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "edumail",
+        "--project",
+        str(library_project),
+        "preview",
+        "--serve",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: fetch(f"http://127.0.0.1:{port}/healthz") == "ok", 30, "the preview server to start")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from edumail.errors import EdumailError, InputError, NotFound, RenderError
 from edumail.render import TemplateLibrary, html_to_text, render, to_message
 from edumail.settings import Sender, Settings
 
-NOW = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 LAYOUT = """<!DOCTYPE html>
 <html lang="fr"><head><title>{{ subject }}</title>
 <style>
@@ -28,7 +28,9 @@ p { color: #123456; padding: 0 0 16px 0; }
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(sender=Sender("Centre de formation Exemple", "contact@centre.example", "inscriptions@centre.example"))
+    return Settings(
+        sender=Sender("Centre de formation Exemple", "contact@centre.example", "inscriptions@centre.example")
+    )
 
 
 @pytest.fixture
@@ -194,7 +196,7 @@ def test_undefined_top_level_variable(folder, library):
 
 
 def test_undefined_variable_in_the_subject_names_the_subject_line(folder, library):
-    write(folder, "t.html", "---\npreheader: p\nsubject: \"{{ event.formation }}\"\n---\nx")
+    write(folder, "t.html", '---\npreheader: p\nsubject: "{{ event.formation }}"\n---\nx')
     assert str(error_of(library)).startswith("templates/t.html:3: undefined variable 'event.formation'")
 
 
@@ -295,7 +297,9 @@ def test_the_subject_is_one_line_whatever_the_data(folder, library):
 
 
 def test_default_filter_covers_missing_none_and_empty_values(folder, library):
-    write(folder, "t.html", page("{{ event.a | default('A') }}-{{ event.b | default('B') }}-{{ event.c | default('C') }}"))
+    write(
+        folder, "t.html", page("{{ event.a | default('A') }}-{{ event.b | default('B') }}-{{ event.c | default('C') }}")
+    )
     assert go(library, event={"b": None, "c": "  "}).text.startswith("A-B-C")
 
 
@@ -327,7 +331,9 @@ def test_date_filter_converts_utc_times_to_the_project_timezone(folder, library)
 def test_date_filter_accepts_datetime_and_date_objects(folder, library):
     write(folder, "t.html", page("{{ event.a | datetime }} / {{ event.b | date }} / {{ now | date('d MMMM') }}"))
     event = {"a": datetime(2026, 12, 1, 9, 0), "b": date(2026, 12, 2)}
-    assert go(library, event=event).text.startswith("mardi 1 décembre 2026 à 9h00 / mercredi 2 décembre 2026 / 30 novembre")
+    assert go(library, event=event).text.startswith(
+        "mardi 1 décembre 2026 à 9h00 / mercredi 2 décembre 2026 / 30 novembre"
+    )
 
 
 def test_date_only_strings_are_not_shifted_by_timezones(folder, library):
@@ -356,9 +362,7 @@ def test_a_bad_contact_timezone_falls_back_to_the_project_one(folder, library):
 def test_date_filter_on_a_non_date_names_the_line(folder, library):
     write(folder, "t.html", page("\n{{ event.at | date }}"))
     message = str(error_of(library, event={"at": "demain"}))
-    assert message == (
-        "templates/t.html:5: date: 'demain' is not a date (expected ISO 8601 such as 2026-12-01T09:00)"
-    )
+    assert message == ("templates/t.html:5: date: 'demain' is not a date (expected ISO 8601 such as 2026-12-01T09:00)")
 
 
 def test_date_filter_on_an_empty_value_says_to_use_default(folder, library):
@@ -424,7 +428,11 @@ def test_an_undefined_variable_in_the_txt_part_names_the_txt_file(folder, librar
 
 
 def test_the_derived_text_keeps_links_as_urls(folder, library):
-    write(folder, "t.html", page('<p>Voir <a href="https://x.example/p?a=1&amp;b=2">le programme</a>.</p>', extra="layout: base\n"))
+    write(
+        folder,
+        "t.html",
+        page('<p>Voir <a href="https://x.example/p?a=1&amp;b=2">le programme</a>.</p>', extra="layout: base\n"),
+    )
     text = go(library).text
     assert "Voir le programme (https://x.example/p?a=1&b=2)." in text
     assert "Se désinscrire (https://mail.centre.example/u/TOKEN)" in text
@@ -471,7 +479,9 @@ def test_get_returns_the_cached_template_while_unchanged(folder, library):
 
 def test_to_message_is_multipart_alternative_text_first_html_last(folder, library):
     write(folder, "t.html", page("<p>Café</p>", extra="layout: base\n"))
-    message = to_message(go(library), from_addr="Centre <contact@centre.example>", to_addr="Camille <camille@example.org>")
+    message = to_message(
+        go(library), from_addr="Centre <contact@centre.example>", to_addr="Camille <camille@example.org>"
+    )
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]

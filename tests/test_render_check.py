@@ -10,7 +10,9 @@ from edumail.errors import Problem
 from edumail.render import TemplateLibrary, check_templates, sample_contact, sample_event
 from edumail.settings import Sender, Settings
 
-LAYOUT = "<html><body>{{ content }}<a href='{{ unsubscribe_url }}'>x</a> {{ sender.name }} {{ subject }}</body></html>\n"
+LAYOUT = (
+    "<html><body>{{ content }}<a href='{{ unsubscribe_url }}'>x</a> {{ sender.name }} {{ subject }}</body></html>\n"
+)
 
 
 @pytest.fixture
@@ -43,8 +45,12 @@ def test_a_clean_template_has_no_problem(folder, library):
 def test_problems_are_problem_objects_with_file_and_line(folder, library):
     write(folder, "t.html", "x\n{{ contact.ville }}")
     assert check_templates(library, contact_fields=set()) == [
-        Problem("templates/t.html", 5, "undefined variable 'contact.ville' (contacts have: consent, email, "
-                "first_name, last_name, stage, tags, timezone; write `| default(...)` if it is optional)")
+        Problem(
+            "templates/t.html",
+            5,
+            "undefined variable 'contact.ville' (contacts have: consent, email, "
+            "first_name, last_name, stage, tags, timezone; write `| default(...)` if it is optional)",
+        )
     ]
 
 
@@ -101,13 +107,18 @@ def test_local_names_and_extras_are_not_problems(folder, library):
 
 def test_an_unknown_sender_field_is_a_problem(folder, library):
     write(folder, "t.html", "{{ sender.phone }}")
-    assert check(library) == ["templates/t.html:4: undefined variable 'sender.phone' (sender has: name, email, reply_to)"]
+    assert check(library) == [
+        "templates/t.html:4: undefined variable 'sender.phone' (sender has: name, email, reply_to)"
+    ]
 
 
 def test_a_sandbox_escape_attempt_is_reported(folder, library):
     write(folder, "t.html", "ok\n{{ ''.__class__.__mro__ }}")
     problems = check(library)
-    assert problems[0] == "templates/t.html:5: refused by the sandbox: templates cannot reach Python internals ('__class__')"
+    assert (
+        problems[0]
+        == "templates/t.html:5: refused by the sandbox: templates cannot reach Python internals ('__class__')"
+    )
 
 
 def test_a_syntax_error_is_reported_with_its_line(folder, library):
@@ -154,12 +165,20 @@ def test_a_text_part_without_its_template_is_reported(folder, library):
 def test_every_template_is_checked_and_problems_are_sorted(folder, library):
     write(folder, "b.html", "{{ x }}")
     write(folder, "a.html", "\n{{ y }}\n{{ z }}")
-    assert [p.split(" ")[0] for p in check(library)] == ["templates/a.html:5:", "templates/a.html:6:", "templates/b.html:4:"]
+    assert [p.split(" ")[0] for p in check(library)] == [
+        "templates/a.html:5:",
+        "templates/a.html:6:",
+        "templates/b.html:4:",
+    ]
 
 
 def test_variables_lists_what_a_template_reads(folder, library):
-    write(folder, "t.html", "{{ contact.first_name }} {{ event.lieu | default('') }} {{ confirm_url }}",
-          front='subject: "{{ event.formation }}"\n')
+    write(
+        folder,
+        "t.html",
+        "{{ contact.first_name }} {{ event.lieu | default('') }} {{ confirm_url }}",
+        front='subject: "{{ event.formation }}"\n',
+    )
     assert library.variables("t") == {"contact.first_name", "event.lieu", "confirm_url", "event.formation"}
     assert library.required_event_fields("t") == {"formation"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -15,7 +15,7 @@ from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
-NOW = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 UNSUBSCRIBE = "https://mail.centre.example/u/TOKEN"
 PREFERENCES = "https://mail.centre.example/p/TOKEN"
 CONFIRM = "https://mail.centre.example/k/TOKEN"
@@ -35,7 +35,9 @@ SPEC_NAMES = {
 
 @pytest.fixture(scope="module")
 def library() -> TemplateLibrary:
-    settings = Settings(sender=Sender("Centre de formation Exemple", "contact@centre.example", "inscriptions@centre.example"))
+    settings = Settings(
+        sender=Sender("Centre de formation Exemple", "contact@centre.example", "inscriptions@centre.example")
+    )
     return TemplateLibrary(TEMPLATES, settings)
 
 
@@ -123,7 +125,13 @@ def _luminance(hex_colour: str) -> float:
 
 @pytest.mark.parametrize(
     ("text", "background"),
-    [("#1f2933", "#ffffff"), ("#ffffff", "#1f4e79"), ("#52606d", "#f4f6f8"), ("#1f4e79", "#f4f6f8"), ("#1f2933", "#f4f7fa")],
+    [
+        ("#1f2933", "#ffffff"),
+        ("#ffffff", "#1f4e79"),
+        ("#52606d", "#f4f6f8"),
+        ("#1f4e79", "#f4f6f8"),
+        ("#1f2933", "#f4f7fa"),
+    ],
 )
 def test_the_layout_colours_have_sufficient_contrast(text, background):
     layout = (TEMPLATES / "layouts" / "base.html").read_text(encoding="utf-8")
@@ -195,9 +203,10 @@ def test_renders_for_a_contact_without_a_first_name(library, name):
 def test_the_optional_fields_fall_back_to_sensible_french(library):
     event = {"formation": "Word", "session_start": "2026-12-01T09:00"}
     assert "Lieu : l'adresse indiquée sur votre convocation" in mail(library, "rappel-session", event=event).text
-    assert "Votre avis sur la formation que vous avez suivie" == mail(
-        library, "enquete-satisfaction", event={"lien_enquete": "https://x.example"}
-    ).subject
+    assert (
+        "Votre avis sur la formation que vous avez suivie"
+        == mail(library, "enquete-satisfaction", event={"lien_enquete": "https://x.example"}).subject
+    )
 
 
 def test_service_templates_need_their_session_data(library):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 import webbrowser
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,10 +15,10 @@ from edumail.errors import InputError
 
 @app.command()
 def preview(
-    template: Optional[str] = typer.Argument(None, help="Template name (templates/NAME.html)."),
-    contact: Optional[str] = typer.Option(None, "--contact", help="Render for this contact (default: a sample)."),
-    event_data: Optional[list[str]] = typer.Option(None, "--event-data", help="Event data as key=value (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the HTML to this file."),
+    template: str | None = typer.Argument(None, help="Template name (templates/NAME.html)."),
+    contact: str | None = typer.Option(None, "--contact", help="Render for this contact (default: a sample)."),
+    event_data: list[str] | None = typer.Option(None, "--event-data", help="Event data as key=value (repeatable)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the HTML to this file."),
     text: bool = typer.Option(False, "--text", help="Print the text part instead of the HTML."),
     open_: bool = typer.Option(False, "--open", help="Open the result in the browser."),
     serve: bool = typer.Option(False, "--serve", help="Serve every template with live reload."),
