@@ -262,3 +262,37 @@ def test_purge_anonymises_exactly_the_stale_prospects(
     store = Store(cli.root / "edumail.db")
     gone = {n for n in [*prospects, "learner", "fresh"] if store.contact_by_email(f"{n}@example.fr") is None}
     assert gone == {"silent", "opener"}
+
+
+# --- double opt-in ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="integration gap: delivery (compose.py) does not give templates `confirm_url`, so the double-optin "
+    "mail fails with 'undefined variable confirm_url'; remove this marker once it does",
+    strict=False,
+)
+def test_subscribed_event_sends_the_double_opt_in_whose_link_sets_opted_in_with_proof(
+    centre: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = centre
+    ok(cli("run", "--once", now=MONDAY))
+    monkeypatch.setenv("EDUMAIL_API_TOKEN", "api-token")
+    with tracking(cli, monkeypatch, "2026-11-16T09:00:00+01:00") as client:
+        body = {"email": "nina@example.fr", "name": "subscribed", "data": {"form": "newsletter footer"}}
+        response = client.post("/api/events", json=body, headers={"Authorization": "Bearer api-token"})
+        assert response.status_code == 201
+    monkeypatch.delenv("EDUMAIL_NOW")
+    ok(cli("run", "--once", now="2026-11-16T09:01:00+01:00"))
+    [mail] = sent_to(cli, "nina@example.fr")
+    with tracking(cli, monkeypatch, "2026-11-16T09:30:00+01:00") as client:
+        confirm = link(mail, "k")
+        assert client.get(confirm).status_code == 200
+        assert Store(cli.root / "edumail.db").contact_by_email("nina@example.fr")["consent"] == "unknown"
+        assert client.post(confirm).status_code == 200
+    store = Store(cli.root / "edumail.db")
+    nina = store.contact_by_email("nina@example.fr")
+    assert (nina["consent"], nina["consent_basis"]) == ("opted_in", "opt_in")
+    proof = json.loads(store.consent_log(nina["id"])[-1]["proof"])
+    assert "Mozilla" in json.dumps(proof)
+    assert "consent_changed" in [e["name"] for e in store.events_of(nina["id"])]
