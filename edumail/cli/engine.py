@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edumail import clock
@@ -109,32 +110,36 @@ def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
     console.print(
         f"Plan from {clock.show(result.start, tz)} to {clock.show(result.until, tz)} ({tz.key}): "
         f"{_n(len(mails), 'mail')} to {_n(len({d.contact_id for d in mails}), 'contact')} "
-        f"({marketing} marketing, {len(mails) - marketing} service)"
+        f"({marketing} marketing, {len(mails) - marketing} service)",
+        soft_wrap=True,
     )
     shown = [d for d in result.decisions if d.outcome in ("sent", "done", "skipped", "exited", "failed") and d.step]
     shown += [d for d in result.decisions if d.outcome == "exited" and not d.step]
     if not shown:
         console.print("Nothing will happen in that time, given what is known now.")
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("when", "contact", "sequence / step", "what"):
-        table.add_column(column)
+    rows = sorted(shown, key=lambda d: (d.at, d.sequence, d.email))
+    width_email = max((len(d.email) for d in rows), default=0)
+    width_step = max((len(f"{d.sequence}/{d.step}") for d in rows), default=0)
     day = None
     conditional = False
-    for d in sorted(shown, key=lambda d: (d.at, d.sequence, d.email)):
+    for d in rows:
         local = d.at.astimezone(tz)
         if local.date() != day:
             day = local.date()
-            table.add_row(f"[bold]{local:%a %Y-%m-%d}[/bold]", "", "", "")
+            console.print(f"[bold]{local:%a %Y-%m-%d}[/bold]")
         mark = " *" if d.conditional else ""
         conditional = conditional or d.conditional
-        table.add_row(f"  {local:%H:%M}", d.email, f"{d.sequence} / {d.step or '-'}", _what(d) + mark)
-    if shown:
-        console.print(table)
+        where = f"{d.sequence}/{d.step}"
+        console.print(
+            f"  {local:%H:%M}  {escape(d.email):<{width_email}}  {escape(where):<{width_step}}  {_what(d)}{mark}",
+            soft_wrap=True,
+        )
     if conditional:
         console.print("* depends on opens or clicks: shown as things stand now")
     by_template = Counter(d.template for d in mails)
     if by_template:
-        console.print("By template: " + ", ".join(f"{name} {count}" for name, count in by_template.most_common()))
+        shown_counts = ", ".join(f"{name} {count}" for name, count in by_template.most_common())
+        console.print(f"By template: {shown_counts}", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
 
@@ -146,8 +151,8 @@ def _what(d) -> str:  # type: ignore[no-untyped-def]
     if d.outcome == "done":
         return ", ".join(d.actions) or "done"
     if d.outcome == "exited":
-        return f"[yellow]exits: {d.reason}[/yellow]"
-    return f"[yellow]skipped: {d.reason}[/yellow]"
+        return f"[yellow]exits: {escape(d.reason)}[/yellow]"
+    return f"[yellow]skipped: {escape(d.reason)}[/yellow]"
 
 
 def _n(count: int, word: str) -> str:
