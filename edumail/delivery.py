@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing f
 REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
 LOCK_TTL = 120.0  # seconds; refreshed while the run lasts
 _RATE_META = "delivery.rate_tat"
+SWITCH_INTERVAL = 0.0005  # seconds, while several workers run (see _Run.go)
 
 Progress = Callable[["DeliveryReport"], None]
 _WRITE = threading.Lock()  # one writer per process: SQLite's busy handler sleeps in steps of ms
@@ -178,6 +180,17 @@ class _Run:
         self.limiter = RateLimiter(rate, start=float(saved) if saved else 0.0, burst=workers)
 
     def go(self) -> None:
+        # Workers wait on sockets and SQLite many times per mail; with the default 5 ms GIL switch
+        # interval each wake-up can wait behind a thread that is rendering (the convoy effect).
+        previous = sys.getswitchinterval()
+        if self.workers > 1:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        try:
+            self._go()
+        finally:
+            sys.setswitchinterval(previous)
+
+    def _go(self) -> None:
         threads = [threading.Thread(target=self._worker, name=f"edumail-send-{i}", daemon=True)
                    for i in range(self.workers)]
         for thread in threads:
