@@ -20,14 +20,19 @@ WHERE m.contact_id IS NOT NULL
 
 _FLAGGED = f"""
 WITH sent AS ({_SENT_MAILS}),
+outcomes AS (
+  SELECT mail_id,
+    MAX(name = 'bounced') AS is_bounced,
+    MAX(name IN ('email_opened', 'email_clicked') AND machine = 0) AS is_opened,
+    MAX(name = 'email_clicked' AND machine = 0) AS is_clicked,
+    MAX(name = 'unsubscribed') AS is_unsubscribed
+  FROM events
+  WHERE mail_id IS NOT NULL AND name IN ('bounced', 'email_opened', 'email_clicked', 'unsubscribed')
+  GROUP BY mail_id
+),
 flags AS (
-  SELECT s.*,
-    EXISTS (SELECT 1 FROM events e WHERE e.mail_id = s.id AND e.name = 'bounced') AS is_bounced,
-    EXISTS (SELECT 1 FROM events e WHERE e.mail_id = s.id AND e.name IN ('email_opened', 'email_clicked')
-            AND e.machine = 0) AS is_opened,
-    EXISTS (SELECT 1 FROM events e WHERE e.mail_id = s.id AND e.name = 'email_clicked' AND e.machine = 0) AS is_clicked,
-    EXISTS (SELECT 1 FROM events e WHERE e.mail_id = s.id AND e.name = 'unsubscribed') AS is_unsubscribed
-  FROM sent s
+  SELECT s.*, o.is_bounced, o.is_opened, o.is_clicked, o.is_unsubscribed
+  FROM sent s LEFT JOIN outcomes o ON o.mail_id = s.id
   WHERE s.t >= :since AND s.t < :until {{where}}
 )
 SELECT {{group}},
@@ -103,10 +108,10 @@ class TrackingMixin:
     def mail_figures(self: Store, by: str, since: str, until: str, sequence: str | None = None) -> list[dict[str, Any]]:
         """Unique-contact figures of sent mails grouped `by` 'step', 'sequence' or 'campaign'."""
         group = {"step": "sequence, step_id", "sequence": "sequence", "campaign": "campaign_id"}[by]
-        where = " AND campaign_id IS NOT NULL" if by == "campaign" else " AND sequence IS NOT NULL"
+        where = " AND s.campaign_id IS NOT NULL" if by == "campaign" else " AND s.sequence IS NOT NULL"
         params: dict[str, Any] = {"since": since, "until": until}
         if sequence is not None:
-            where += " AND sequence = :sequence"
+            where += " AND s.sequence = :sequence"
             params["sequence"] = sequence
         return self.rows(_FLAGGED.format(group=group, where=where), params)
 
