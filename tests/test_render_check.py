@@ -196,3 +196,26 @@ def test_sample_data_is_plausible_and_fresh():
     assert sample_event("rappel-session")["session_start"].startswith("2026-12-01")
     assert sample_event("double-optin") == {}
     assert sample_event("inconnu")["formation"]
+
+
+# --- through `edumail check` --------------------------------------------------------
+
+
+def test_edumail_check_reports_an_undefined_variable_with_its_line(cli, project_dir):
+    write(project_dir / "templates", "t.html", "<p>ok</p>\n{{ contact.societe }}")
+    result = cli("check")
+    assert result.exit_code == 1
+    assert "templates/t.html:5: undefined variable 'contact.societe'" in result.output
+
+
+def test_edumail_check_knows_the_custom_fields_of_stored_contacts(cli, project_dir):
+    from edumail import project as project_module
+
+    project = project_module.load(project_dir)
+    project.store().insert_contact(
+        {"email": "a@example.org", "fields": '{"societe": "ACME"}'}, "2026-11-20T10:00:00.000000Z"
+    )
+    project.close()
+    write(project_dir / "templates", "t.html", "{{ contact.societe }}")
+    result = cli("check")
+    assert "contact.societe" not in result.output
