@@ -209,9 +209,17 @@ class TemplateLibrary:
 
     def names(self) -> list[str]:
         """Template names (templates/NAME.html), layouts excluded."""
+        return sorted(p.stem for p in self._files() if _NAME.match(p.stem))
+
+    def _files(self) -> list[Path]:
+        """templates/*.html except partials (`_x.html`) and hidden files."""
         if not self.dir.is_dir():
             return []
-        return sorted(p.stem for p in self.dir.glob("*.html") if p.is_file() and not p.name.startswith((".", "_")))
+        return [p for p in self.dir.glob("*.html") if p.is_file() and not p.name.startswith((".", "_"))]
+
+    def misnamed(self) -> list[Path]:
+        """Template files whose name cannot be a template name (spaces, symbols)."""
+        return sorted(p for p in self._files() if not _NAME.match(p.stem))
 
     def layouts(self) -> list[str]:
         """Layout names (templates/layouts/NAME.html)."""

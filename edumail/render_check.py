@@ -222,6 +222,14 @@ def check_templates(
         problems += _check_source(
             library, source, shown, roots=roots | set(LAYOUT_VARIABLES), contact=contact, event=None
         )
+    for path in library.misnamed():
+        problems.append(
+            Problem(
+                library.display(path),
+                0,
+                "not a usable template name: use letters, digits, -, _ and . (rename the file)",
+            )
+        )
     names = library.names()
     for name in names:
         try:

@@ -172,6 +172,15 @@ def test_every_template_is_checked_and_problems_are_sorted(folder, library):
     ]
 
 
+def test_a_file_name_that_cannot_be_a_template_name_is_reported(folder, library):
+    write(folder, "mon modèle.html", "x")
+    write(folder, "relancé.html", "x")
+    assert library.names() == ["relancé"]
+    assert check(library) == [
+        "templates/mon modèle.html: not a usable template name: use letters, digits, -, _ and . (rename the file)"
+    ]
+
+
 def test_variables_lists_what_a_template_reads(folder, library):
     write(
         folder,
