@@ -4,8 +4,8 @@ Figures are unique contacts over the mails *sent* in the period (a cohort:
 their opens and clicks count whenever they came). `opened` and `clicked`
 count people only: machine opens and scanner clicks are left out, and a
 person's click counts as an open (images may have been blocked).
-Rates are over delivered (sent minus bounced), except bounce_rate, which is
-over sent so that it stays between 0 and 1.
+Every rate is over delivered (sent minus bounced), bounce_rate included, as
+SPEC section 8 says.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def figures(row: dict[str, Any] | None) -> dict[str, Any]:
     result["open_rate"] = _rate(result["opened"], delivered)
     result["click_rate"] = _rate(result["clicked"], delivered)
     result["unsubscribe_rate"] = _rate(result["unsubscribed"], delivered)
-    result["bounce_rate"] = _rate(bounced, sent)
+    result["bounce_rate"] = _rate(bounced, delivered)
     return result
 
 
