@@ -132,9 +132,11 @@ class Composer:
             view = contacts.template_view(contact, contact["_tags"])
         else:
             view = contacts.template_view({**contact, "fields": "{}"}, [])
-        extra = {k: v for k, v in context.items() if k != "event"} or None
+        extra = {k: v for k, v in context.items() if k != "event"}
+        if self.tracking and contact.get("id") is not None:  # the double opt-in link (tracking server /k/)
+            extra.setdefault("confirm_url", tokens.confirm_url(self.tracking, self.secret, int(contact["id"])))
         return render(self.library, mail["template"], contact=view, event=context.get("event") or {}, now=self.now,
-                      unsubscribe_url=unsubscribe, preferences_url=preferences, extra=extra)
+                      unsubscribe_url=unsubscribe, preferences_url=preferences, extra=extra or None)
 
     def _headers(self, mail: dict[str, Any], name: str, email: str, subject: str) -> message.Headers:
         headers = message.Headers()

@@ -252,3 +252,14 @@ def test_a_missing_dkim_key_is_a_clear_error_before_anything_is_sent(tmp_path):
     with pytest.raises(ConfigError, match="dkim.private_key_file"):
         deliver(project, now=NOW, transport=MemoryTransport())
     assert project.store().outbox_counts() == {"queued": 1}
+
+
+def test_templates_get_the_double_opt_in_confirmation_link(tmp_path):
+    project = make_project(tmp_path / "centre")
+    (project.root / "templates" / "confirm.html").write_text(
+        '---\nsubject: Confirmez\n---\n<p><a href="{{ confirm_url }}">Je confirme</a></p>\n', encoding="utf-8")
+    (contact_id,) = add_contacts(project, 1)
+    queue(project, [contact_id], purpose="service", template="confirm")
+    parsed, _, _ = sent_one(project)
+    url = tokens.confirm_url("https://mail.centre.example", project.secret(), contact_id)
+    assert url in parsed.get_body(("html",)).get_content()
