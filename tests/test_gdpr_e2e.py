@@ -267,11 +267,6 @@ def test_purge_anonymises_exactly_the_stale_prospects(
 # --- double opt-in ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="integration gap: delivery (compose.py) does not give templates `confirm_url`, so the double-optin "
-    "mail fails with 'undefined variable confirm_url'; remove this marker once it does",
-    strict=False,
-)
 def test_subscribed_event_sends_the_double_opt_in_whose_link_sets_opted_in_with_proof(
     centre: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
