@@ -149,7 +149,12 @@ def measure(n: int = 10_000) -> dict[str, Any]:
     inputs = _inputs(library, n)
     _render_all(library, inputs[: 2 * len(library.names())])  # compile and cache every template first
     wall, cpu = time.perf_counter(), time.process_time()
-    size = _render_all(library, inputs)
+    size, best = 0, 0.0
+    for start in range(0, n, 1000):  # batches: the best one shows the speed when no other job competes
+        batch = inputs[start : start + 1000]
+        began = time.perf_counter()
+        size += _render_all(library, batch)
+        best = max(best, len(batch) / (time.perf_counter() - began))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stages = _stages(library, inputs[: min(n, 3000)])
     return {
@@ -159,6 +164,7 @@ def measure(n: int = 10_000) -> dict[str, Any]:
         "cpu_seconds": round(cpu, 3),
         "mails_per_second": round(n / wall, 1),
         "mails_per_cpu_second": round(n / cpu, 1) if cpu else None,
+        "best_batch_mails_per_second": round(best, 1),
         "ms_per_mail": round(wall / n * 1000, 4),
         "average_size_bytes": size // n,
         "stages_ms": stages,
@@ -182,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{figures['mails_per_second']} mails/s ({figures['ms_per_mail']} ms a mail); "
-        f"{figures['mails_per_cpu_second']} mails per CPU second; target {TARGET}: "
+        f"{figures['mails_per_cpu_second']} mails per CPU second; best batch of 1000: "
+        f"{figures['best_batch_mails_per_second']} mails/s; target {TARGET}: "
         f"{'met' if figures['meets_target'] else 'NOT met'}"
     )
     print("per mail, by stage (instrumented pass):")
