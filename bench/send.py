@@ -32,13 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEMPLATE = "newsletter"
 
 _AIOSMTPD_SINK = r"""
@@ -84,12 +85,17 @@ def sink(delay: float = 0.0, prefer_postfix: bool = True) -> Iterator[tuple[int,
         args = [postfix]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]
-        process = subprocess.Popen([*args, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [*args, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         label = "Postfix smtp-sink"
     else:
-        process = subprocess.Popen([sys.executable, "-c", _AIOSMTPD_SINK, str(port), str(delay)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _AIOSMTPD_SINK, str(port), str(delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert process.stdout is not None
         process.stdout.readline()
         label = f"aiosmtpd ({delay * 1000:.0f} ms per mail)" if delay else "aiosmtpd"
@@ -111,8 +117,10 @@ def _project(root: Path, port: int, concurrency: int, n: int) -> Any:
     init_project(root)
     settings = (root / "edumail.yaml").read_text(encoding="utf-8")
     settings = "\n".join(line for line in settings.splitlines() if not line.startswith("transport:"))
-    settings += (f"\ntransport: smtp\nsmtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
-                 f"  concurrency: {concurrency}\n  timeout: 30\n")
+    settings += (
+        f"\ntransport: smtp\nsmtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
+        f"  concurrency: {concurrency}\n  timeout: 30\n"
+    )
     if "tracking:" not in settings:
         settings += "tracking:\n  base_url: https://mail.centre.example\n"
     if "limits:" not in settings:
@@ -123,8 +131,16 @@ def _project(root: Path, port: int, concurrency: int, n: int) -> Any:
     stamp = "2026-03-01T09:00:00.000000Z"
     with store.transaction():
         for i in range(n):
-            store.insert_contact({"email": f"learner{i}@example.org", "first_name": f"Prénom{i}", "last_name": "Martin",
-                                  "consent": "opted_in", "consent_basis": "opt_in"}, stamp)
+            store.insert_contact(
+                {
+                    "email": f"learner{i}@example.org",
+                    "first_name": f"Prénom{i}",
+                    "last_name": "Martin",
+                    "consent": "opted_in",
+                    "consent_basis": "opt_in",
+                },
+                stamp,
+            )
     return project
 
 
@@ -167,11 +183,24 @@ def sample_mail() -> tuple[str, str, str]:
         init_project(root)
         project = project_module.load(root)
         library = TemplateLibrary(project.templates_dir, project.settings)
-        contact = {"email": "x@example.org", "first_name": "FIRSTNAME", "last_name": "Martin", "stage": "",
-                   "tags": [], "consent": "opted_in", "timezone": ""}
-        rendered = render(library, TEMPLATE, contact=contact, event={}, now=NOW,
-                          unsubscribe_url="https://mail.centre.example/u/TOKEN",
-                          preferences_url="https://mail.centre.example/p/TOKEN")
+        contact = {
+            "email": "x@example.org",
+            "first_name": "FIRSTNAME",
+            "last_name": "Martin",
+            "stage": "",
+            "tags": [],
+            "consent": "opted_in",
+            "timezone": "",
+        }
+        rendered = render(
+            library,
+            TEMPLATE,
+            contact=contact,
+            event={},
+            now=NOW,
+            unsubscribe_url="https://mail.centre.example/u/TOKEN",
+            preferences_url="https://mail.centre.example/p/TOKEN",
+        )
         project.close()
     return rendered.subject, rendered.html, rendered.text
 
@@ -211,12 +240,17 @@ def run_mailmerge(port: int, n: int, mail: tuple[str, str, str]) -> dict[str, fl
         root = Path(folder)
         # The same mail: multipart/alternative, text first, html last (mailmerge's documented HTML+text form).
         (root / "template.txt").write_text(
-            "TO: {{email}}\nSUBJECT: " + jinja(subject) +
-            "\nFROM: Centre de formation Exemple <contact@centre.example>\nMIME-Version: 1.0\n"
+            "TO: {{email}}\nSUBJECT: "
+            + jinja(subject)
+            + "\nFROM: Centre de formation Exemple <contact@centre.example>\nMIME-Version: 1.0\n"
             'Content-Type: multipart/alternative; boundary="boundary"\n\n'
-            "--boundary\nContent-Type: text/plain; charset=utf-8\n\n" + jinja(text) +
-            "\n--boundary\nContent-Type: text/html; charset=utf-8\n\n" + jinja(html) + "\n--boundary--\n",
-            encoding="utf-8")
+            "--boundary\nContent-Type: text/plain; charset=utf-8\n\n"
+            + jinja(text)
+            + "\n--boundary\nContent-Type: text/html; charset=utf-8\n\n"
+            + jinja(html)
+            + "\n--boundary--\n",
+            encoding="utf-8",
+        )
         with open(root / "database.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["email", "first_name"])
@@ -224,9 +258,24 @@ def run_mailmerge(port: int, n: int, mail: tuple[str, str, str]) -> dict[str, fl
                 writer.writerow([f"learner{i}@example.org", f"Prénom{i}"])
         (root / "server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\n")
         started = time.perf_counter()
-        done = subprocess.run([exe, "--template", "template.txt", "--database", "database.csv", "--config",
-                               "server.conf", "--no-limit", "--no-dry-run", "--output-format", "raw"],
-                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(
+            [
+                exe,
+                "--template",
+                "template.txt",
+                "--database",
+                "database.csv",
+                "--config",
+                "server.conf",
+                "--no-limit",
+                "--no-dry-run",
+                "--output-format",
+                "raw",
+            ],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             return {"error": done.stderr.decode()[-300:]}  # type: ignore[dict-item]
@@ -238,8 +287,12 @@ def run_smtp_source(port: int, n: int, sessions: int) -> dict[str, float] | None
     if exe is None:
         return None
     started = time.perf_counter()
-    subprocess.run([exe, "-s", str(sessions), "-m", str(n), "-l", "8000", f"127.0.0.1:{port}"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [exe, "-s", str(sessions), "-m", str(n), "-l", "8000", f"127.0.0.1:{port}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - started
     return {"mails_per_s": n / seconds, "seconds": seconds}
 
@@ -268,8 +321,12 @@ def measure(n: int = 10_000, *, slow_n: int = 200, slow_delay: float = 0.05, con
         result["slow_sink"] = label
         one = run_edumail(port, slow_n, 1)
         four = run_edumail(port, slow_n, concurrency)
-    result["slow"] = {"n": slow_n, "concurrency_1": one, f"concurrency_{concurrency}": four,
-                      "scaling": four["mails_per_s"] / one["mails_per_s"]}
+    result["slow"] = {
+        "n": slow_n,
+        "concurrency_1": one,
+        f"concurrency_{concurrency}": four,
+        "scaling": four["mails_per_s"] / one["mails_per_s"],
+    }
     return result
 
 
@@ -296,8 +353,10 @@ def _print(result: dict[str, Any]) -> None:
     slow = result["slow"]
     c = result["concurrency"]
     print(f"{slow['n']} mails into {result['slow_sink']}:")
-    print(f"  concurrency 1: {slow['concurrency_1']['mails_per_s']:.1f} mails/s;"
-          f" concurrency {c}: {slow[f'concurrency_{c}']['mails_per_s']:.1f} mails/s; scaling {slow['scaling']:.2f}x")
+    print(
+        f"  concurrency 1: {slow['concurrency_1']['mails_per_s']:.1f} mails/s;"
+        f" concurrency {c}: {slow[f'concurrency_{c}']['mails_per_s']:.1f} mails/s; scaling {slow['scaling']:.2f}x"
+    )
 
 
 def main() -> None:

@@ -25,8 +25,16 @@ from edumail.transport import Envelope
 
 NOTIFY = "__notify__"  # template name of a staff alert: context {"subject", "body"}
 DKIM_HEADERS = [
-    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
-    b"Reply-To", b"List-Unsubscribe", b"List-Unsubscribe-Post",
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"MIME-Version",
+    b"Content-Type",
+    b"Reply-To",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
 ]
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -94,12 +102,16 @@ class Composer:
         if self.tracking and self.settings.tracking.clicks:
             body_html, links = self._track_links(body_html, mail_id)
         if self.tracking and self.settings.tracking.opens:
-            body_html = _before_body_end(body_html, _PIXEL.format(url=tokens.open_url(self.tracking, self.secret, mail_id)))
+            body_html = _before_body_end(
+                body_html, _PIXEL.format(url=tokens.open_url(self.tracking, self.secret, mail_id))
+            )
 
         headers = self._headers(mail, contacts.display_name(contact), contact["email"], rendered.subject)
         if marketing:
             if self.tracking:
-                headers.add("List-Unsubscribe", message.fold_list("List-Unsubscribe", [f"<{unsubscribe}>", f"<{self._mailto}>"]))
+                headers.add(
+                    "List-Unsubscribe", message.fold_list("List-Unsubscribe", [f"<{unsubscribe}>", f"<{self._mailto}>"])
+                )
                 headers.add("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
             else:  # RFC 8058 one-click needs an https URI: without one, mailto only and no -Post
                 headers.add("List-Unsubscribe", f"<{self._mailto}>")
@@ -108,7 +120,9 @@ class Composer:
         else:
             headers.add("Auto-Submitted", "auto-generated")
         data = self._sign(message.build(headers, text=body_text, html=body_html))
-        envelope = Envelope(self.sender.email, message.check_address(contact["email"]), data, mail["message_id"], mail_id)
+        envelope = Envelope(
+            self.sender.email, message.check_address(contact["email"]), data, mail["message_id"], mail_id
+        )
         return Composed(envelope, message.clean(rendered.subject), links)
 
     def _contact(self, store: Store, mail: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +138,9 @@ class Composer:
             raise Skip(reason)
         return {**contact, "_tags": store.tags_of(int(contact["id"]))}
 
-    def _render(self, mail: dict[str, Any], contact: dict[str, Any], context: dict[str, Any], unsubscribe: str,
-                preferences: str) -> Any:
+    def _render(
+        self, mail: dict[str, Any], contact: dict[str, Any], context: dict[str, Any], unsubscribe: str, preferences: str
+    ) -> Any:
         from edumail.render import render
 
         if contact.get("id") is not None:
@@ -135,8 +150,16 @@ class Composer:
         extra = {k: v for k, v in context.items() if k != "event"}
         if self.tracking and contact.get("id") is not None:  # the double opt-in link (tracking server /k/)
             extra.setdefault("confirm_url", tokens.confirm_url(self.tracking, self.secret, int(contact["id"])))
-        return render(self.library, mail["template"], contact=view, event=context.get("event") or {}, now=self.now,
-                      unsubscribe_url=unsubscribe, preferences_url=preferences, extra=extra or None)
+        return render(
+            self.library,
+            mail["template"],
+            contact=view,
+            event=context.get("event") or {},
+            now=self.now,
+            unsubscribe_url=unsubscribe,
+            preferences_url=preferences,
+            extra=extra or None,
+        )
 
     def _headers(self, mail: dict[str, Any], name: str, email: str, subject: str) -> message.Headers:
         headers = message.Headers()
@@ -153,8 +176,10 @@ class Composer:
         to = mail.get("to_email") or ""
         subject = str(context.get("subject") or "edumail")
         body = str(context.get("body") or "")
-        page = ("<!doctype html><html><body><pre style=\"font-family:monospace;white-space:pre-wrap\">"
-                f"{html_module.escape(body)}</pre></body></html>")
+        page = (
+            '<!doctype html><html><body><pre style="font-family:monospace;white-space:pre-wrap">'
+            f"{html_module.escape(body)}</pre></body></html>"
+        )
         headers = self._headers(mail, "", to, subject)
         headers.add("Auto-Submitted", "auto-generated")
         data = self._sign(message.build(headers, text=body, html=page))
@@ -216,8 +241,10 @@ def _load_dkim(project: Project) -> tuple[bytes, bytes, bytes] | None:
     try:
         key = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"edumail.yaml: dkim.private_key_file: cannot read {path} ({exc.strerror}); "
-                          "give the path of the PEM private key (relative to the project folder)") from None
+        raise ConfigError(
+            f"edumail.yaml: dkim.private_key_file: cannot read {path} ({exc.strerror}); "
+            "give the path of the PEM private key (relative to the project folder)"
+        ) from None
     if b"PRIVATE KEY" not in key:
         raise ConfigError(f"edumail.yaml: dkim.private_key_file: {path} is not a PEM private key")
     return config.selector.encode(), config.domain.encode(), key

@@ -92,8 +92,9 @@ class RateLimiter:
     Rate limiting is about the provider's wall clock, not the logical `now`.
     """
 
-    def __init__(self, per_minute: int, *, start: float = 0.0, burst: int = 1,
-                 clock_fn: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, per_minute: int, *, start: float = 0.0, burst: int = 1, clock_fn: Callable[[], float] = time.time
+    ) -> None:
         self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
         self.tolerance = self.interval * max(burst - 1, 0)
         self.clock = clock_fn
@@ -157,8 +158,18 @@ def deliver(
 
 
 class _Run:
-    def __init__(self, project: Project, transport: Transport, composer: Composer, report: DeliveryReport,
-                 now: datetime, limit: int | None, progress: Progress | None, stop: threading.Event, owner: str):
+    def __init__(
+        self,
+        project: Project,
+        transport: Transport,
+        composer: Composer,
+        report: DeliveryReport,
+        now: datetime,
+        limit: int | None,
+        progress: Progress | None,
+        stop: threading.Event,
+        owner: str,
+    ):
         self.project = project
         self.transport = transport
         self.composer = composer
@@ -191,8 +202,9 @@ class _Run:
             sys.setswitchinterval(previous)
 
     def _go(self) -> None:
-        threads = [threading.Thread(target=self._worker, name=f"edumail-send-{i}", daemon=True)
-                   for i in range(self.workers)]
+        threads = [
+            threading.Thread(target=self._worker, name=f"edumail-send-{i}", daemon=True) for i in range(self.workers)
+        ]
         for thread in threads:
             thread.start()
         store = self.project.store()
@@ -279,9 +291,16 @@ class _Run:
         with _WRITE, store.transaction():
             store.mark_mail_sent(mail_id, self.now_db, composed.subject, composed.links)
             if mail.get("contact_id") is not None:
-                contacts.record_event(store, int(mail["contact_id"]), events.EMAIL_SENT, at=self.now,
-                                      data=_sent_data(mail, composed.subject), source="delivery", now=self.now,
-                                      mail_id=mail_id)
+                contacts.record_event(
+                    store,
+                    int(mail["contact_id"]),
+                    events.EMAIL_SENT,
+                    at=self.now,
+                    data=_sent_data(mail, composed.subject),
+                    source="delivery",
+                    now=self.now,
+                    mail_id=mail_id,
+                )
         with self.lock:
             self.report.sent += 1
             self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
@@ -303,8 +322,11 @@ class _Run:
                 with _WRITE:
                     store.defer_mail(mail_id, clock.to_db(self.now + BACKOFF[attempts - 1]), reason)
                 self._count("deferred", reason)
-                self._in_a_row(TEMPORARY, f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
-                                          "the rest waits for the next run")
+                self._in_a_row(
+                    TEMPORARY,
+                    f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
+                    "the rest waits for the next run",
+                )
                 return
             if failure.code and mail.get("contact_id") is not None:  # the recipient's server kept saying 4xx
                 self._bounce(store, mail, failure, "soft", f"gave up after {attempts} attempts: {reason}")
@@ -316,19 +338,31 @@ class _Run:
         with _WRITE:  # PERMANENT
             store.fail_mail(mail_id, reason)
         self._count("failed", reason)
-        self._in_a_row(PERMANENT, f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
-                                  "check the sender address and the smtp settings")
+        self._in_a_row(
+            PERMANENT,
+            f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
+            "check the sender address and the smtp settings",
+        )
 
-    def _bounce(self, store: Store, mail: dict[str, Any], failure: SendFailure, kind: str,
-                reason: str | None = None) -> None:
+    def _bounce(
+        self, store: Store, mail: dict[str, Any], failure: SendFailure, kind: str, reason: str | None = None
+    ) -> None:
         mail_id = int(mail["id"])
         with _WRITE, store.transaction():
             store.fail_mail(mail_id, reason or str(failure))
             if mail.get("contact_id") is not None:
                 contact_id = int(mail["contact_id"])
                 data = {"kind": kind, "status": failure.status or str(failure.code or ""), "diagnostic": str(failure)}
-                contacts.record_event(store, contact_id, events.BOUNCED, at=self.now, data=data, source="delivery",
-                                      now=self.now, mail_id=mail_id)
+                contacts.record_event(
+                    store,
+                    contact_id,
+                    events.BOUNCED,
+                    at=self.now,
+                    data=data,
+                    source="delivery",
+                    now=self.now,
+                    mail_id=mail_id,
+                )
                 contacts.mark_bounced(store, contact_id, kind, self.now)
         self._count("failed", str(failure))
         if kind == "hard":
@@ -366,15 +400,23 @@ def _sent_data(mail: dict[str, Any], subject: str) -> dict[str, Any]:
 def _stop_message(failure: SendFailure, project: Project) -> str:
     domain = project.settings.sender.domain
     if failure.kind == POLICY:
-        return (f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
-                f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again")
+        return (
+            f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
+            f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again"
+        )
     if failure.kind == AUTH:
         return f"delivery stopped: {failure}"
     return f"delivery stopped: {failure}"
 
 
-def _dry_run(store: Store, composer: Composer, report: DeliveryReport, now: datetime, limit: int | None,
-             progress: Progress | None) -> None:
+def _dry_run(
+    store: Store,
+    composer: Composer,
+    report: DeliveryReport,
+    now: datetime,
+    limit: int | None,
+    progress: Progress | None,
+) -> None:
     """Render and build every due mail, change nothing: what `sent` would be."""
     mails = store.peek_due_mails(clock.to_db(now), limit)
     report.total = len(mails)

@@ -25,7 +25,9 @@ CRLF = "\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _ATOM_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 # A deliberately narrow address: what edumail can put in a header and an envelope without quoting.
-_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _MAX_LINE = 78
 _WORD_BYTES = 45  # 45 bytes -> 60 base64 characters + 12 for =?utf-8?b??= : 72 <= 75
 _FOLD = re.compile(r"\r\n[ \t]")

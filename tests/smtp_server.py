@@ -81,10 +81,12 @@ def _close_soon(server: Any) -> None:
 
 
 class _Handler:
-    def __init__(self, owner: "SmtpTestServer"):
+    def __init__(self, owner: SmtpTestServer):
         self.owner = owner
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         if not hasattr(session, "edumail_connection"):
             with self.owner.lock:
@@ -140,7 +142,9 @@ class _Handler:
         data = envelope.original_content or envelope.content
         with owner.lock:
             owner.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(data), getattr(session, "edumail_connection", 0))
+                Received(
+                    envelope.mail_from, list(envelope.rcpt_tos), bytes(data), getattr(session, "edumail_connection", 0)
+                )
             )
         session.edumail_accepted = getattr(session, "edumail_accepted", 0) + 1
         return "250 2.0.0 OK queued"
@@ -172,7 +176,7 @@ class SmtpTestServer:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> "SmtpTestServer":
+    def start(self) -> SmtpTestServer:
         self.controller.start()
         return self
 
@@ -235,8 +239,9 @@ class SmtpTestServer:
             time.sleep(0.01)
         return False
 
-    def settings_yaml(self, *, concurrency: int = 1, rate_per_minute: int = 0, username: str | None = None,
-                      timeout: int = 10) -> str:
+    def settings_yaml(
+        self, *, concurrency: int = 1, rate_per_minute: int = 0, username: str | None = None, timeout: int = 10
+    ) -> str:
         """An `smtp:` section (plus `transport: smtp`) pointing at this server."""
         lines = [
             "transport: smtp",

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the smtp_server fixture is imported, then requested by name)
 """`edumail send` campaigns and `edumail outbox`, through the CLI, into a real SMTP server."""
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ def test_tag_stage_and_where_select_the_audience(centre, smtp_server):
     add_contacts(project, 2, tags=["webinar"], fields=json.dumps({"ville": "Lyon"}))
     add_contacts(project, 2, start=10, tags=["webinar"], fields=json.dumps({"ville": "Paris"}))
     add_contacts(project, 2, start=20, fields=json.dumps({"ville": "Lyon"}))
-    project.store().execute("UPDATE contacts SET stage = 'prospect' WHERE email IN"
-                            " ('contact0@example.org', 'contact10@example.org', 'contact20@example.org')")
+    project.store().execute(
+        "UPDATE contacts SET stage = 'prospect' WHERE email IN"
+        " ('contact0@example.org', 'contact10@example.org', 'contact20@example.org')"
+    )
     result = run("send", "session", "--tag", "webinar", "--where", "ville=Lyon", "--stage", "prospect")
     assert result.exit_code == 0, result.output
     assert smtp_server.recipients() == ["contact0@example.org"]
@@ -190,7 +193,9 @@ def test_outbox_lists_queued_mails_and_when_they_go(tmp_path):
     queue(project, add_contacts(project, 1), not_before="2026-03-05T08:00:00.000000Z")
     result = Run(project.root)("outbox")
     assert result.exit_code == 0
-    assert "1 queued" in result.output and "contact0@example.org" in result.output and "2026-03-05 09:00" in result.output
+    assert (
+        "1 queued" in result.output and "contact0@example.org" in result.output and "2026-03-05 09:00" in result.output
+    )
 
 
 def test_outbox_is_empty_at_first(tmp_path):

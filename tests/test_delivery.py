@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the smtp_server fixture is imported, then requested by name)
 """Delivery: draining the outbox into a real SMTP server, each fault ending as SPEC section 6 says."""
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def test_the_original_links_are_stored_by_index_for_the_click_tracker(smtp_proje
     (mail_id,) = queue(project, add_contacts(project, 1))
     deliver(project, now=NOW)
     mail = project.store().mail(mail_id)
-    assert json.loads(mail["links"]) == ["https://centre.example/programme?id=7&x=1", "https://centre.example/inscription"]
+    assert json.loads(mail["links"]) == [
+        "https://centre.example/programme?id=7&x=1",
+        "https://centre.example/inscription",
+    ]
     assert mail["subject"] == "Zoé, votre session approche"
 
 
@@ -310,8 +314,10 @@ def test_a_mail_left_sending_by_a_crash_is_sent_again_with_its_message_id(tmp_pa
     (mail_id,) = queue(project, add_contacts(project, 1))
     store = project.store()
     store.execute("UPDATE mails SET state = 'sending', sending_at = ? WHERE id = ?", (clock.to_db(NOW), mail_id))
-    store.execute("INSERT INTO locks VALUES ('delivery', 'elsewhere-not-this-host:1:x', ?, ?)",
-                  (clock.to_db(NOW), "2000-01-01T00:00:00.000000Z"))  # an expired lock of a dead run
+    store.execute(
+        "INSERT INTO locks VALUES ('delivery', 'elsewhere-not-this-host:1:x', ?, ?)",
+        (clock.to_db(NOW), "2000-01-01T00:00:00.000000Z"),
+    )  # an expired lock of a dead run
     memory = MemoryTransport()
     report = deliver(project, now=NOW, transport=memory)
     assert report.recovered == 1 and report.sent == 1
@@ -322,8 +328,10 @@ def test_a_run_leaves_the_outbox_alone_while_another_live_process_delivers(tmp_p
     project = make_project(tmp_path / "centre")
     queue(project, add_contacts(project, 1))
     store = project.store()
-    store.execute("INSERT INTO locks VALUES ('delivery', 'elsewhere-not-this-host:1:x', ?, ?)",
-                  (clock.to_db(NOW), "2999-01-01T00:00:00.000000Z"))
+    store.execute(
+        "INSERT INTO locks VALUES ('delivery', 'elsewhere-not-this-host:1:x', ?, ?)",
+        (clock.to_db(NOW), "2999-01-01T00:00:00.000000Z"),
+    )
     report = deliver(project, now=NOW, transport=MemoryTransport())
     assert report.busy and report.sent == 0 and states(project) == {"queued": 1}
 
@@ -334,8 +342,10 @@ def test_the_lock_of_a_dead_local_process_is_taken_over(tmp_path):
     project = make_project(tmp_path / "centre")
     queue(project, add_contacts(project, 1))
     dead_pid = 2**22 + 12345  # above the usual pid range: not a live process
-    project.store().execute("INSERT INTO locks VALUES ('delivery', ?, ?, ?)",
-                            (f"{socket.gethostname()}:{dead_pid}:x", clock.to_db(NOW), "2999-01-01T00:00:00.000000Z"))
+    project.store().execute(
+        "INSERT INTO locks VALUES ('delivery', ?, ?, ?)",
+        (f"{socket.gethostname()}:{dead_pid}:x", clock.to_db(NOW), "2999-01-01T00:00:00.000000Z"),
+    )
     assert deliver(project, now=NOW, transport=MemoryTransport()).sent == 1
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the smtp_server fixture is imported, then requested by name)
 """A sending process killed with SIGKILL mid-batch: the re-run delivers every mail exactly once.
 
 The one allowed exception (SPEC section 6): a mail the server accepted just
@@ -22,8 +23,12 @@ CONCURRENCY = 2
 
 def _send(root: Path) -> subprocess.Popen:
     env = {**os.environ, "EDUMAIL_NOW": "2026-03-02T09:00:00Z"}
-    return subprocess.Popen([sys.executable, "-m", "edumail", "--project", str(root), "send", "session"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edumail", "--project", str(root), "send", "session"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_sigkill_mid_batch_then_rerun_delivers_each_mail_once(tmp_path, smtp_server: SmtpTestServer):  # noqa: F811

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edumail import project as project_module
 from edumail.delivery import new_message_id
 from edumail.project import Project
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Paris
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 STAMP = "2026-03-02T09:00:00.000000Z"
 
 SETTINGS = """\
@@ -61,9 +61,17 @@ def make_project(root: Path, *, extra: str = "", tracking: bool = True) -> Proje
     return project_module.load(root)
 
 
-def add_contacts(project: Project, count: int, *, consent: str = "opted_in", start: int = 0,
-                 first_name: str = "Zoé", last_name: str = "Martin", tags: list[str] | None = None,
-                 fields: str = "{}") -> list[int]:
+def add_contacts(
+    project: Project,
+    count: int,
+    *,
+    consent: str = "opted_in",
+    start: int = 0,
+    first_name: str = "Zoé",
+    last_name: str = "Martin",
+    tags: list[str] | None = None,
+    fields: str = "{}",
+) -> list[int]:
     store = project.store()
     ids = []
     with store.transaction():
@@ -85,15 +93,27 @@ def add_contacts(project: Project, count: int, *, consent: str = "opted_in", sta
     return ids
 
 
-def queue(project: Project, contact_ids: list[int], *, purpose: str = "marketing", template: str = "session",
-          not_before: str = STAMP, context: dict | None = None) -> list[int]:
+def queue(
+    project: Project,
+    contact_ids: list[int],
+    *,
+    purpose: str = "marketing",
+    template: str = "session",
+    not_before: str = STAMP,
+    context: dict | None = None,
+) -> list[int]:
     store = project.store()
     ids = []
     with store.transaction():
         for contact_id in contact_ids:
             mail_id = store.enqueue_mail(
-                message_id=new_message_id("centre.example"), template=template, purpose=purpose,
-                not_before=not_before, now=STAMP, contact_id=contact_id, context=context or {"event": {}},
+                message_id=new_message_id("centre.example"),
+                template=template,
+                purpose=purpose,
+                not_before=not_before,
+                now=STAMP,
+                contact_id=contact_id,
+                context=context or {"event": {}},
             )
             assert mail_id
             ids.append(mail_id)

@@ -81,8 +81,16 @@ def test_a_name_with_a_comma_is_quoted_and_stays_one_recipient():
 
 @pytest.mark.parametrize(
     "address",
-    ["a@b.example, evil@attacker.example", "a@b.example\r\nBcc: x@y.example", "Name <a@b.example>", "a b@c.example",
-     "no-at-sign", "a@b.example>", '"quoted"@b.example', "a@@b.example"],
+    [
+        "a@b.example, evil@attacker.example",
+        "a@b.example\r\nBcc: x@y.example",
+        "Name <a@b.example>",
+        "a b@c.example",
+        "no-at-sign",
+        "a@b.example>",
+        '"quoted"@b.example',
+        "a@@b.example",
+    ],
 )
 def test_an_unsafe_address_is_refused(address):
     with pytest.raises(InputError):
@@ -139,7 +147,10 @@ def test_links_go_through_the_click_tracker_and_the_pixel_is_added(tmp_path):
     assert 'href="mailto:inscriptions@centre.example"' in html  # not a web link: untouched
     assert tokens.unsubscribe_url(base, secret, mail_id) in html  # the unsubscribe link is not a click
     assert html.count(tokens.open_url(base, secret, mail_id)) == 1
-    assert json.loads(mail["links"]) == ["https://centre.example/programme?id=7&x=1", "https://centre.example/inscription"]
+    assert json.loads(mail["links"]) == [
+        "https://centre.example/programme?id=7&x=1",
+        "https://centre.example/inscription",
+    ]
 
 
 def test_without_tracking_links_are_untouched_and_unsubscribe_is_a_mailto_without_one_click(tmp_path):
@@ -185,8 +196,10 @@ def test_contact_data_cannot_inject_a_header(tmp_path):
 def test_a_contact_address_with_a_comma_fails_that_mail_and_sends_nothing(tmp_path):
     project = make_project(tmp_path / "centre")
     store = project.store()
-    bad = store.insert_contact({"email": "a@b.example,evil@attacker.example", "consent": "opted_in",
-                                "consent_basis": "opt_in"}, "2026-03-01T00:00:00.000000Z")
+    bad = store.insert_contact(
+        {"email": "a@b.example,evil@attacker.example", "consent": "opted_in", "consent_basis": "opt_in"},
+        "2026-03-01T00:00:00.000000Z",
+    )
     queue(project, [bad])
     memory = MemoryTransport()
     report = deliver(project, now=NOW, transport=memory)
@@ -196,10 +209,15 @@ def test_a_contact_address_with_a_comma_fails_that_mail_and_sends_nothing(tmp_pa
 def test_a_staff_notification_is_a_plain_internal_alert(tmp_path):
     project = make_project(tmp_path / "centre")
     store = project.store()
-    store.enqueue_mail(message_id=new_message_id("centre.example"), template=NOTIFY, purpose="service",
-                       not_before="2026-03-02T09:00:00.000000Z", now="2026-03-02T09:00:00.000000Z",
-                       to_email="staff@centre.example",
-                       context={"subject": "Prospect chaud : zoe@example.org", "body": "Zoé a cliqué 3 fois.\n<b>x</b>"})
+    store.enqueue_mail(
+        message_id=new_message_id("centre.example"),
+        template=NOTIFY,
+        purpose="service",
+        not_before="2026-03-02T09:00:00.000000Z",
+        now="2026-03-02T09:00:00.000000Z",
+        to_email="staff@centre.example",
+        context={"subject": "Prospect chaud : zoe@example.org", "body": "Zoé a cliqué 3 fois.\n<b>x</b>"},
+    )
     parsed, _, _ = sent_one(project)
     assert parsed["To"] == "staff@centre.example"
     assert parsed["Subject"] == "Prospect chaud : zoe@example.org"
@@ -219,8 +237,9 @@ def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
         pytest.skip("the openssl command is needed to make a DKIM key")
     path = tmp_path / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(path), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"], check=True,
-                            capture_output=True).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     return path, record
 
@@ -257,7 +276,8 @@ def test_a_missing_dkim_key_is_a_clear_error_before_anything_is_sent(tmp_path):
 def test_templates_get_the_double_opt_in_confirmation_link(tmp_path):
     project = make_project(tmp_path / "centre")
     (project.root / "templates" / "confirm.html").write_text(
-        '---\nsubject: Confirmez\n---\n<p><a href="{{ confirm_url }}">Je confirme</a></p>\n', encoding="utf-8")
+        '---\nsubject: Confirmez\n---\n<p><a href="{{ confirm_url }}">Je confirme</a></p>\n', encoding="utf-8"
+    )
     (contact_id,) = add_contacts(project, 1)
     queue(project, [contact_id], purpose="service", template="confirm")
     parsed, _, _ = sent_one(project)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the smtp_server fixture is imported, then requested by name)
 """Transports: the file outbox, the SMTP connection's reuse, and what each reply code means."""
 
 from __future__ import annotations

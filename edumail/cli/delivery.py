@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edumail import campaigns, clock, delivery
@@ -15,35 +14,50 @@ from edumail.cli import app
 from edumail.cli.common import console, current_project, err_console, parse_at, parse_pairs
 from edumail.delivery import DeliveryReport
 
-outbox_app = typer.Typer(help="List and retry queued or failed mail.", invoke_without_command=True, no_args_is_help=False)
+outbox_app = typer.Typer(
+    help="List and retry queued or failed mail.", invoke_without_command=True, no_args_is_help=False
+)
 app.add_typer(outbox_app, name="outbox")
 
 
 @app.command()
 def send(
     template: str = typer.Argument(..., help="Template name (templates/NAME.html)."),
-    tag: Optional[list[str]] = typer.Option(None, "--tag", help="Only contacts with this tag (repeatable)."),
-    stage: Optional[str] = typer.Option(None, "--stage", help="Only contacts at this stage."),
-    where: Optional[list[str]] = typer.Option(None, "--where", help="Only contacts whose field equals a value: field=value."),
-    at: Optional[str] = typer.Option(None, "--at", help="Schedule for this time (ISO 8601) instead of now."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Only contacts with this tag (repeatable)."),
+    stage: str | None = typer.Option(None, "--stage", help="Only contacts at this stage."),
+    where: list[str] | None = typer.Option(
+        None, "--where", help="Only contacts whose field equals a value: field=value."
+    ),
+    at: str | None = typer.Option(None, "--at", help="Schedule for this time (ISO 8601) instead of now."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show who would receive it; send nothing."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N contacts."),
-    name: Optional[str] = typer.Option(None, "--name", help="Campaign name (default: template and date)."),
+    limit: int | None = typer.Option(None, "--limit", help="At most N contacts."),
+    name: str | None = typer.Option(None, "--name", help="Campaign name (default: template and date)."),
 ) -> None:
     """Send a one-off marketing campaign to matching contacts with consent."""
     project = current_project()
     now = clock.now()
     when = parse_at(at, project) if at else now
     plan = campaigns.create_campaign(
-        project, template, now=now, at=when, tags=tag, stage=stage, where=parse_pairs(where, "--where"),
-        name=name, limit=limit, dry_run=dry_run,
+        project,
+        template,
+        now=now,
+        at=when,
+        tags=tag,
+        stage=stage,
+        where=parse_pairs(where, "--where"),
+        name=name,
+        limit=limit,
+        dry_run=dry_run,
     )
     _print_plan(plan, project.settings.tz)
     if dry_run:
         return
     if plan.scheduled:
-        console.print(f"Scheduled for {clock.show(plan.at, project.settings.tz)}: the next `edumail run` after that "
-                      "time sends it.", soft_wrap=True)
+        console.print(
+            f"Scheduled for {clock.show(plan.at, project.settings.tz)}: the next `edumail run` after that "
+            "time sends it.",
+            soft_wrap=True,
+        )
         return
     report = _deliver_with_progress(project, now)
     if report.total == 0 and not report.busy:
@@ -87,16 +101,24 @@ def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
 
         def progress(report: DeliveryReport) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(task, total=report.total, completed=report.done, rate=f"{report.done / elapsed:.0f}",
-                       failed=report.failed)
+            bar.update(
+                task,
+                total=report.total,
+                completed=report.done,
+                rate=f"{report.done / elapsed:.0f}",
+                failed=report.failed,
+            )
 
         return delivery.deliver(project, now=now, progress=progress)  # type: ignore[arg-type]
 
 
 def _print_report(report: DeliveryReport) -> None:
     if report.busy:
-        console.print(f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
-                      "sends them (or the next `edumail run` does).", soft_wrap=True)
+        console.print(
+            f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
+            "sends them (or the next `edumail run` does).",
+            soft_wrap=True,
+        )
         return
     rate = report.done / report.seconds if report.seconds else 0.0
     parts = [f"{report.sent} sent"]
@@ -108,13 +130,17 @@ def _print_report(report: DeliveryReport) -> None:
         parts.append(f"{report.cancelled} cancelled (consent changed)")
     if report.recovered:
         parts.append(f"{report.recovered} re-sent after an interrupted run")
-    console.print(f"{', '.join(parts)} in {report.seconds:.1f}s ({rate:.0f} mails/s) via {report.transport}.", soft_wrap=True)
+    console.print(
+        f"{', '.join(parts)} in {report.seconds:.1f}s ({rate:.0f} mails/s) via {report.transport}.", soft_wrap=True
+    )
     for reason in report.errors[:5]:
         err_console.print(f"  [yellow]-[/yellow] {reason}", soft_wrap=True)
     if report.stopped:
         err_console.print(f"[red]error:[/red] {report.stopped}", soft_wrap=True)
     if report.failed and report.failed > report.bounced:
-        err_console.print("See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.", soft_wrap=True)
+        err_console.print(
+            "See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.", soft_wrap=True
+        )
 
 
 @outbox_app.callback()
@@ -130,7 +156,9 @@ def outbox(
     tz = project.settings.tz
     now_db = clock.to_db(clock.now())
     counts = store.outbox_counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("queued", "sending", "failed", "sent", "cancelled") if counts.get(s))
+    summary = ", ".join(
+        f"{counts[s]} {s}" for s in ("queued", "sending", "failed", "sent", "cancelled") if counts.get(s)
+    )
     console.print(f"Outbox: {summary or 'empty'}.", soft_wrap=True)
     states = ("failed",) if failed else ("queued", "sending", "failed")
     shown = 100
@@ -145,14 +173,24 @@ def outbox(
         origin = row["campaign"] or (f"{row['sequence']}/{row['step_id']}" if row["sequence"] else "")
         due = row["not_before"]
         when = "now" if row["state"] == "queued" and due <= now_db else clock.show(clock.from_db(due), tz)
-        table.add_row(str(row["id"]), row["state"], row["email"] or "", row["template"], origin, str(row["attempts"]),
-                      when if row["state"] == "queued" else "", row["last_error"] or "")
+        table.add_row(
+            str(row["id"]),
+            row["state"],
+            row["email"] or "",
+            row["template"],
+            origin,
+            str(row["attempts"]),
+            when if row["state"] == "queued" else "",
+            row["last_error"] or "",
+        )
     # Piped output (grep, a log file) gets full lines; a terminal gets a table that fits.
     (console if console.is_terminal else Console(width=200, highlight=False)).print(table)
     if len(rows) > shown:
         console.print(f"... and more (showing the first {shown}).", soft_wrap=True)
     if counts.get("failed"):
-        console.print("`edumail outbox retry` queues the failed ones again (not those whose address bounced).", soft_wrap=True)
+        console.print(
+            "`edumail outbox retry` queues the failed ones again (not those whose address bounced).", soft_wrap=True
+        )
 
 
 @outbox_app.command("retry")

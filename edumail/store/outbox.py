@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 class OutboxMixin:
     def enqueue_mail(
-        self: "Store",
+        self: Store,
         *,
         message_id: str,
         template: str,
@@ -31,7 +31,8 @@ class OutboxMixin:
         try:
             cursor = self.execute(
                 "INSERT INTO mails (message_id, contact_id, to_email, template, purpose, context, journey_id, step_id,"
-                " sequence, campaign_id, state, not_before, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                " sequence, campaign_id, state, not_before, queued_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
                 (
                     message_id,
                     contact_id,
@@ -51,27 +52,27 @@ class OutboxMixin:
             return None
         return int(cursor.lastrowid or 0)
 
-    def mail(self: "Store", mail_id: int) -> dict[str, Any] | None:
+    def mail(self: Store, mail_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM mails WHERE id = ?", (mail_id,))
 
-    def mail_by_message_id(self: "Store", message_id: str) -> dict[str, Any] | None:
+    def mail_by_message_id(self: Store, message_id: str) -> dict[str, Any] | None:
         return self.row("SELECT * FROM mails WHERE message_id = ?", (message_id,))
 
-    def mails_of(self: "Store", contact_id: int) -> list[dict[str, Any]]:
+    def mails_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM mails WHERE contact_id = ? ORDER BY queued_at, id", (contact_id,))
 
     # --- delivery: claiming and recording ------------------------------------------
 
-    def recover_sending_mails(self: "Store") -> list[dict[str, Any]]:
+    def recover_sending_mails(self: Store) -> list[dict[str, Any]]:
         """Mails a crashed run left in 'sending': back to queued (same Message-ID); returns them."""
         rows = self.rows("SELECT id, message_id, sending_at FROM mails WHERE state = 'sending'")
         self.execute("UPDATE mails SET state = 'queued' WHERE state = 'sending'")
         return rows
 
-    def count_due_mails(self: "Store", now: str) -> int:
+    def count_due_mails(self: Store, now: str) -> int:
         return int(self.scalar("SELECT COUNT(*) FROM mails WHERE state = 'queued' AND not_before <= ?", (now,)) or 0)
 
-    def claim_due_mail(self: "Store", now: str) -> dict[str, Any] | None:
+    def claim_due_mail(self: Store, now: str) -> dict[str, Any] | None:
         """The next due queued mail, atomically switched to 'sending' (one statement: no two runs get it)."""
         for row in self.db.query(
             "UPDATE mails SET state = 'sending', sending_at = :now WHERE id = ("
@@ -82,7 +83,7 @@ class OutboxMixin:
             return row
         return None
 
-    def peek_due_mails(self: "Store", now: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def peek_due_mails(self: Store, now: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Due queued mails, in sending order, without claiming them (dry runs)."""
         sql = "SELECT * FROM mails WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id"
         params: list[Any] = [now]
@@ -91,39 +92,40 @@ class OutboxMixin:
             params.append(limit)
         return self.rows(sql, params)
 
-    def mark_mail_sent(self: "Store", mail_id: int, sent_at: str, subject: str, links: list[str]) -> None:
+    def mark_mail_sent(self: Store, mail_id: int, sent_at: str, subject: str, links: list[str]) -> None:
         self.execute(
             "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
             " last_error = NULL WHERE id = ?",
             (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
         )
 
-    def defer_mail(self: "Store", mail_id: int, not_before: str, error: str) -> None:
+    def defer_mail(self: Store, mail_id: int, not_before: str, error: str) -> None:
         """A temporary failure: stays queued, one more attempt counted, later."""
         self.execute(
             "UPDATE mails SET state = 'queued', attempts = attempts + 1, not_before = ?, last_error = ? WHERE id = ?",
             (not_before, error, mail_id),
         )
 
-    def release_mail(self: "Store", mail_id: int, error: str | None = None) -> None:
+    def release_mail(self: Store, mail_id: int, error: str | None = None) -> None:
         """Back to queued untouched (the run stopped before trying it, or stopped because of it)."""
         self.execute(
-            "UPDATE mails SET state = 'queued', last_error = COALESCE(?, last_error) WHERE id = ? AND state = 'sending'",
+            "UPDATE mails SET state = 'queued', last_error = COALESCE(?, last_error)"
+            " WHERE id = ? AND state = 'sending'",
             (error, mail_id),
         )
 
-    def fail_mail(self: "Store", mail_id: int, error: str, *, attempted: bool = True) -> None:
+    def fail_mail(self: Store, mail_id: int, error: str, *, attempted: bool = True) -> None:
         self.execute(
             "UPDATE mails SET state = 'failed', attempts = attempts + ?, last_error = ? WHERE id = ?",
             (int(attempted), error, mail_id),
         )
 
-    def cancel_mail(self: "Store", mail_id: int, reason: str) -> None:
+    def cancel_mail(self: Store, mail_id: int, reason: str) -> None:
         self.execute("UPDATE mails SET state = 'cancelled', last_error = ? WHERE id = ?", (reason, mail_id))
 
     # --- the delivery lock (one draining process at a time; crash recovery needs it) ----
 
-    def take_delivery_lock(self: "Store", owner: str, now: str, expires_at: str, stale: list[str]) -> str | None:
+    def take_delivery_lock(self: Store, owner: str, now: str, expires_at: str, stale: list[str]) -> str | None:
         """Take or steal (expired, or owner in `stale`) the lock; None on success, else the holder."""
         with self.transaction():
             holder = self.row("SELECT owner, expires_at FROM locks WHERE name = 'delivery'")
@@ -137,21 +139,21 @@ class OutboxMixin:
             )
         return None
 
-    def delivery_lock_holder(self: "Store") -> str | None:
+    def delivery_lock_holder(self: Store) -> str | None:
         return self.scalar("SELECT owner FROM locks WHERE name = 'delivery'")
 
-    def refresh_delivery_lock(self: "Store", owner: str, expires_at: str) -> None:
+    def refresh_delivery_lock(self: Store, owner: str, expires_at: str) -> None:
         self.execute("UPDATE locks SET expires_at = ? WHERE name = 'delivery' AND owner = ?", (expires_at, owner))
 
-    def release_delivery_lock(self: "Store", owner: str) -> None:
+    def release_delivery_lock(self: Store, owner: str) -> None:
         self.execute("DELETE FROM locks WHERE name = 'delivery' AND owner = ?", (owner,))
 
     # --- `edumail outbox` -------------------------------------------------------------
 
-    def outbox_counts(self: "Store") -> dict[str, int]:
+    def outbox_counts(self: Store) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self.rows("SELECT state, COUNT(*) AS n FROM mails GROUP BY state")}
 
-    def outbox_list(self: "Store", states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+    def outbox_list(self: Store, states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(states))
         return self.rows(
             "SELECT m.id, m.state, m.template, m.purpose, m.attempts, m.not_before, m.queued_at, m.last_error,"
@@ -161,7 +163,7 @@ class OutboxMixin:
             [*states, limit],
         )
 
-    def failed_mails(self: "Store") -> list[dict[str, Any]]:
+    def failed_mails(self: Store) -> list[dict[str, Any]]:
         """Failed mails with their contact's suppression state, for `outbox retry`."""
         return self.rows(
             "SELECT m.id, m.purpose, m.last_error, m.contact_id, c.bounced_at, c.forgotten_at, c.consent,"
@@ -169,7 +171,7 @@ class OutboxMixin:
             " ORDER BY m.id"
         )
 
-    def requeue_mail(self: "Store", mail_id: int, now: str) -> None:
+    def requeue_mail(self: Store, mail_id: int, now: str) -> None:
         self.execute(
             "UPDATE mails SET state = 'queued', attempts = 0, not_before = ?, last_error = NULL"
             " WHERE id = ? AND state = 'failed'",
@@ -178,21 +180,23 @@ class OutboxMixin:
 
     # --- campaigns ------------------------------------------------------------------------
 
-    def campaign_by_name(self: "Store", name: str) -> dict[str, Any] | None:
+    def campaign_by_name(self: Store, name: str) -> dict[str, Any] | None:
         return self.row("SELECT * FROM campaigns WHERE name = ?", (name,))
 
-    def insert_campaign(self: "Store", name: str, template: str, audience: dict[str, Any], scheduled_at: str,
-                        now: str, state: str) -> int:
+    def insert_campaign(
+        self: Store, name: str, template: str, audience: dict[str, Any], scheduled_at: str, now: str, state: str
+    ) -> int:
         cursor = self.execute(
-            "INSERT INTO campaigns (name, template, audience, scheduled_at, created_at, state) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO campaigns (name, template, audience, scheduled_at, created_at, state)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (name, template, json.dumps(audience, ensure_ascii=False, sort_keys=True), scheduled_at, now, state),
         )
         return int(cursor.lastrowid or 0)
 
-    def set_campaign_state(self: "Store", campaign_id: int, state: str) -> None:
+    def set_campaign_state(self: Store, campaign_id: int, state: str) -> None:
         self.execute("UPDATE campaigns SET state = ? WHERE id = ?", (state, campaign_id))
 
-    def settle_campaigns(self: "Store") -> None:
+    def settle_campaigns(self: Store) -> None:
         """Campaigns with no mail left queued or sending are done."""
         self.execute(
             "UPDATE campaigns SET state = 'done' WHERE state != 'done' AND EXISTS (SELECT 1 FROM mails m WHERE"
@@ -200,17 +204,19 @@ class OutboxMixin:
             " AND m.state IN ('queued', 'sending'))"
         )
 
-    def campaign_mail_states(self: "Store", campaign_id: int) -> dict[str, int]:
+    def campaign_mail_states(self: Store, campaign_id: int) -> dict[str, int]:
         return {
             r["state"]: r["n"]
-            for r in self.rows("SELECT state, COUNT(*) AS n FROM mails WHERE campaign_id = ? GROUP BY state", (campaign_id,))
+            for r in self.rows(
+                "SELECT state, COUNT(*) AS n FROM mails WHERE campaign_id = ? GROUP BY state", (campaign_id,)
+            )
         }
 
-    def campaign_contact_ids(self: "Store", campaign_id: int) -> set[int]:
+    def campaign_contact_ids(self: Store, campaign_id: int) -> set[int]:
         return {r[0] for r in self.execute("SELECT contact_id FROM mails WHERE campaign_id = ?", (campaign_id,))}
 
     def audience_contacts(
-        self: "Store", *, tags: list[str], stage: str | None, where: dict[str, str]
+        self: Store, *, tags: list[str], stage: str | None, where: dict[str, str]
     ) -> list[dict[str, Any]]:
         """Contacts (not forgotten) with all `tags`, at `stage`, whose fields equal `where`, by id."""
         sql = "SELECT c.* FROM contacts c WHERE c.forgotten_at IS NULL"
@@ -230,7 +236,7 @@ class OutboxMixin:
             params.append(value)
         return self.rows(sql + " ORDER BY c.id", params)
 
-    def marketing_counts(self: "Store", since: str, until: str, exclude_campaign: int | None) -> dict[int, int]:
+    def marketing_counts(self: Store, since: str, until: str, exclude_campaign: int | None) -> dict[int, int]:
         """Marketing mails per contact sent or due in [since, until], other than this campaign's."""
         return {
             r[0]: r[1]

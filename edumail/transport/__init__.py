@@ -111,7 +111,7 @@ def classify(code: int, text: str, *, stage: str = "rcpt") -> str:
     return TEMPORARY
 
 
-def make(project: "Project") -> Transport:
+def make(project: Project) -> Transport:
     """The transport named by the project's settings."""
     if project.settings.transport == "smtp":
         from edumail.transport.smtp import SmtpTransport

@@ -13,7 +13,7 @@ Fault = Callable[[Envelope], "SendFailure | None"]
 
 
 class MemoryConnection:
-    def __init__(self, transport: "MemoryTransport"):
+    def __init__(self, transport: MemoryTransport):
         self.transport = transport
         self.closed = False
 

@@ -57,15 +57,24 @@ class SmtpConnection:
                 client = smtplib.SMTP(cfg.host, cfg.port, local_hostname=_local_hostname(), timeout=cfg.timeout)
         except smtplib.SMTPConnectError as exc:
             kind = TEMPORARY if 400 <= exc.smtp_code < 500 else POLICY
-            raise SendFailure(kind, f"{self.where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}",
-                              code=exc.smtp_code) from None
+            raise SendFailure(
+                kind,
+                f"{self.where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}",
+                code=exc.smtp_code,
+            ) from None
         except ssl.SSLError as exc:
-            raise SendFailure(AUTH, f"{self.where}: TLS failed ({exc.reason or exc}); check smtp.security "
-                                    "(ssl is usually port 465, starttls port 587)") from None
+            raise SendFailure(
+                AUTH,
+                f"{self.where}: TLS failed ({exc.reason or exc}); check smtp.security "
+                "(ssl is usually port 465, starttls port 587)",
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise SendFailure(UNREACHABLE, f"cannot connect to {self.where}: {reason}; check smtp.host and "
-                                           "smtp.port (nothing was sent, the mails stay queued)") from None
+            raise SendFailure(
+                UNREACHABLE,
+                f"cannot connect to {self.where}: {reason}; check smtp.host and "
+                "smtp.port (nothing was sent, the mails stay queued)",
+            ) from None
         try:
             self._handshake(client)
         except BaseException:
@@ -81,31 +90,51 @@ class SmtpConnection:
             client.ehlo()
             if cfg.security == "starttls":
                 if not client.has_extn("starttls"):
-                    raise SendFailure(AUTH, f"{self.where} does not offer STARTTLS; check smtp.security "
-                                            "(ssl for port 465, none only for a local relay)")
+                    raise SendFailure(
+                        AUTH,
+                        f"{self.where} does not offer STARTTLS; check smtp.security "
+                        "(ssl for port 465, none only for a local relay)",
+                    )
                 client.starttls(context=ssl.create_default_context())
                 client.ehlo()
             if cfg.username:
                 if not self._password:
-                    raise SendFailure(AUTH, f"no SMTP password: set the environment variable {cfg.password_env} "
-                                            f"for {cfg.username} on {self.where}")
+                    raise SendFailure(
+                        AUTH,
+                        f"no SMTP password: set the environment variable {cfg.password_env} "
+                        f"for {cfg.username} on {self.where}",
+                    )
                 client.login(cfg.username, self._password)
         except smtplib.SMTPAuthenticationError as exc:
-            raise SendFailure(AUTH, f"{self.where} refused login for {cfg.username} ({exc.smtp_code} "
-                                    f"{_text(exc.smtp_error)}); check smtp.username and the password in "
-                                    f"{cfg.password_env}", code=exc.smtp_code) from None
+            raise SendFailure(
+                AUTH,
+                f"{self.where} refused login for {cfg.username} ({exc.smtp_code} "
+                f"{_text(exc.smtp_error)}); check smtp.username and the password in "
+                f"{cfg.password_env}",
+                code=exc.smtp_code,
+            ) from None
         except smtplib.SMTPNotSupportedError:
-            raise SendFailure(AUTH, f"{self.where} does not accept a login on this connection; check smtp.security "
-                                    "(most servers only offer AUTH after STARTTLS)") from None
+            raise SendFailure(
+                AUTH,
+                f"{self.where} does not accept a login on this connection; check smtp.security "
+                "(most servers only offer AUTH after STARTTLS)",
+            ) from None
         except ssl.SSLError as exc:
-            raise SendFailure(AUTH, f"{self.where}: STARTTLS failed ({exc.reason or exc}); check smtp.security "
-                                    "and the server's certificate") from None
+            raise SendFailure(
+                AUTH,
+                f"{self.where}: STARTTLS failed ({exc.reason or exc}); check smtp.security "
+                "and the server's certificate",
+            ) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise SendFailure(TEMPORARY, f"{self.where} closed the connection while we logged in ({exc})") from None
         except smtplib.SMTPResponseException as exc:
             kind = TEMPORARY if 400 <= exc.smtp_code < 500 else AUTH
-            raise SendFailure(kind, f"{self.where} answered {exc.smtp_code} {_text(exc.smtp_error)} while we "
-                                    "greeted it; check smtp.security", code=exc.smtp_code) from None
+            raise SendFailure(
+                kind,
+                f"{self.where} answered {exc.smtp_code} {_text(exc.smtp_error)} while we "
+                "greeted it; check smtp.security",
+                code=exc.smtp_code,
+            ) from None
 
     # --- sending ----------------------------------------------------------------
 
@@ -162,8 +191,12 @@ class SmtpConnection:
             except (smtplib.SMTPException, OSError):
                 self._drop()
         about = envelope.recipient if stage in ("rcpt", "data") else envelope.sender
-        raise SendFailure(kind, f"{self.where} answered {code} {text} ({stage.upper()} for {about})",
-                          code=code, status=enhanced_status(text))
+        raise SendFailure(
+            kind,
+            f"{self.where} answered {code} {text} ({stage.upper()} for {about})",
+            code=code,
+            status=enhanced_status(text),
+        )
 
     def _drop(self) -> None:
         if self.client is not None:
