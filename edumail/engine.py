@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_PASSES = 5  # actions record events (tag_added...) that may enrol into other sequences in the same run
 BATCH = 500
+COMMIT_EVERY = 100  # journeys per transaction: commits cost, a savepoint keeps each journey atomic
 JOURNEY = ""  # step id of journey-level log rows (entered, completed, goal)
 NOTIFY_TEMPLATE = "__notify__"
 EXITED_MARKETING = ("opted out",)
@@ -478,7 +479,7 @@ class Engine:
     # --- advancing ----------------------------------------------------------------------------
 
     def advance(self, now: datetime, report: EngineReport) -> None:
-        """Run every step due at `now`, journey by journey, each in its own transaction."""
+        """Run every step due at `now`, journey by journey, each all-or-nothing."""
         stamp = clock.to_db(now)
         after = 0
         while True:
@@ -488,24 +489,40 @@ class Engine:
             after = batch[-1]["id"]
             people = self.store.contacts_by_ids(j["contact_id"] for j in batch)
             tags = self.store.tags_by_ids(people)
-            for journey in batch:
-                sequence = self.sequences[journey["sequence"]]
-                contact = people.get(journey["contact_id"])
-                if contact is None:
-                    continue
-                try:
-                    with self.store.transaction():
-                        changed = self._advance_journey(
-                            sequence, dict(journey), contact, tags[contact["id"]], now, report
-                        )
-                except (EdumailError, ValueError) as exc:
-                    self._failed(sequence, journey, contact, exc, now, report)
-                    changed = True
-                if changed:
-                    people.update(self.store.contacts_by_ids([contact["id"]]))
-                    tags.update(self.store.tags_by_ids([contact["id"]]))
+            if len(self._event_cache) > 10 * BATCH:
+                self._event_cache.clear()
+            self._event_cache.update(self.store.event_data_many(j["trigger_event_id"] for j in batch))
+            for start in range(0, len(batch), COMMIT_EVERY):
+                # One commit per slice of journeys; a savepoint per journey keeps each one all-or-nothing.
+                with self.store.transaction():
+                    for journey in batch[start : start + COMMIT_EVERY]:
+                        self._advance_one(journey, people, tags, now, report)
             if self.heartbeat is not None:
                 self.heartbeat()
+
+    def _advance_one(
+        self,
+        journey: dict[str, Any],
+        people: dict[int, dict[str, Any]],
+        tags: dict[int, set[str]],
+        now: datetime,
+        report: EngineReport,
+    ) -> None:
+        sequence = self.sequences[journey["sequence"]]
+        contact = people.get(journey["contact_id"])
+        if contact is None:
+            return
+        decided = len(report.decisions)
+        try:
+            with self.store.savepoint():
+                changed = self._advance_journey(sequence, dict(journey), contact, tags[contact["id"]], now, report)
+        except (EdumailError, ValueError) as exc:
+            del report.decisions[decided:]  # undone with the savepoint
+            self._failed(sequence, journey, contact, exc, now, report)
+            changed = True
+        if changed:
+            people.update(self.store.contacts_by_ids([contact["id"]]))
+            tags.update(self.store.tags_by_ids([contact["id"]]))
 
     def _failed(
         self,
@@ -793,8 +810,6 @@ class Engine:
         if event_id is None:
             return {}
         if event_id not in self._event_cache:
-            if len(self._event_cache) > 10_000:
-                self._event_cache.clear()
             self._event_cache[event_id] = self.store.event_data(event_id)
         return self._event_cache[event_id]
 

@@ -8,7 +8,8 @@ so a run costs what is due, not the whole history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -106,6 +107,15 @@ class JourneysMixin:
             return {}
         text = self.scalar("SELECT data FROM events WHERE id = ?", (event_id,))
         return json.loads(text) if text else {}
+
+    def event_data_many(self: "Store", event_ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+        wanted = sorted({i for i in event_ids if i is not None})
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for event_id, data in self.execute(f"SELECT id, data FROM events WHERE id IN ({_marks(chunk)})", chunk):
+                found[event_id] = json.loads(data) if data else {}
+        return found
 
     def contact_had_event(
         self: Store, contact_id: int, names: Sequence[str], since: str, exclude_id: int | None
@@ -330,6 +340,18 @@ class JourneysMixin:
         ):
             counts.setdefault(sequence, {})[state] = count
         return counts
+
+    @contextmanager
+    def savepoint(self: "Store", name: str = "step") -> Iterator[None]:
+        """Inside a transaction: undo only this block on error (one journey in a batch)."""
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.execute(f"ROLLBACK TO {name}")
+            self.execute(f"RELEASE {name}")
+            raise
+        self.execute(f"RELEASE {name}")
 
     # --- the run lock --------------------------------------------------------------------
 
