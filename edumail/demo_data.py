@@ -29,6 +29,7 @@ FORMATIONS = (
     "Word et PowerPoint",
     "Sauveteur secouriste du travail",
 )
+SITE = "https://horizon-formation.example"
 DOMAINS = ("example.fr", "example.com", "example.org", "example.net")
 
 
@@ -86,6 +87,20 @@ def make_contacts(count: int, seed: int = 2026) -> list[DemoContact]:
     return result
 
 
+def _session(rng: random.Random, enrolled: datetime, formation: str, contact: DemoContact) -> dict[str, str]:
+    """The data of an enrolment: the session's dates (local 09:00-17:00), place and links."""
+    first_day = (enrolled + timedelta(days=rng.randrange(3, 15))).date()
+    last_day = first_day + timedelta(days=rng.choice([0, 1, 2]))
+    return {
+        "formation": formation,
+        "session_start": f"{first_day.isoformat()}T09:00",
+        "session_end": f"{last_day.isoformat()}T17:00",
+        "lieu": f"Centre de {contact.city}, salle {rng.randrange(1, 9)}",
+        "lien_enquete": f"{SITE}/avis",
+        "lien_programme": f"{SITE}/programme",
+    }
+
+
 def make_events(contacts: list[DemoContact], start: datetime, days: int, seed: int = 2026) -> list[DemoEvent]:
     """Enrolments, unfinished enrolments, completions and replies spread over the simulated days."""
     rng = random.Random(seed + 1)
@@ -95,36 +110,18 @@ def make_events(contacts: list[DemoContact], start: datetime, days: int, seed: i
         at = start + day
         formation = rng.choice(FORMATIONS)
         if contact.stage == "inscrit":
-            session_start = (at + timedelta(days=rng.randrange(3, 15))).replace(
-                hour=8, minute=0, second=0, microsecond=0
-            )
-            session_end = session_start + timedelta(days=rng.choice([0, 1, 2]), hours=9)
-            found.append(
-                DemoEvent(
-                    contact.email,
-                    "inscription_session",
-                    at,
-                    {
-                        "formation": formation,
-                        "session_start": session_start.isoformat(),
-                        "session_end": session_end.isoformat(),
-                        "lieu": f"Centre de {contact.city}, salle {rng.randrange(1, 9)}",
-                    },
-                )
-            )
+            found.append(DemoEvent(contact.email, "inscription_finalisee", at, _session(rng, at, formation, contact)))
         elif contact.stage in ("prospect", "lead") and rng.random() < 0.45:
-            found.append(DemoEvent(contact.email, "inscription_commencee", at, {"formation": formation}))
+            start_data = {"formation": formation, "lien_inscription": f"{SITE}/inscription/reprendre"}
+            found.append(DemoEvent(contact.email, "inscription_commencee", at, start_data))
             if rng.random() < 0.35:
+                done = at + timedelta(days=rng.randrange(1, 6))
                 found.append(
-                    DemoEvent(
-                        contact.email,
-                        "inscription_finalisee",
-                        at + timedelta(days=rng.randrange(1, 6)),
-                        {"formation": formation},
-                    )
+                    DemoEvent(contact.email, "inscription_finalisee", done, _session(rng, done, formation, contact))
                 )
         elif contact.stage == "prospect" and rng.random() < 0.5:
-            found.append(DemoEvent(contact.email, "demande_information", at, {"formation": formation}))
+            asked = {"formation": formation, "lien_catalogue": f"{SITE}/catalogue", "lien_rdv": f"{SITE}/rendez-vous"}
+            found.append(DemoEvent(contact.email, "demande_information", at, asked))
             if rng.random() < 0.3:
                 found.append(DemoEvent(contact.email, "replied", at + timedelta(days=rng.randrange(1, 9)), {}))
     found.sort(key=lambda e: e.at)

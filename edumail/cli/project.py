@@ -8,7 +8,8 @@ import typer
 
 from edumail import checks, scaffold
 from edumail.cli import app
-from edumail.cli.common import console, not_available, state
+from edumail.cli.common import console, state
+from edumail.errors import InputError
 from edumail.project import project_dir
 
 
@@ -39,6 +40,54 @@ def check() -> None:
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Create the demo project here (default: a temporary folder)."
+    ),
+    contacts: int = typer.Option(200, "--contacts", help="How many contacts to invent."),
+    days: int = typer.Option(30, "--days", help="How many days to simulate."),
+    seed: int = typer.Option(2026, "--seed", help="Random seed (same seed, same story)."),
+) -> None:
     """Run a 30-day simulation on a throw-away project (no settings, no network)."""
-    raise not_available("demo")
+    from edumail import demo as demo_module
+    from edumail import project as project_module
+    from edumail import stats as stats_module
+    from edumail.cli.tracking import _print_tables
+
+    if contacts < 1 or days < 1:
+        raise InputError("--contacts and --days take a number of 1 or more")
+    console.print(
+        f"[bold]edumail demo[/bold]: {contacts} contacts, {days} days, the real engine and the file transport"
+    )
+    header = f"{'day':<11} {'events':>6} {'entered':>7} {'sent':>5} {'skipped':>7} {'exited':>6} {'opened':>6} {'clicked':>7} {'unsub':>5}"
+    console.print(f"[dim]{header}[/dim]")
+    tz = demo_module.clock.zone("Europe/Paris")
+
+    def show_day(day: demo_module.Day) -> None:
+        label = day.date.astimezone(tz).strftime("%a %d %b")
+        line = (
+            f"{label:<11} {sum(day.events.values()):>6} {day.entered:>7} {sum(day.sent.values()):>5}"
+            f" {sum(day.skipped.values()):>7} {day.exited:>6} {day.opened:>6} {day.clicked:>7} {day.unsubscribed:>5}"
+        )
+        detail = ", ".join(f"{name} {count}" for name, count in day.sent.most_common(3))
+        console.print(line + (f"  [dim]{detail}[/dim]" if detail else ""), soft_wrap=True)
+
+    result = demo_module.run(
+        directory.resolve() if directory else None, contact_count=contacts, days=days, seed=seed, on_day=show_day
+    )
+    console.print(f"\n{result.imported}")
+    skipped = sum((day.skipped for day in result.days), start=demo_module.Counter())
+    if skipped:
+        console.print("Skipped steps, and why (every one is in `contacts show`):")
+        for reason, count in skipped.most_common(6):
+            console.print(f"  {count} × {reason}", markup=False)
+    project = project_module.load(result.root)
+    defs, _ = stats_module.definitions(project)
+    console.print()
+    _print_tables(stats_module.compute(project.store(), defs))
+    project.close()
+    root = result.root
+    console.print(f"\n[bold]{result.mails} real .eml files[/bold] in {root / 'outbox'} (open one in your mail client)")
+    console.print("Go further with this project:")
+    for command in ("stats", "plan --days 7", "contacts list --stage inscrit", "preview --serve", "serve"):
+        console.print(f"  edumail --project {root} {command}", markup=False)

@@ -172,5 +172,5 @@ def _print_tables(result: dict[str, Any]) -> None:
         console.print(table)
     console.print(
         "opened and clicked count people (machine opens and scanner clicks are left out);"
-        " rates over delivered, bounce rate over sent"
+        " all rates are over delivered"
     )

@@ -173,3 +173,11 @@ class TrackingMixin:
             params.append(sequence)
         sql += " GROUP BY e.mail_id) SELECT substr(at, 1, 13) AS hour, COUNT(*) FROM firsts GROUP BY hour ORDER BY hour"
         return [(h, int(n)) for h, n in self.execute(sql, params)]
+
+    def mails_sent_between(self: Store, after: str, upto: str) -> list[dict[str, Any]]:
+        """Mails to contacts sent in (after, upto]: what the demo's simulated readers receive."""
+        return self.rows(
+            "SELECT id, contact_id, template, purpose, sent_at, links FROM mails"
+            " WHERE state = 'sent' AND contact_id IS NOT NULL AND sent_at > ? AND sent_at <= ? ORDER BY sent_at, id",
+            (after, upto),
+        )

@@ -1,0 +1,254 @@
+"""`edumail demo`: the real product on a throw-away project, through 30 simulated days.
+
+Contacts are imported by the real importer, events recorded as they happen,
+the real engine and delivery run every simulated hour with the file
+transport, and simulated readers open, click and unsubscribe through the real
+tracking app with the real signed links. Nothing is canned.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from edumail import clock, contacts, demo_data, runner, scaffold, tokens
+from edumail import project as project_module
+from edumail.project import Project
+
+CENTRE = "Centre de formation Horizon"
+SENDER = "contact@horizon-formation.example"
+BASE_URL = "http://127.0.0.1:8025"
+SETTINGS = f"""\
+# The demo project: file transport (mails are .eml files in outbox/), tracking
+# links pointing at `edumail serve` on this machine.
+sender:
+  name: {CENTRE}
+  email: {SENDER}
+  reply_to: inscriptions@horizon-formation.example
+transport: file
+timezone: Europe/Paris
+locale: fr_FR
+tracking:
+  base_url: {BASE_URL}
+send_window:
+  days: [mon, tue, wed, thu, fri]
+  hours: "08:00-19:00"
+limits:
+  marketing_per_week: 3
+  max_late: 1d
+"""
+READER_AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Thunderbird/128.3.0"
+_CONSENT_GROUPS = {
+    ("opted_in", "opt_in"): "formulaire du site (case cochée)",
+    ("opted_in", "customer"): "ancien stagiaire (soft opt-in)",
+    ("opted_in", "professional"): "contact professionnel (B2B)",
+    ("unknown", None): "fichier salon 2026",
+    ("opted_out", None): "désinscrit de l'ancien outil",
+}
+
+
+@dataclass
+class Day:
+    """What one simulated day did."""
+
+    date: datetime
+    events: Counter[str] = field(default_factory=Counter)
+    entered: int = 0
+    sent: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    exited: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    days: list[Day]
+    imported: str
+    mails: int
+
+
+@dataclass(order=True)
+class _Reaction:
+    at: datetime
+    kind: str = field(compare=False)  # open | click | unsubscribe
+    mail_id: int = field(compare=False)
+    index: int = field(default=0, compare=False)
+
+
+def create(root: Path | None) -> Path:
+    """A fresh demo project folder (a temporary one unless `root` is given)."""
+    target = root or Path(tempfile.mkdtemp(prefix="edumail-demo-"))
+    scaffold.init_project(target, name=CENTRE, email=SENDER)
+    (target / "edumail.yaml").write_text(SETTINGS, encoding="utf-8")
+    return target
+
+
+def run(
+    root: Path | None = None,
+    *,
+    contact_count: int = 200,
+    days: int = 30,
+    seed: int = 2026,
+    on_day: Callable[[Day], None] | None = None,
+) -> DemoResult:
+    """Create the project, import contacts, then live `days` days hour by hour."""
+    target = create(root)
+    start = _start(clock.now() - timedelta(days=days))  # the simulated month ends about now
+    with _frozen_clock(start):
+        project = project_module.load(target)
+        people = demo_data.make_contacts(contact_count, seed)
+        imported = _import(project, people, start)
+    happenings = demo_data.make_events(people, start + timedelta(hours=8), days, seed)
+    simulation = _Simulation(project, happenings, random.Random(seed + 2))
+    done = []
+    for number in range(days):
+        day = Day(start + timedelta(days=number))
+        for hour in range(24):
+            simulation.tick(day.date + timedelta(hours=hour, minutes=5), day)
+        done.append(day)
+        if on_day:
+            on_day(day)
+    mails = sum(1 for _ in (target / "outbox").rglob("*.eml"))
+    project.close()
+    return DemoResult(target, done, imported, mails)
+
+
+def _start(now: datetime) -> datetime:
+    """Midnight (Paris) of the Monday on or before `now`."""
+    paris = clock.zone("Europe/Paris")
+    local = now.astimezone(paris)
+    monday = (local - timedelta(days=local.weekday())).date()
+    return datetime(monday.year, monday.month, monday.day, tzinfo=paris).astimezone(clock.UTC)
+
+
+@contextmanager
+def _frozen_clock(moment: datetime) -> Iterator[None]:
+    """Set EDUMAIL_NOW, so the tracking app and every command see the simulated time."""
+    before = os.environ.get("EDUMAIL_NOW")
+    os.environ["EDUMAIL_NOW"] = moment.isoformat()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("EDUMAIL_NOW", None)
+        else:
+            os.environ["EDUMAIL_NOW"] = before
+
+
+def _import(project: Project, people: list[demo_data.DemoContact], now: datetime) -> str:
+    """Import each consent group from its own CSV file, as a centre would."""
+    created = 0
+    for (consent, basis), source in _CONSENT_GROUPS.items():
+        group = [p for p in people if p.consent == consent and p.basis == basis]
+        if not group:
+            continue
+        path = project.root / f"contacts-{consent}-{basis or 'aucune'}.csv"
+        with path.open("w", encoding="cp1252", newline="") as handle:  # as Excel exports it
+            writer = csv.writer(handle, delimiter=";")
+            writer.writerow(["email", "prénom", "nom", "étape", "tags", "ville"])
+            for p in group:
+                writer.writerow([p.email, p.first_name, p.last_name, p.stage, ",".join(p.tags), p.city])
+        report = contacts.import_contacts(
+            project.store(),
+            path,
+            now=now,
+            consent=consent,
+            basis=basis if consent == "opted_in" else None,
+            source=source,
+        )
+        created += report.created
+    return f"{created} contacts imported from {len(_CONSENT_GROUPS)} CSV files (Windows-1252, semicolons)"
+
+
+class _Simulation:
+    def __init__(self, project: Project, happenings: list[demo_data.DemoEvent], rng: random.Random):
+        from starlette.testclient import TestClient
+
+        from edumail.tracking import create_app
+
+        self.project = project
+        self.store = project.store()
+        self.pending = list(happenings)
+        self.reactions: list[_Reaction] = []
+        self.rng = rng
+        self.last = clock.to_db(datetime(1970, 1, 1, tzinfo=clock.UTC))
+        self.secret = project.secret()
+        with _frozen_clock(happenings[0].at if happenings else datetime.now(clock.UTC)):
+            self.web = TestClient(create_app(project), base_url=BASE_URL)
+
+    def tick(self, now: datetime, day: Day) -> None:
+        with _frozen_clock(now):
+            self._record_happenings(now, day)
+            self._react(now, day)
+            summary = runner.run_once(self.project, now=now)
+            for decision in summary.engine.decisions:
+                if decision.outcome == "entered":
+                    day.entered += 1
+                elif decision.outcome == "skipped":
+                    day.skipped[decision.reason] += 1
+                elif decision.outcome == "exited":
+                    day.exited += 1
+            upto = clock.to_db(now)
+            for mail in self.store.mails_sent_between(self.last, upto):
+                day.sent[mail["template"]] += 1
+                self._plan_reactions(mail, now)
+            self.last = upto
+
+    def _record_happenings(self, now: datetime, day: Day) -> None:
+        while self.pending and self.pending[0].at <= now:
+            happening = self.pending.pop(0)
+            contacts.record_event_for(
+                self.store,
+                happening.email,
+                happening.name,
+                at=happening.at,
+                data=happening.data,
+                source="demo",
+                now=now,
+            )
+            day.events[happening.name] += 1
+
+    def _plan_reactions(self, mail: dict[str, Any], now: datetime) -> None:
+        """A reader: opens most service mail, some marketing; clicks a few links; rarely unsubscribes."""
+        service = mail["purpose"] == "service"
+        if self.rng.random() > (0.75 if service else 0.45):
+            return
+        opened = now + timedelta(minutes=self.rng.randrange(20, 60 * 30))
+        self.reactions.append(_Reaction(opened, "open", mail["id"]))
+        links = [i for i, url in enumerate(json.loads(mail["links"] or "[]")) if url.startswith("http")]
+        if links and self.rng.random() < (0.45 if mail["template"] == "enquete-satisfaction" else 0.25):
+            self.reactions.append(_Reaction(opened + timedelta(minutes=2), "click", mail["id"], self.rng.choice(links)))
+        if not service and self.rng.random() < 0.04:
+            self.reactions.append(_Reaction(opened + timedelta(minutes=3), "unsubscribe", mail["id"]))
+
+    def _react(self, now: datetime, day: Day) -> None:
+        self.reactions.sort()
+        while self.reactions and self.reactions[0].at <= now:
+            reaction = self.reactions.pop(0)
+            headers = {"User-Agent": READER_AGENT}
+            if reaction.kind == "open":
+                url = tokens.open_url(BASE_URL, self.secret, reaction.mail_id)
+                if self.web.get(url, headers=headers).status_code == 200:
+                    day.opened += 1
+            elif reaction.kind == "click":
+                url = tokens.click_url(BASE_URL, self.secret, reaction.mail_id, reaction.index)
+                if self.web.get(url, headers=headers, follow_redirects=False).status_code == 302:
+                    day.clicked += 1
+            else:
+                url = tokens.unsubscribe_url(BASE_URL, self.secret, reaction.mail_id)
+                answer = self.web.post(url, headers=headers, data={"List-Unsubscribe": "One-Click"})
+                if answer.status_code == 200:
+                    day.unsubscribed += 1

@@ -1,0 +1,48 @@
+"""`edumail demo`: the product running on a throw-away project."""
+
+import email
+import json
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edumail.cli import app
+
+
+def test_demo_runs_the_real_engine_and_writes_real_mails(tmp_path: Path):
+    target = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--dir", str(target), "--contacts", "60", "--days", "12"])
+    assert result.exit_code == 0, result.output
+    assert "60 contacts imported" in result.output
+    assert "sequence rappel-session" in result.output
+    files = sorted((target / "outbox").rglob("*.eml"))
+    assert files, "no .eml written"
+    db = sqlite3.connect(target / "edumail.db")
+    sent = db.execute("SELECT COUNT(*) FROM mails WHERE state = 'sent'").fetchone()[0]
+    assert sent == len(files)
+    message = email.message_from_bytes(files[0].read_bytes())
+    assert message["From"].endswith("<contact@horizon-formation.example>")
+    assert message.get_content_type() == "multipart/alternative"
+    # Consent held: nobody without marketing consent got a marketing mail.
+    wrong = db.execute(
+        "SELECT COUNT(*) FROM mails m JOIN contacts c ON c.id = m.contact_id WHERE m.state = 'sent'"
+        " AND m.purpose = 'marketing' AND (c.consent_basis IS NULL OR m.sent_at < '0')"
+    ).fetchone()[0]
+    assert wrong == 0
+    # Each journey step ran at most once.
+    doubled = db.execute(
+        "SELECT COUNT(*) FROM (SELECT journey_id, step_id FROM mails WHERE journey_id IS NOT NULL"
+        " GROUP BY journey_id, step_id HAVING COUNT(*) > 1)"
+    ).fetchone()[0]
+    assert doubled == 0
+    opens = db.execute("SELECT COUNT(*) FROM events WHERE name = 'email_opened'").fetchone()[0]
+    assert opens > 0
+    assert json.loads(db.execute("SELECT data FROM events WHERE name = 'inscription_finalisee' LIMIT 1").fetchone()[0])[
+        "session_start"
+    ]
+
+
+def test_demo_refuses_nonsense_sizes(tmp_path: Path):
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "d"), "--days", "0"])
+    assert result.exit_code == 1 and "--days" in result.output
