@@ -110,7 +110,9 @@ def sent(project: Project, contact_id: int | None = None) -> list[tuple[str, str
 
 def journal(project: Project, contact_id: int) -> list[tuple[str, str, str, str]]:
     """(sequence, step, outcome, reason) of every journey_log row of a contact."""
-    return [(r["sequence"], r["step_id"], r["outcome"], r["reason"]) for r in project.store().journey_steps_of(contact_id)]
+    return [
+        (r["sequence"], r["step_id"], r["outcome"], r["reason"]) for r in project.store().journey_steps_of(contact_id)
+    ]
 
 
 def outcomes(project: Project, contact_id: int) -> list[tuple[str, str]]:

@@ -89,13 +89,22 @@ def test_survey_reminder_skipped_when_the_survey_was_clicked(project: Project) -
     run(project, "2026-12-12T09:00")  # the earlier steps are too late by now: skipped; the survey goes
     survey = next(m for m in mails(project, ada) if m["step_id"] == "enquete-satisfaction")
     contacts.record_event(
-        project.store(), ada, "email_clicked", at=T("2026-12-12T10:00"), data={"url": SESSION["lien_enquete"]},
-        source="tracking", now=T("2026-12-12T10:00"), mail_id=survey["id"],
+        project.store(),
+        ada,
+        "email_clicked",
+        at=T("2026-12-12T10:00"),
+        data={"url": SESSION["lien_enquete"]},
+        source="tracking",
+        now=T("2026-12-12T10:00"),
+        mail_id=survey["id"],
     )
     run(project, "2026-12-15T09:00")
     assert [m["step_id"] for m in mails(project, ada)][-1] == "enquete-satisfaction"
     assert journal(project, ada)[-2] == (
-        "rappel-session", "relance-enquete", "skipped", "condition not met: not clicked enquete-satisfaction"
+        "rappel-session",
+        "relance-enquete",
+        "skipped",
+        "condition not met: not clicked enquete-satisfaction",
     )
 
 
@@ -105,8 +114,15 @@ def test_a_machine_click_does_not_count_as_a_click(project: Project) -> None:
     run(project, "2026-12-12T09:00")
     survey = next(m for m in mails(project, ada) if m["step_id"] == "enquete-satisfaction")
     contacts.record_event(
-        project.store(), ada, "email_clicked", at=T("2026-12-12T09:00"), data={"url": "x"}, source="tracking",
-        now=T("2026-12-12T09:00"), mail_id=survey["id"], machine=True,
+        project.store(),
+        ada,
+        "email_clicked",
+        at=T("2026-12-12T09:00"),
+        data={"url": "x"},
+        source="tracking",
+        now=T("2026-12-12T09:00"),
+        mail_id=survey["id"],
+        machine=True,
     )
     run(project, "2026-12-15T09:00")
     assert mails(project, ada)[-1]["step_id"] == "relance-enquete"
@@ -143,7 +159,9 @@ def test_at_field_that_is_not_a_date_skips_with_the_value(project: Project) -> N
     event(project, ada, "inscription_finalisee", "2026-12-01T10:00", **{**SESSION, "session_start": "jeudi prochain"})
     run(project, "2026-12-01T10:00")
     assert (
-        "rappel-session", "rappel-session", "skipped",
+        "rappel-session",
+        "rappel-session",
+        "skipped",
         "at: event.session_start - 24h: the trigger event's session_start = 'jeudi prochain' is not a date",
     ) in journal(project, ada)
 
@@ -152,8 +170,20 @@ def test_local_time_stays_right_across_the_dst_change(project: Project) -> None:
     # Summer time ends in Paris on Sunday 2026-10-25: 09:00 is 07:00 UTC before, 08:00 UTC after.
     ada = add_contact(project, "ada@example.org")
     bob = add_contact(project, "bob@example.org")
-    event(project, ada, "inscription_finalisee", "2026-10-01T10:00", **{**SESSION, "session_start": "2026-10-22T09:00", "session_end": "2026-10-23T17:00"})
-    event(project, bob, "inscription_finalisee", "2026-10-01T10:00", **{**SESSION, "session_start": "2026-10-23T09:00", "session_end": "2026-10-24T17:00"})
+    event(
+        project,
+        ada,
+        "inscription_finalisee",
+        "2026-10-01T10:00",
+        **{**SESSION, "session_start": "2026-10-22T09:00", "session_end": "2026-10-23T17:00"},
+    )
+    event(
+        project,
+        bob,
+        "inscription_finalisee",
+        "2026-10-01T10:00",
+        **{**SESSION, "session_start": "2026-10-23T09:00", "session_end": "2026-10-24T17:00"},
+    )
     run(project, "2026-10-24T09:00")
     run(project, "2026-10-25T08:59")
     run(project, "2026-10-25T09:00")
@@ -163,7 +193,13 @@ def test_local_time_stays_right_across_the_dst_change(project: Project) -> None:
 
 def test_contact_timezone_is_used_for_local_times(project: Project) -> None:
     ada = add_contact(project, "ada@example.org", timezone="America/Martinique")
-    event(project, ada, "inscription_finalisee", "2026-12-01T10:00", **{**SESSION, "session_end": "2026-12-11T17:00-04:00"})
+    event(
+        project,
+        ada,
+        "inscription_finalisee",
+        "2026-12-01T10:00",
+        **{**SESSION, "session_end": "2026-12-11T17:00-04:00"},
+    )
     run(project, "2026-12-13T00:00")
     survey = next(m for m in mails(project, ada) if m["step_id"] == "enquete-satisfaction")
     assert survey["not_before"] == "2026-12-12T13:00:00.000000Z"  # 09:00 in Martinique (UTC-4)
@@ -237,7 +273,12 @@ def test_relance_inscription_stops_when_the_enrolment_is_finished(project: Proje
     assert [m["template"] for m in mails(project, ada)] == ["relance-inscription", "confirmation-inscription"]
     relance = [j for j in journeys(project, ada) if j["sequence"] == "relance-inscription"][0]
     assert (relance["state"], relance["end_reason"]) == ("exited", "exit_on: inscription_finalisee")
-    assert ("relance-inscription", "", "goal", f"inscription_finalisee at {T('2026-12-03T15:00'):%Y-%m-%dT%H:%M:%S}.000000Z") in journal(project, ada)
+    assert (
+        "relance-inscription",
+        "",
+        "goal",
+        f"inscription_finalisee at {T('2026-12-03T15:00'):%Y-%m-%dT%H:%M:%S}.000000Z",
+    ) in journal(project, ada)
 
 
 def test_finishing_before_the_first_reminder_sends_nothing(project: Project) -> None:
@@ -282,7 +323,9 @@ def test_an_unsubscribed_event_ends_marketing_journeys_at_the_next_run(project: 
     ada = add_contact(project, "ada@example.org")
     event(project, ada, "inscription_commencee", "2026-12-01T10:00")
     run(project, "2026-12-01T10:00")
-    contacts.set_consent(project.store(), ada, "opted_out", basis=None, now=T("2026-12-01T12:00"), source="unsubscribe link", proof={})
+    contacts.set_consent(
+        project.store(), ada, "opted_out", basis=None, now=T("2026-12-01T12:00"), source="unsubscribe link", proof={}
+    )
     event(project, ada, "unsubscribed", "2026-12-01T12:00")
     run(project, "2026-12-01T12:01")
     assert journal(project, ada)[-1] == ("relance-inscription", "relance-1", "exited", "unsubscribed")
@@ -361,7 +404,12 @@ def test_audience_is_checked_again_before_each_step(project: Project) -> None:
     contacts.add_tags(project.store(), ada, ["client"], T("2026-12-02T10:00"), "test")
     run(project, "2026-12-08T10:00")
     assert mails(project, ada) == []
-    assert journal(project, ada)[-1] == ("relance-sans-reponse", "relance", "exited", "no longer in the audience (without client)")
+    assert journal(project, ada)[-1] == (
+        "relance-sans-reponse",
+        "relance",
+        "exited",
+        "no longer in the audience (without client)",
+    )
 
 
 # --- double opt-in (service) -----------------------------------------------------------------

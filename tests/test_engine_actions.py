@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journeys_support import T, add_contact, context, event, install_library, journal, mails, open_project, outcomes, run, write_sequence
+from journeys_support import (
+    T,
+    add_contact,
+    context,
+    event,
+    install_library,
+    journal,
+    mails,
+    open_project,
+    outcomes,
+    run,
+    write_sequence,
+)
 
 from edumail import contacts, runner, webhooks
 from edumail.project import Project
@@ -50,7 +62,12 @@ def test_contact_actions_run_in_order_and_are_recorded_as_events(root: Path) -> 
     assert store.tags_of(ada) == ["prospect-froid", "relance"]
     names = [e["name"] for e in store.events_of(ada) if e["source"] == "sequence:s"]
     assert names == ["stage_changed", "tag_added", "tag_added", "tag_removed"]
-    assert journal(project, ada)[1] == ("s", "step-1", "done", "set relance, score, stage perdu, tag prospect-froid, relance, untag nouveau")
+    assert journal(project, ada)[1] == (
+        "s",
+        "step-1",
+        "done",
+        "set relance, score, stage perdu, tag prospect-froid, relance, untag nouveau",
+    )
 
 
 def test_a_step_that_sends_and_tags_marks_the_contact_even_without_consent(root: Path) -> None:
@@ -63,14 +80,21 @@ def test_a_step_that_sends_and_tags_marks_the_contact_even_without_consent(root:
 
 
 def test_actions_trigger_other_sequences_in_the_same_run(root: Path) -> None:
-    write_sequence(root, "chaud", "trigger:\n  event: tag_added\n  where: {tag: chaud}\nsteps:\n  - notify: equipe@centre.example\n")
+    write_sequence(
+        root,
+        "chaud",
+        "trigger:\n  event: tag_added\n  where: {tag: chaud}\nsteps:\n  - notify: equipe@centre.example\n",
+    )
     project = start(root, "trigger: {event: clic_tarifs}\nsteps:\n  - tag: chaud\n")
     ada = add_contact(project, "ada@example.org")
     event(project, ada, "clic_tarifs", "2026-12-01T09:00", page="/tarifs")
     run(project, "2026-12-01T09:00")
     (alert,) = mails(project)
     assert (alert["template"], alert["to_email"], alert["purpose"], alert["contact_id"]) == (
-        "__notify__", "equipe@centre.example", "service", ada,
+        "__notify__",
+        "equipe@centre.example",
+        "service",
+        ada,
     )
     assert context(alert)["subject"] == "[edumail] chaud: ada@example.org"
     assert "ada@example.org> reached step 'step-1' of the sequence 'chaud'" in context(alert)["body"]
@@ -110,7 +134,8 @@ def test_else_exit_ends_the_journey(root: Path) -> None:
 def test_opened_condition_reads_human_opens_of_that_steps_mail(root: Path) -> None:
     project = start(
         root,
-        "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 2d\n    if: {opened: bienvenue}\n    tag: lecteur\n",
+        "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 2d\n"
+        "    if: {opened: bienvenue}\n    tag: lecteur\n",
     )
     ada = add_contact(project, "ada@example.org")
     bob = add_contact(project, "bob@example.org")
@@ -120,14 +145,21 @@ def test_opened_condition_reads_human_opens_of_that_steps_mail(root: Path) -> No
     store = project.store()
     by_contact = {m["contact_id"]: m["id"] for m in mails(project)}
     at = T("2026-12-01T09:00")
-    contacts.record_event(store, ada, "email_opened", at=at, data={}, source="tracking", now=at, mail_id=by_contact[ada])
-    contacts.record_event(store, bob, "email_opened", at=at, data={}, source="tracking", now=at, mail_id=by_contact[bob], machine=True)
+    contacts.record_event(
+        store, ada, "email_opened", at=at, data={}, source="tracking", now=at, mail_id=by_contact[ada]
+    )
+    contacts.record_event(
+        store, bob, "email_opened", at=at, data={}, source="tracking", now=at, mail_id=by_contact[bob], machine=True
+    )
     run(project, "2026-12-03T09:00")
     assert (store.tags_of(ada), store.tags_of(bob)) == (["lecteur"], [])
 
 
 def test_contact_field_dates_drive_at_steps(root: Path) -> None:
-    project = start(root, "trigger: {event: x}\nsteps:\n  - at: contact.date_naissance + 0d\n    time: '10:00'\n    send: bienvenue\n")
+    project = start(
+        root,
+        "trigger: {event: x}\nsteps:\n  - at: contact.date_naissance + 0d\n    time: '10:00'\n    send: bienvenue\n",
+    )
     ada = add_contact(project, "ada@example.org", fields={"date_naissance": "2026-12-24"})
     event(project, ada, "x", "2026-12-01T09:00")
     run(project, "2026-12-24T10:00")
@@ -199,7 +231,10 @@ def test_failing_webhook_is_retried_with_backoff_then_given_up(root: Path, recei
     assert len(handler.received) == len(webhooks.BACKOFF) + 1
     task = project.store().rows("SELECT * FROM tasks")[0]
     assert task["state"] == "failed" and "503" in task["last_error"]
-    assert journal(project, ada)[-1][2:] == ("failed", f"webhook failed 6 times, giving up: {url} answered 503 Service Unavailable")
+    assert journal(project, ada)[-1][2:] == (
+        "failed",
+        f"webhook failed 6 times, giving up: {url} answered 503 Service Unavailable",
+    )
 
 
 def test_unreachable_webhook_does_not_hold_up_the_run(root: Path) -> None:

@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from journeys_support import T, add_contact, event, install_library, journeys, mails, open_project, run, sent, write_sequence
+from journeys_support import (
+    T,
+    add_contact,
+    event,
+    install_library,
+    journeys,
+    mails,
+    open_project,
+    run,
+    sent,
+    write_sequence,
+)
 
 from edumail import contacts
-from edumail.project import Project
 
 
 @pytest.fixture
@@ -18,7 +28,12 @@ def root(project_dir: Path) -> Path:
 
 
 def test_event_trigger_where_filters_the_event_data(root: Path) -> None:
-    write_sequence(root, "excel", "trigger:\n  event: inscription_commencee\n  where: {formation: [Excel, Access]}\nsteps:\n  - send: bienvenue\n")
+    write_sequence(
+        root,
+        "excel",
+        "trigger:\n  event: inscription_commencee\n  where: {formation: [Excel, Access]}\nsteps:\n"
+        "  - send: bienvenue\n",
+    )
     project = open_project(root)
     run(project, "2026-12-01T08:00")
     ada = add_contact(project, "ada@example.org")
@@ -30,7 +45,12 @@ def test_event_trigger_where_filters_the_event_data(root: Path) -> None:
 
 
 def test_event_trigger_audience_is_checked_at_entry(root: Path) -> None:
-    write_sequence(root, "s", "trigger: {event: x}\naudience:\n  stage: [prospect, lead]\n  fields: {ville: Lyon}\nsteps:\n  - send: bienvenue\n")
+    write_sequence(
+        root,
+        "s",
+        "trigger: {event: x}\naudience:\n  stage: [prospect, lead]\n  fields: {ville: Lyon}\nsteps:\n"
+        "  - send: bienvenue\n",
+    )
     project = open_project(root)
     run(project, "2026-12-01T08:00")
     ada = add_contact(project, "ada@example.org", stage="lead", fields={"ville": "Lyon"})
@@ -43,7 +63,9 @@ def test_event_trigger_audience_is_checked_at_entry(root: Path) -> None:
 
 
 def test_segment_enrols_contacts_who_start_matching(root: Path) -> None:
-    write_sequence(root, "leads", "trigger:\n  segment: {stage: lead, not_tags: [client]}\nsteps:\n  - send: bienvenue\n")
+    write_sequence(
+        root, "leads", "trigger:\n  segment: {stage: lead, not_tags: [client]}\nsteps:\n  - send: bienvenue\n"
+    )
     project = open_project(root)
     already = add_contact(project, "already@example.org", stage="lead")
     run(project, "2026-12-01T08:00")  # first sight: who matches now did not "start matching"
@@ -138,8 +160,10 @@ def test_inactive_with_reenter_comes_back_after_a_new_silence(root: Path) -> Non
 
 def test_schedule_enters_the_audience_at_each_firing(root: Path) -> None:
     write_sequence(
-        root, "lettre",
-        'reenter: true\ntrigger:\n  schedule: "0 9 * * mon"\naudience: {tags: [lettre]}\nsteps:\n  - send: newsletter\n',
+        root,
+        "lettre",
+        'reenter: true\ntrigger:\n  schedule: "0 9 * * mon"\naudience: {tags: [lettre]}\nsteps:\n'
+        "  - send: newsletter\n",
     )
     project = open_project(root)
     ada = add_contact(project, "ada@example.org", tags=("lettre",))
@@ -167,7 +191,9 @@ def test_schedule_skips_a_firing_missed_by_more_than_max_late(root: Path) -> Non
 
 
 def test_at_trigger_fires_once(root: Path) -> None:
-    write_sequence(root, "offre", "trigger: {at: 2026-12-03T10:00}\naudience: {stage: client}\nsteps:\n  - send: newsletter\n")
+    write_sequence(
+        root, "offre", "trigger: {at: 2026-12-03T10:00}\naudience: {stage: client}\nsteps:\n  - send: newsletter\n"
+    )
     project = open_project(root)
     ada = add_contact(project, "ada@example.org", stage="client")
     run(project, "2026-12-01T08:00")

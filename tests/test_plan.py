@@ -7,7 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from journeys_support import PARIS, SESSION_DATA, T, add_contact, event, install_library, mails, open_project, run, write_sequence
+from journeys_support import (
+    PARIS,
+    SESSION_DATA,
+    T,
+    add_contact,
+    event,
+    install_library,
+    mails,
+    open_project,
+    run,
+    write_sequence,
+)
 
 from edumail import clock, plan, runner
 from edumail.project import Project
@@ -17,7 +28,8 @@ from edumail.project import Project
 def project(project_dir: Path) -> Project:
     install_library(project_dir)
     write_sequence(
-        project_dir, "lettre",
+        project_dir,
+        "lettre",
         'reenter: true\ntrigger:\n  schedule: "0 9 * * mon"\naudience: {tags: [lettre]}\nsteps:\n  - send: newsletter\n'
         "  - wait: 2d\n    if: {not_opened: newsletter}\n    tag: lettre-non-lue\n",
     )
@@ -38,9 +50,15 @@ def test_plan_lists_what_will_be_sent_and_when(project: Project, cli) -> None:  
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Plan from 2026-12-01 13:00 to 2026-12-15 13:00 (Europe/Paris)" in out
-    for expected in ("Wed 2026-12-09", "send rappel-session (service)", "send relance-inscription (marketing)",
-                     "send newsletter", "skipped: no marketing consent", "tag lettre-non-lue *",
-                     "* depends on opens or clicks"):
+    for expected in (
+        "Wed 2026-12-09",
+        "send rappel-session (service)",
+        "send relance-inscription (marketing)",
+        "send newsletter",
+        "skipped: no marketing consent",
+        "tag lettre-non-lue *",
+        "* depends on opens or clicks",
+    ):
         assert expected in out, expected
 
 
@@ -49,7 +67,18 @@ def test_plan_json(project: Project, cli) -> None:  # noqa: ANN001
     data = json.loads(result.output)
     assert data["timezone"] == "Europe/Paris"
     first = data["items"][0]
-    assert set(first) == {"at", "sequence", "step", "contact", "outcome", "template", "purpose", "actions", "conditional", "reason"}
+    assert set(first) == {
+        "at",
+        "sequence",
+        "step",
+        "contact",
+        "outcome",
+        "template",
+        "purpose",
+        "actions",
+        "conditional",
+        "reason",
+    }
     sent = [(i["at"], i["contact"], i["step"], i["purpose"]) for i in data["items"] if i["outcome"] == "sent"]
     assert sent == [
         ("2026-12-01T10:00:00+01:00", "ada@example.org", "confirmation-inscription", "service"),
@@ -60,7 +89,9 @@ def test_plan_json(project: Project, cli) -> None:  # noqa: ANN001
 
 
 def test_plan_only_one_sequence_and_unknown_names(project: Project, cli) -> None:  # noqa: ANN001
-    data = json.loads(cli("plan", "--days", "30", "--json", "--sequence", "rappel-session", now="2026-12-01T12:00").output)
+    data = json.loads(
+        cli("plan", "--days", "30", "--json", "--sequence", "rappel-session", now="2026-12-01T12:00").output
+    )
     assert {i["sequence"] for i in data["items"]} == {"rappel-session"}
     result = cli("plan", "--sequence", "rappel-sesion", now="2026-12-01T12:00")
     assert result.exit_code == 1 and "no sequence 'rappel-sesion' (did you mean 'rappel-session'?)" in result.output
@@ -68,9 +99,15 @@ def test_plan_only_one_sequence_and_unknown_names(project: Project, cli) -> None
 
 def test_plan_changes_nothing(project: Project) -> None:
     store = project.store()
-    before = [store.rows(f"SELECT * FROM {t}") for t in ("journeys", "journey_log", "mails", "sequences_seen", "tasks", "tags", "meta")]
+    before = [
+        store.rows(f"SELECT * FROM {t}")
+        for t in ("journeys", "journey_log", "mails", "sequences_seen", "tasks", "tags", "meta")
+    ]
     plan.forecast(project, now=T("2026-12-01T13:00"), days=30)
-    after = [store.rows(f"SELECT * FROM {t}") for t in ("journeys", "journey_log", "mails", "sequences_seen", "tasks", "tags", "meta")]
+    after = [
+        store.rows(f"SELECT * FROM {t}")
+        for t in ("journeys", "journey_log", "mails", "sequences_seen", "tasks", "tags", "meta")
+    ]
     assert before == after
 
 
@@ -98,7 +135,9 @@ def test_plan_agrees_with_what_run_then_does(project: Project) -> None:
 def test_plan_sees_mails_a_sequence_action_will_cause(project_dir: Path) -> None:
     install_library(project_dir, sequences=False)
     write_sequence(project_dir, "a", "trigger: {event: devis}\nsteps:\n  - wait: 2d\n    tag: chaud\n")
-    write_sequence(project_dir, "b", "trigger:\n  event: tag_added\n  where: {tag: chaud}\nsteps:\n  - send: bienvenue\n")
+    write_sequence(
+        project_dir, "b", "trigger:\n  event: tag_added\n  where: {tag: chaud}\nsteps:\n  - send: bienvenue\n"
+    )
     project = open_project(project_dir)
     run(project, "2026-12-01T08:00")
     ada = add_contact(project, "ada@example.org")

@@ -11,7 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from journeys_support import SESSION_DATA, T, add_contact, event, install_library, mails, open_project, run, write_sequence
+from journeys_support import (
+    SESSION_DATA,
+    T,
+    add_contact,
+    event,
+    install_library,
+    mails,
+    open_project,
+    run,
+    write_sequence,
+)
 
 from edumail import runner
 from edumail.store import Store
@@ -123,7 +133,8 @@ def test_the_lock_of_a_dead_process_is_taken_over(root: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     owner = f"{socket.gethostname()}:{dead.stdout.strip()}:deadbeef"
     project.store().execute(
-        "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', ?, '2099-01-01', '2099-01-02')", (owner,)
+        "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', ?, '2099-01-01', '2099-01-02')",
+        (owner,),
     )
     runner.run_once(project, now=T("2026-12-01T10:00"), lock_wait=0, deliver=False)
     assert project.store().lock_holder("run") is None
@@ -132,7 +143,8 @@ def test_the_lock_of_a_dead_process_is_taken_over(root: Path) -> None:
 def test_an_expired_lock_is_taken_over(root: Path) -> None:
     project = open_project(root)
     project.store().execute(
-        "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', 'elsewhere:1:x', '2000-01-01', '2000-01-02')"
+        "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', 'elsewhere:1:x',"
+        " '2000-01-01', '2000-01-02')"
     )
     runner.run_once(project, now=T("2026-12-01T10:00"), lock_wait=0, deliver=False)
 
@@ -142,7 +154,10 @@ def test_daemon_runs_on_its_interval_and_stops_cleanly_on_sigterm(root: Path) ->
     env = {**os.environ, "EDUMAIL_NOW": "2026-12-01T10:05", "EDUMAIL_PROJECT": str(root)}
     process = subprocess.Popen(
         [sys.executable, "-m", "edumail", "run", "--daemon", "--interval", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -32,14 +32,24 @@ def one(root: Path, text: str) -> str:
 def test_library_sequences_load_without_problems(project_dir: Path) -> None:
     install_library(project_dir)
     loaded = sequences.load_all(open_project(project_dir))
-    assert sorted(s.name for s in loaded) == ["double-optin", "rappel-session", "relance-inscription", "relance-sans-reponse"]
+    assert sorted(s.name for s in loaded) == [
+        "double-optin",
+        "rappel-session",
+        "relance-inscription",
+        "relance-sans-reponse",
+    ]
 
 
 def test_rappel_session_is_a_service_sequence_with_timed_steps(project_dir: Path) -> None:
     install_library(project_dir)
     seq = {s.name: s for s in sequences.load_all(open_project(project_dir))}["rappel-session"]
     assert seq.purpose == "service" and seq.trigger.event == "inscription_finalisee"
-    assert [s.id for s in seq.steps] == ["confirmation-inscription", "rappel-session", "enquete-satisfaction", "relance-enquete"]
+    assert [s.id for s in seq.steps] == [
+        "confirmation-inscription",
+        "rappel-session",
+        "enquete-satisfaction",
+        "relance-enquete",
+    ]
     assert seq.steps[1].at is not None and seq.steps[1].at.offset == -timedelta(hours=24)
     assert seq.steps[2].time == (9, 0)
     assert seq.steps[3].condition is not None and seq.steps[3].condition.kind == "not_clicked"
@@ -69,7 +79,10 @@ def test_unknown_template_suggests_the_closest(root: Path) -> None:
 
 
 def test_unknown_step_id_in_a_condition(root: Path) -> None:
-    text = "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 3d\n    if: {not_opened: bienvenu}\n    send: inactivite\n"
+    text = (
+        "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 3d\n"
+        "    if: {not_opened: bienvenu}\n    send: inactivite\n"
+    )
     assert one(root, text) == (
         "sequences/s.yaml:5: unknown step id 'bienvenu' (did you mean 'bienvenue'?) (steps: bienvenue, inactivite)"
     )
@@ -121,7 +134,8 @@ def test_good_cron_in_the_project_timezone(root: Path) -> None:
 def test_a_trigger_with_two_kinds(root: Path) -> None:
     message = one(root, "trigger:\n  event: x\n  inactive: 30d\nsteps:\n  - send: bienvenue\n")
     assert message == (
-        "sequences/s.yaml:1: trigger: expected exactly one of event, segment, inactive, schedule, at (it has event, inactive)"
+        "sequences/s.yaml:1: trigger: expected exactly one of event, segment, inactive, schedule, at"
+        " (it has event, inactive)"
     )
 
 
@@ -132,9 +146,11 @@ def test_a_trigger_with_none(root: Path) -> None:
 def test_unknown_keys_with_did_you_mean(root: Path) -> None:
     found = problems(root, "trigger: {event: x}\nexit_onn: [y]\nsteps:\n  - send: bienvenue\n    wiat: 1d\n")
     assert found == [
-        "sequences/s.yaml:2: unknown key exit_onn (did you mean 'exit_on'?) (known: name, description, purpose, enabled,"
+        "sequences/s.yaml:2: unknown key exit_onn (did you mean 'exit_on'?) (known: name,"
+        " description, purpose, enabled,"
         " trigger, audience, exit_on, reenter, goal, steps)",
-        "sequences/s.yaml:5: unknown key step.wiat (did you mean 'wait'?) (known: id, wait, at, time, if, else, set, stage,"
+        "sequences/s.yaml:5: unknown key step.wiat (did you mean 'wait'?) (known: id, wait, at,"
+        " time, if, else, set, stage,"
         " tag, untag, send, notify, webhook)",
     ]
 
@@ -150,7 +166,9 @@ def test_bad_at_expression(root: Path) -> None:
 
 
 def test_at_expression_with_bad_duration(root: Path) -> None:
-    assert "is not a duration" in one(root, "trigger: {event: x}\nsteps:\n  - at: event.debut - 1 jour\n    send: bienvenue\n")
+    assert "is not a duration" in one(
+        root, "trigger: {event: x}\nsteps:\n  - at: event.debut - 1 jour\n    send: bienvenue\n"
+    )
 
 
 def test_wait_and_at_together(root: Path) -> None:
@@ -159,13 +177,19 @@ def test_wait_and_at_together(root: Path) -> None:
 
 
 def test_time_of_day_quoted_or_not(root: Path) -> None:
-    write_sequence(root, "s", 'trigger: {event: x}\nsteps:\n  - time: 9:30\n    send: bienvenue\n  - time: "18:05"\n    send: inactivite\n')
+    write_sequence(
+        root,
+        "s",
+        'trigger: {event: x}\nsteps:\n  - time: 9:30\n    send: bienvenue\n  - time: "18:05"\n    send: inactivite\n',
+    )
     (seq,) = sequences.load_all(open_project(root))
     assert [s.time for s in seq.steps] == [(9, 30), (18, 5)]
 
 
 def test_bad_time_of_day(root: Path) -> None:
-    assert "time: expected a local time of day" in one(root, 'trigger: {event: x}\nsteps:\n  - time: "25:00"\n    send: bienvenue\n')
+    assert "time: expected a local time of day" in one(
+        root, 'trigger: {event: x}\nsteps:\n  - time: "25:00"\n    send: bienvenue\n'
+    )
 
 
 def test_step_without_action(root: Path) -> None:
@@ -200,11 +224,15 @@ def test_segment_and_audience_keys(root: Path) -> None:
 
 
 def test_where_only_on_event_triggers(root: Path) -> None:
-    assert "only an event trigger takes where:" in one(root, "trigger:\n  inactive: 30d\n  where: {a: 1}\nsteps:\n  - send: inactivite\n")
+    assert "only an event trigger takes where:" in one(
+        root, "trigger:\n  inactive: 30d\n  where: {a: 1}\nsteps:\n  - send: inactivite\n"
+    )
 
 
 def test_bad_at_trigger(root: Path) -> None:
-    assert "trigger.at: 'lundi' is not an ISO 8601 date" in one(root, "trigger: {at: lundi}\nsteps:\n  - send: newsletter\n")
+    assert "trigger.at: 'lundi' is not an ISO 8601 date" in one(
+        root, "trigger: {at: lundi}\nsteps:\n  - send: newsletter\n"
+    )
 
 
 def test_duplicate_sequence_names_across_files(root: Path) -> None:
@@ -214,7 +242,9 @@ def test_duplicate_sequence_names_across_files(root: Path) -> None:
 
 
 def test_invalid_yaml_is_reported_with_its_line(root: Path) -> None:
-    assert one(root, "trigger: {event: x}\nsteps:\n  - send: [bienvenue\n").startswith("sequences/s.yaml:4: not valid YAML")
+    assert one(root, "trigger: {event: x}\nsteps:\n  - send: [bienvenue\n").startswith(
+        "sequences/s.yaml:4: not valid YAML"
+    )
 
 
 def test_every_problem_of_every_file_at_once(root: Path) -> None:

@@ -12,7 +12,6 @@ from rich.table import Table
 from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project
-from edumail.daemon import delivery_text as daemon_text
 from edumail.errors import InputError
 
 
@@ -78,7 +77,9 @@ def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
     elif summary.pending_webhooks:
         console.print(f"Webhooks: {summary.pending_webhooks} waiting")
     if summary.delivery is not None:
-        console.print(f"Delivery: {daemon_text(summary.delivery)}", markup=False)
+        from edumail.daemon import delivery_text
+
+        console.print(f"Delivery: {delivery_text(summary.delivery)}", markup=False)
     elif summary.delivery_note:
         console.print(f"Delivery: {summary.delivery_note}")
     for error in report.errors:

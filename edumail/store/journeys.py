@@ -108,7 +108,7 @@ class JourneysMixin:
         text = self.scalar("SELECT data FROM events WHERE id = ?", (event_id,))
         return json.loads(text) if text else {}
 
-    def event_data_many(self: "Store", event_ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+    def event_data_many(self: Store, event_ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
         wanted = sorted({i for i in event_ids if i is not None})
         found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(wanted), 500):
@@ -191,7 +191,8 @@ class JourneysMixin:
         """Forget the members who no longer match (so that they can arrive again)."""
         where, params = audience_sql(audience)
         cursor = self.execute(
-            f"DELETE FROM segment_members WHERE sequence = ? AND contact_id NOT IN (SELECT c.id FROM contacts c WHERE {where})",
+            f"DELETE FROM segment_members WHERE sequence = ? AND contact_id NOT IN (SELECT c.id FROM"
+            f" contacts c WHERE {where})",
             [sequence, *params],
         )
         return cursor.rowcount
@@ -210,7 +211,8 @@ class JourneysMixin:
         key = f"'inactive:' || {since}" if reenter else "'inactive'"
         sql = (
             f"SELECT c.id, {since} AS since FROM contacts c WHERE c.forgotten_at IS NULL AND {since} <= ?"
-            f" AND NOT EXISTS (SELECT 1 FROM journeys j WHERE j.sequence = ? AND j.contact_id = c.id AND j.trigger_key = {key})"
+            f" AND NOT EXISTS (SELECT 1 FROM journeys j WHERE j.sequence = ? AND j.contact_id = c.id"
+            f" AND j.trigger_key = {key})"
         )
         params: list[Any] = [cutoff, sequence]
         if floor is not None:
@@ -273,7 +275,8 @@ class JourneysMixin:
         if not sequences:
             return None
         return self.scalar(
-            f"SELECT MIN(due_at) FROM journeys WHERE state = 'active' AND due_at > ? AND sequence IN ({_marks(sequences)})",
+            f"SELECT MIN(due_at) FROM journeys WHERE state = 'active' AND due_at > ? AND sequence IN"
+            f" ({_marks(sequences)})",
             [after, *sequences],
         )
 
@@ -285,7 +288,8 @@ class JourneysMixin:
 
     def finish_journey(self: Store, journey_id: int, state: str, at: str, reason: str) -> bool:
         cursor = self.execute(
-            "UPDATE journeys SET state = ?, ended_at = ?, end_reason = ?, due_at = NULL WHERE id = ? AND state = 'active'",
+            "UPDATE journeys SET state = ?, ended_at = ?, end_reason = ?, due_at = NULL WHERE id = ?"
+            " AND state = 'active'",
             (state, at, reason, journey_id),
         )
         return cursor.rowcount > 0
@@ -342,7 +346,7 @@ class JourneysMixin:
         return counts
 
     @contextmanager
-    def savepoint(self: "Store", name: str = "step") -> Iterator[None]:
+    def savepoint(self: Store, name: str = "step") -> Iterator[None]:
         """Inside a transaction: undo only this block on error (one journey in a batch)."""
         self.execute(f"SAVEPOINT {name}")
         try:
@@ -404,7 +408,8 @@ class JourneysMixin:
 
     def due_tasks(self: Store, kind: str, now: str, limit: int = 200) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT * FROM tasks WHERE state = 'pending' AND not_before <= ? AND kind = ? ORDER BY not_before, id LIMIT ?",
+            "SELECT * FROM tasks WHERE state = 'pending' AND not_before <= ? AND kind = ? ORDER BY"
+            " not_before, id LIMIT ?",
             (now, kind, limit),
         )
 
