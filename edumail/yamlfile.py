@@ -53,6 +53,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
     result.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key cannot be a list or a mapping (quote a value that starts with { or [)", key_node.start_mark
+            ) from None
         if key in result:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)

@@ -102,3 +102,8 @@ def test_password_variable_is_not_a_setting(tmp_path, monkeypatch):
 def test_smtp_transport_without_smtp_section_is_an_error(tmp_path):
     found = problems_of(write(tmp_path, "sender: {name: A, email: a@b.fr}\ntransport: smtp\n"))
     assert "no smtp: section" in found[0]
+
+
+def test_unquoted_jinja_braces_are_a_clear_error(tmp_path):
+    found = problems_of(write(tmp_path, "sender: {name: A, email: a@b.fr}\ndatabase: {{ x }}\n"))
+    assert found[0].startswith("edumail.yaml:2:") and "quote a value" in found[0]
