@@ -140,7 +140,8 @@ dry_run, deliver = sys.argv[1] == "dry", sys.argv[2] == "deliver"
 summary = runner.run_once(project.load(), now=clock.now(), dry_run=dry_run, deliver=deliver)
 done = time.perf_counter()
 hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"imports": imported - started, "run": done - imported, "steps": summary.engine.count("sent"), "hwm_kb": hwm}))
+steps = summary.engine.count("sent")
+print(json.dumps({"imports": imported - started, "run": done - imported, "steps": steps, "hwm_kb": hwm}))
 """
 
 
@@ -183,7 +184,7 @@ def measure(
     try:
         _project(root)
         started = time.perf_counter()
-        # In a process of its own: a child's peak memory starts from its parent's (Linux carries it over exec).
+        # In a process of its own, so that this one stays small while it measures.
         generate = [
             sys.executable,
             __file__,
