@@ -251,7 +251,7 @@ class JourneysMixin:
             " last_step_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at, started_at),
         )
-        return int(cursor.lastrowid) if cursor.rowcount else None
+        return int(cursor.lastrowid or 0) if cursor.rowcount else None
 
     def journey(self: Store, journey_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM journeys WHERE id = ?", (journey_id,))
