@@ -114,12 +114,15 @@ def next_opening(moment: datetime, window: SendWindow, tz: Any) -> datetime:
 
 
 def _show_delta(delta: timedelta) -> str:
+    """2d3h, 24h5m, 40m: precise enough to see why a step was too late."""
     minutes = int(delta.total_seconds() // 60)
-    if minutes >= 2880:
-        return f"{minutes // 1440}d"
-    if minutes >= 120:
-        return f"{minutes // 60}h"
-    return f"{minutes}m"
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days >= 2:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    hours += days * 24
+    if hours:
+        return f"{hours}h{mins}m" if mins else f"{hours}h"
+    return f"{mins}m"
 
 
 # --- the journey's view for conditions ----------------------------------------------------

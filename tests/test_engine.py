@@ -134,7 +134,7 @@ def test_a_step_later_than_max_late_is_skipped_not_sent(project: Project) -> Non
     run(project, "2026-12-01T10:00")
     run(project, "2026-12-10T09:30")  # the reminder was due on the 9th at 09:00: 24h30 late
     assert [m["step_id"] for m in mails(project, ada)] == ["confirmation-inscription"]
-    assert journal(project, ada)[-1][1:] == ("rappel-session", "skipped", "24h late (limits.max_late 24h)")
+    assert journal(project, ada)[-1][1:] == ("rappel-session", "skipped", "24h30m late (limits.max_late 24h)")
     run(project, "2026-12-12T09:00")
     assert mails(project, ada)[-1]["step_id"] == "enquete-satisfaction"  # the journey goes on
 
