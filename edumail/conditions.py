@@ -28,6 +28,8 @@ class Facts(Protocol):
     stage: str
     fields: dict[str, Any]
 
+    def mailed(self, step_id: str) -> bool: ...
+
     def opened(self, step_id: str) -> bool: ...
 
     def clicked(self, step_id: str) -> bool: ...
@@ -136,6 +138,8 @@ def evaluate(condition: Condition, facts: Facts) -> bool:
         return any(evaluate(child, facts) for child in value)
     if kind == "not":
         return not evaluate(value, facts)
+    if kind in MAIL_KINDS and not facts.mailed(value):
+        return False  # no mail from that step in this journey: neither opened nor "not opened"
     if kind in ("opened", "not_opened"):
         return facts.opened(value) == (kind == "opened")
     if kind in ("clicked", "not_clicked"):

@@ -136,6 +136,9 @@ class _Facts:
         self.stage = contact.get("stage") or ""
         self.fields = contacts.template_view(contact, sorted(tags))
 
+    def mailed(self, step_id: str) -> bool:
+        return self.store.step_mail_id(self.journey["id"], step_id) is not None
+
     def opened(self, step_id: str) -> bool:
         return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_OPENED)
 
@@ -568,6 +571,11 @@ class Engine:
                 return changed
             if step.condition is not None and not evaluate(step.condition, _Facts(self.store, journey, contact, tags)):
                 why = f"condition not met: {step.condition.describe()}"
+                unsent = [
+                    ref for ref, _ in step.condition.step_refs() if not self.store.step_mail_id(journey["id"], ref)
+                ]
+                if unsent:
+                    why += f" ({', '.join(sorted(set(unsent)))} sent no mail in this journey)"
                 if step.else_exit:
                     self._exit(journey, f"{why} (else: exit)", stamp, now, report)
                     return changed

@@ -154,6 +154,25 @@ def test_missing_at_field_skips_that_step_for_that_journey_only(project: Project
     assert [m["step_id"] for m in mails(project, bob)][:2] == ["confirmation-inscription", "rappel-session"]
 
 
+def test_a_reminder_about_a_mail_that_was_never_sent_is_not_sent_either(project: Project) -> None:
+    ada = add_contact(project, "ada@example.org")
+    event(
+        project,
+        ada,
+        "inscription_finalisee",
+        "2026-12-01T10:00",
+        **{k: v for k, v in SESSION.items() if k != "session_end"},
+    )
+    for moment in ("2026-12-01T10:00", "2026-12-09T09:00", "2026-12-12T09:00", "2026-12-31T09:00"):
+        run(project, moment)
+    assert [m["step_id"] for m in mails(project, ada)] == ["confirmation-inscription", "rappel-session"]
+    assert journal(project, ada)[-2][1:] == (
+        "relance-enquete",
+        "skipped",
+        "condition not met: not clicked enquete-satisfaction (enquete-satisfaction sent no mail in this journey)",
+    )
+
+
 def test_at_field_that_is_not_a_date_skips_with_the_value(project: Project) -> None:
     ada = add_contact(project, "ada@example.org")
     event(project, ada, "inscription_finalisee", "2026-12-01T10:00", **{**SESSION, "session_start": "jeudi prochain"})

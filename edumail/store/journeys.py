@@ -127,6 +127,9 @@ class JourneysMixin:
             [contact_id, *names, since, exclude_id],
         )
 
+    def step_mail_id(self: Store, journey_id: int, step_id: str) -> int | None:
+        return self.scalar("SELECT id FROM mails WHERE journey_id = ? AND step_id = ?", (journey_id, step_id))
+
     def step_mail_event(self: Store, journey_id: int, step_id: str, name: str) -> bool:
         """Did a person (not a machine) open/click the mail this step sent in this journey?"""
         return (
