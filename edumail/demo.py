@@ -175,7 +175,11 @@ def _import(project: Project, people: list[demo_data.DemoContact], now: datetime
 
 class _Simulation:
     def __init__(self, project: Project, happenings: list[demo_data.DemoEvent], rng: random.Random):
-        from starlette.testclient import TestClient
+        import warnings
+
+        with warnings.catch_warnings():  # starlette nags about httpx vs httpx2; the demo's readers don't care
+            warnings.simplefilter("ignore")
+            from starlette.testclient import TestClient
 
         from edumail.tracking import create_app
 
