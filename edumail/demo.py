@@ -111,7 +111,7 @@ def run(
         project = project_module.load(target)
         people = demo_data.make_contacts(contact_count, seed)
         imported = _import(project, people, start)
-    happenings = demo_data.make_events(people, start + timedelta(hours=8), days, seed)
+    happenings = demo_data.make_events(people, start, days, seed)
     simulation = _Simulation(project, happenings, random.Random(seed + 2))
     done = []
     for number in range(days):

@@ -140,7 +140,8 @@ class _Facts:
         return self.store.step_mail_id(self.journey["id"], step_id) is not None
 
     def opened(self, step_id: str) -> bool:
-        return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_OPENED)
+        # A person's click means the mail was opened, even when its images (the pixel) were blocked.
+        return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_OPENED, events.EMAIL_CLICKED)
 
     def clicked(self, step_id: str) -> bool:
         return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_CLICKED)

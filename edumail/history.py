@@ -92,8 +92,10 @@ def describe(item: dict[str, Any]) -> str:
         return f"{item['name']}{flag}" + (f"  {data}" if data else "")
     if item["kind"] == "journey":
         reason = f": {item['reason']}" if item["reason"] else ""
-        return f"{item['sequence']} / {item['step']}: {item['outcome']}{reason}"
-    parts = [f"mail {item['template']}", item["status"]]
+        where = f"{item['sequence']} / {item['step']}" if item["step"] else item["sequence"]
+        return f"{where}: {item['outcome']}{reason}"
+    where = f"{item['sequence']} / {item['step']}: " if item.get("sequence") and item.get("step") else ""
+    parts = [f"{where}mail {item['template']}", item["status"]]
     if item.get("subject"):
         parts.insert(1, repr(item["subject"]))
     if item.get("opened"):
@@ -103,6 +105,17 @@ def describe(item: dict[str, Any]) -> str:
     if item.get("error"):
         parts.append(item["error"])
     return "  ".join(parts)
+
+
+def shown_lines(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline for people: a mail's own line stands for its email_sent event and its journey 'sent' row."""
+    mails = {item["mail_id"] for item in timeline if item["kind"] == "mail"}
+    return [
+        item
+        for item in timeline
+        if not (item["kind"] == "event" and item["name"] == "email_sent" and item["mail_id"] in mails)
+        and not (item["kind"] == "journey" and item["outcome"] == "sent" and item["mail_id"] in mails)
+    ]
 
 
 def when(item_at: str | None, tz: Any) -> str:

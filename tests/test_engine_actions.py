@@ -155,6 +155,32 @@ def test_opened_condition_reads_human_opens_of_that_steps_mail(root: Path) -> No
     assert (store.tags_of(ada), store.tags_of(bob)) == (["lecteur"], [])
 
 
+def test_a_human_click_counts_as_an_open_when_the_pixel_was_blocked(root: Path) -> None:
+    project = start(
+        root,
+        "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 2d\n"
+        "    if: {not_opened: bienvenue}\n    tag: relancer\n",
+    )
+    ada = add_contact(project, "ada@example.org")
+    event(project, ada, "x", "2026-12-01T09:00")
+    run(project, "2026-12-01T09:00")
+    store = project.store()
+    [mail] = mails(project)
+    at = T("2026-12-01T10:00")
+    contacts.record_event(
+        store,
+        ada,
+        "email_clicked",
+        at=at,
+        data={"url": "https://x.example"},
+        source="tracking",
+        now=at,
+        mail_id=mail["id"],
+    )
+    run(project, "2026-12-03T09:00")
+    assert store.tags_of(ada) == []
+
+
 def test_contact_field_dates_drive_at_steps(root: Path) -> None:
     project = start(
         root,

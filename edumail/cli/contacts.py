@@ -108,8 +108,8 @@ def _print_story(told: dict, tz: object) -> None:
     console.print("\n[bold]Timeline[/bold]")
     if not told["timeline"]:
         console.print("  (nothing yet)")
-    for item in told["timeline"]:
-        console.print(f"  {history.when(item['at'], tz)}  {history.describe(item)}", soft_wrap=True)
+    for item in history.shown_lines(told["timeline"]):
+        console.print(f"  {history.when(item['at'], tz)}  {history.describe(item)}", soft_wrap=True, markup=False)
 
 
 @contacts_app.command("tag")

@@ -130,13 +130,14 @@ class JourneysMixin:
     def step_mail_id(self: Store, journey_id: int, step_id: str) -> int | None:
         return self.scalar("SELECT id FROM mails WHERE journey_id = ? AND step_id = ?", (journey_id, step_id))
 
-    def step_mail_event(self: Store, journey_id: int, step_id: str, name: str) -> bool:
-        """Did a person (not a machine) open/click the mail this step sent in this journey?"""
+    def step_mail_event(self: Store, journey_id: int, step_id: str, *names: str) -> bool:
+        """Did a person (not a machine) do one of `names` (open, click) to the mail this step sent?"""
+        marks = ", ".join("?" * len(names))
         return (
             self.scalar(
                 "SELECT 1 FROM mails m JOIN events e ON e.mail_id = m.id WHERE m.journey_id = ? AND m.step_id = ?"
-                " AND e.name = ? AND e.machine = 0 LIMIT 1",
-                (journey_id, step_id, name),
+                f" AND e.name IN ({marks}) AND e.machine = 0 LIMIT 1",
+                (journey_id, step_id, *names),
             )
             is not None
         )
