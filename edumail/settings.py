@@ -307,7 +307,8 @@ def _env_overrides(data: dict[str, Any]) -> list[str]:
                 if not isinstance(target, dict):
                     target = data[section] = yamlfile.YDict()
                 target[key] = _env_value(os.environ[name])
-                target.key_lines[key] = -1 if isinstance(target, yamlfile.YDict) else 0
+                if isinstance(target, yamlfile.YDict):
+                    target.key_lines[key] = -1  # -1: the value came from the environment
                 used.append(name)
     return used
 
@@ -383,7 +384,7 @@ def _section(name: str, raw: Any, parent: Any, problems: list[Problem]) -> Any:
     for key, value in raw.items():
         kfile, kline = _where(raw, key, name)
         if key not in checks:
-            hint = yamlfile.did_you_mean(str(key), checks)
+            hint = yamlfile.did_you_mean(str(key), list(checks))
             problems.append(Problem(kfile, kline, f"unknown setting {name}.{key}{hint} (known: {', '.join(checks)})"))
             continue
         try:

@@ -56,9 +56,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key cannot be a list or a mapping (quote a value that starts with { or [)", key_node.start_mark
-            ) from None
+            what = "a key cannot be a list or a mapping (quote a value that starts with { or [)"
+            raise yaml.constructor.ConstructorError(None, None, what, key_node.start_mark) from None
         if key in result:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)

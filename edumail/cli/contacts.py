@@ -205,5 +205,6 @@ def events_import(
     for problem in report.problems or []:
         console.print(f"[yellow]{problem}[/yellow]")
     console.print(
-        f"[green]{file.name}:[/green] {report.recorded} recorded, {report.contacts_created} new contact(s), {report.skipped} skipped"
+        f"[green]{file.name}:[/green] {report.recorded} recorded,"
+        f" {report.contacts_created} new contact(s), {report.skipped} skipped"
     )

@@ -59,7 +59,10 @@ def demo(
     console.print(
         f"[bold]edumail demo[/bold]: {contacts} contacts, {days} days, the real engine and the file transport"
     )
-    header = f"{'day':<11} {'events':>6} {'entered':>7} {'sent':>5} {'skipped':>7} {'exited':>6} {'opened':>6} {'clicked':>7} {'unsub':>5}"
+    header = (
+        f"{'day':<11} {'events':>6} {'entered':>7} {'sent':>5} {'skipped':>7}"
+        f" {'exited':>6} {'opened':>6} {'clicked':>7} {'unsub':>5}"
+    )
     console.print(f"[dim]{header}[/dim]")
     tz = demo_module.clock.zone("Europe/Paris")
 

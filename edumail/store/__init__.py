@@ -119,7 +119,8 @@ class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin, GdprMixin)
                 for statement in _statements(script):
                     self.conn.execute(statement)
                 self.conn.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    "INSERT INTO schema_version (version, applied_at)"
+                    " VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
                     (version,),
                 )
 

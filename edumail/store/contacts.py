@@ -71,7 +71,8 @@ class ContactsMixin:
         self: Store, tag: str | None = None, stage: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         sql = (
-            "SELECT c.*, (SELECT group_concat(tag, ',') FROM (SELECT tag FROM tags WHERE contact_id = c.id ORDER BY tag))"
+            "SELECT c.*, (SELECT group_concat(tag, ',')"
+            " FROM (SELECT tag FROM tags WHERE contact_id = c.id ORDER BY tag))"
             " AS tag_list FROM contacts c WHERE c.forgotten_at IS NULL"
         )
         params: list[Any] = []
@@ -158,7 +159,8 @@ class ContactsMixin:
 
     def events_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT id, name, at, recorded_at, data, source, mail_id, machine FROM events WHERE contact_id = ? ORDER BY at, id",
+            "SELECT id, name, at, recorded_at, data, source, mail_id, machine FROM events"
+            " WHERE contact_id = ? ORDER BY at, id",
             (contact_id,),
         )
 
