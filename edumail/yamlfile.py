@@ -91,6 +91,10 @@ def loads(text: str, name: str) -> Any:
         line = mark.line + 1 if mark else 0
         what = exc.problem or str(exc)
         raise ConfigError([Problem(name, line, f"not valid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:  # PyYAML gives only an offset into the text: make it a line
+        line = text.count("\n", 0, exc.position) + 1
+        what = f"character U+{exc.character:04X} is not allowed (a control or special character); remove it"
+        raise ConfigError([Problem(name, line, f"not valid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, 0, f"not valid YAML: {exc}")]) from None
 
