@@ -89,6 +89,19 @@ def new_message_id(domain: str) -> str:
 # --- time ------------------------------------------------------------------------
 
 
+def shift(moment: datetime, delta: timedelta, tz: Any) -> datetime:
+    """`moment + delta`, counting whole days (d, w) on the local calendar of `tz`.
+
+    "1d later" keeps the local wall-clock time across a summer-time change;
+    hours and minutes (h, m) stay exact durations.
+    """
+    days, rest = divmod(delta, timedelta(days=1))
+    if rest or not days:
+        return moment + delta
+    local = moment.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
+    return local.replace(tzinfo=tz).astimezone(clock.UTC)
+
+
 def at_local_time(moment: datetime, hour_minute: tuple[int, int], tz: Any) -> datetime:
     """That day (in `tz`) at that local wall-clock time, in UTC; right across DST changes."""
     day = moment.astimezone(tz).date()
@@ -794,11 +807,11 @@ class Engine:
             if raw is None or str(raw).strip() == "":
                 return None, f"at: {step.at.text}: {owner} has no {step.at.field!r}"
             try:
-                base = clock.parse_iso(str(raw), tz) + step.at.offset
+                base = shift(clock.parse_iso(str(raw), tz), step.at.offset, tz)
             except InputError:
                 return None, f"at: {step.at.text}: {owner}'s {step.at.field} = {raw!r} is not a date"
         elif step.wait is not None:
-            base = last + step.wait
+            base = shift(last, step.wait, tz)
         else:
             base = last
         if step.time is not None:
