@@ -15,9 +15,33 @@ from edumail import __version__
 from edumail.cli.common import err_console, reset, state
 from edumail.errors import EdumailError
 
+# `edumail --help` lists commands in the order a centre meets them.
+_ORDER = (
+    "init",
+    "check",
+    "demo",
+    "contacts",
+    "event",
+    "events",
+    "preview",
+    "run",
+    "plan",
+    "send",
+    "outbox",
+    "serve",
+    "stats",
+    "bounces",
+    "inbox",
+    "purge",
+)
+
 
 class _Group(TyperGroup):
     """Turns EdumailError into a message and exit 1, wherever it is raised."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in _ORDER if n in names] + [n for n in names if n not in _ORDER]
 
     def invoke(self, ctx: Any) -> Any:
         try:
