@@ -115,9 +115,12 @@ def run(
     simulation = _Simulation(project, happenings, random.Random(seed + 2))
     done = []
     for number in range(days):
-        day = Day(start + timedelta(days=number))
-        for hour in range(24):
-            simulation.tick(day.date + timedelta(hours=hour, minutes=5), day)
+        # Local calendar days: a summer-time change makes one of them 23 or 25 hours long.
+        day = Day(_local_midnight(start, number))
+        tick, end = day.date + timedelta(minutes=5), _local_midnight(start, number + 1)
+        while tick < end:
+            simulation.tick(tick, day)
+            tick += timedelta(hours=1)
         done.append(day)
         if on_day:
             on_day(day)
@@ -132,6 +135,13 @@ def _start(now: datetime) -> datetime:
     local = now.astimezone(paris)
     monday = (local - timedelta(days=local.weekday())).date()
     return datetime(monday.year, monday.month, monday.day, tzinfo=paris).astimezone(clock.UTC)
+
+
+def _local_midnight(start: datetime, days: int) -> datetime:
+    """Midnight (Paris) `days` calendar days after `start`, in UTC."""
+    paris = clock.zone("Europe/Paris")
+    day = start.astimezone(paris).date() + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, tzinfo=paris).astimezone(clock.UTC)
 
 
 @contextmanager

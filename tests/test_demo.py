@@ -46,3 +46,23 @@ def test_demo_runs_the_real_engine_and_writes_real_mails(tmp_path: Path):
 def test_demo_refuses_nonsense_sizes(tmp_path: Path):
     result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "d"), "--days", "0"])
     assert result.exit_code == 1 and "--days" in result.output
+
+
+def test_demo_days_are_local_calendar_days_across_a_clock_change(tmp_path: Path):
+    from edumail import demo
+
+    start = demo._start(demo.clock.parse_iso("2026-10-26T12:00", demo.clock.UTC))
+    labels = [demo._local_midnight(start, n).astimezone(demo.clock.zone("Europe/Paris")) for n in range(8)]
+    assert [d.strftime("%a %d %H:%M") for d in labels] == [
+        "Mon 26 00:00",
+        "Tue 27 00:00",
+        "Wed 28 00:00",
+        "Thu 29 00:00",
+        "Fri 30 00:00",
+        "Sat 31 00:00",
+        "Sun 01 00:00",
+        "Mon 02 00:00",
+    ]
+    across = demo._start(demo.clock.parse_iso("2026-10-20T12:00", demo.clock.UTC))
+    sunday, monday = demo._local_midnight(across, 6), demo._local_midnight(across, 7)
+    assert monday - sunday == demo.timedelta(hours=25)
