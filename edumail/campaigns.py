@@ -19,7 +19,6 @@ from edumail import clock, contacts, events
 from edumail.delivery import new_message_id
 from edumail.errors import InputError, NotFound
 from edumail.project import Project
-from edumail.settings import DAYS, SendWindow
 
 OVER_LIMIT = "over limits.marketing_per_week"
 
@@ -47,25 +46,6 @@ def default_name(template: str, at: datetime, tz: ZoneInfo) -> str:
     return f"{template}-{at.astimezone(tz):%Y-%m-%d}"
 
 
-def next_opening(window: SendWindow | None, moment: datetime, tz: ZoneInfo) -> datetime:
-    """`moment` if it is inside the send window (in `tz`), else the window's next opening (UTC)."""
-    if window is None:
-        return moment
-    local = moment.astimezone(tz)
-    start, end = window.start_end
-    for offset in range(8):
-        day = local.date() + timedelta(days=offset)
-        if DAYS[day.weekday()] not in window.days:
-            continue
-        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
-        opens, closes = midnight + timedelta(minutes=start), midnight + timedelta(minutes=end)
-        if opens <= local < closes:
-            return moment
-        if local < opens:
-            return opens.astimezone(clock.UTC)
-    return moment
-
-
 def create_campaign(
     project: Project,
     template: str,
@@ -81,6 +61,7 @@ def create_campaign(
 ) -> CampaignPlan:
     """Record the campaign and queue one mail per matching contact allowed marketing mail."""
     settings = project.settings
+    window = settings.send_window
     _check_template(project, template)
     if limit is not None and limit < 1:
         raise InputError("--limit: expected a number of contacts, 1 or more")
@@ -142,7 +123,7 @@ def create_campaign(
                 message_id=new_message_id(settings.sender.domain),
                 template=template,
                 purpose=events.MARKETING,
-                not_before=clock.to_db(next_opening(settings.send_window, at, tz)),
+                not_before=clock.to_db(window.next_opening(at, tz) if window else at),
                 now=stamp,
                 contact_id=int(contact["id"]),
                 context={"campaign": plan.name},

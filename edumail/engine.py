@@ -16,13 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
 from edumail import clock, contacts, events
 from edumail.conditions import evaluate
+from edumail.delivery import new_message_id
 from edumail.errors import EdumailError, InputError
 from edumail.sequences import Sequence, Step
-from edumail.settings import DAYS, SendWindow
 
 if TYPE_CHECKING:
     from edumail.project import Project
@@ -77,15 +76,6 @@ class EngineReport:
         )
 
 
-def new_message_id(domain: str) -> str:
-    """The delivery module's Message-ID maker when it is there, else an equivalent one."""
-    try:
-        from edumail.delivery import new_message_id as make  # type: ignore[attr-defined]
-    except ImportError:
-        return f"<{uuid4().hex}@{domain}>"
-    return str(make(domain))
-
-
 # --- time ------------------------------------------------------------------------
 
 
@@ -106,24 +96,6 @@ def at_local_time(moment: datetime, hour_minute: tuple[int, int], tz: Any) -> da
     """That day (in `tz`) at that local wall-clock time, in UTC; right across DST changes."""
     day = moment.astimezone(tz).date()
     return datetime.combine(day, time(*hour_minute), tzinfo=tz).astimezone(clock.UTC)
-
-
-def next_opening(moment: datetime, window: SendWindow, tz: Any) -> datetime:
-    """`moment` if the send window is open then, else when it next opens."""
-    start, end = window.start_end
-    local = moment.astimezone(tz)
-    for offset in range(8):
-        day = local.date() + timedelta(days=offset)
-        if DAYS[day.weekday()] not in window.days:
-            continue
-        opens = datetime.combine(day, time(start // 60, start % 60), tzinfo=tz)
-        closes = datetime.combine(day, time(0), tzinfo=tz) + timedelta(minutes=end)
-        if offset == 0 and local >= opens:
-            if local < closes:
-                return moment
-            continue
-        return opens.astimezone(clock.UTC)
-    return moment
 
 
 def _show_delta(delta: timedelta) -> str:
@@ -818,7 +790,7 @@ class Engine:
             base = at_local_time(base, step.time, tz)
         window = self.settings.send_window
         if window is not None and sequence.purpose == events.MARKETING and step.template is not None:
-            base = next_opening(base, window, tz)
+            base = window.next_opening(base, tz)
         return base, ""
 
     def contact_tz(self, contact: dict[str, Any]) -> Any:

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from edumail import yamlfile
-from edumail.clock import parse_duration, zone
+from edumail.clock import UTC, parse_duration, zone
 from edumail.errors import ConfigError, InputError, Problem
 
 SETTINGS_FILE = "edumail.yaml"
@@ -76,6 +76,22 @@ class SendWindow:
         """Minutes after midnight: (start, end)."""
         start, end = self.hours.split("-")
         return _minutes(start), _minutes(end)
+
+    def next_opening(self, moment: datetime, tz: Any) -> datetime:
+        """`moment` if the window is open then (in `tz`), else when it next opens (UTC)."""
+        local = moment.astimezone(tz)
+        start, end = self.start_end
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            if DAYS[day.weekday()] not in self.days:
+                continue
+            midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+            opens, closes = midnight + timedelta(minutes=start), midnight + timedelta(minutes=end)
+            if opens <= local < closes:
+                return moment
+            if local < opens:
+                return opens.astimezone(UTC)
+        return moment
 
 
 @dataclass(frozen=True)

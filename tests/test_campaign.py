@@ -12,7 +12,7 @@ from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
 from test_delivery_support import NOW, add_contacts, make_project, queue
 from typer.testing import CliRunner
 
-from edumail import campaigns, clock
+from edumail import clock
 from edumail.cli import app
 from edumail.settings import SendWindow
 
@@ -210,9 +210,9 @@ def test_outbox_is_empty_at_first(tmp_path):
 def test_next_opening_is_now_inside_the_window_and_the_next_morning_outside():
     window = SendWindow(days=("mon", "tue", "wed", "thu", "fri"), hours="08:00-19:00")
     tz = clock.zone("Europe/Paris")
-    assert campaigns.next_opening(window, NOW, tz) == NOW
+    assert window.next_opening(NOW, tz) == NOW
     friday_night = clock.parse_iso("2026-03-06T20:00", tz)
-    assert campaigns.next_opening(window, friday_night, tz) == clock.parse_iso("2026-03-09T08:00", tz)
+    assert window.next_opening(friday_night, tz) == clock.parse_iso("2026-03-09T08:00", tz)
 
 
 def test_a_campaign_outside_the_send_window_waits_for_the_opening(tmp_path):
