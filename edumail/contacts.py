@@ -47,8 +47,8 @@ def normalize_email(text: str) -> str:
     return checked.normalized.lower()
 
 
-def suppression_hash(store: Store, email: str) -> str:
-    """Salted SHA-256 of an address: what the suppression list keeps of a forgotten person."""
+def suppression_salt(store: Store) -> str:
+    """The project's salt for address hashes, made on first use."""
     salt = store.get_meta("suppression_salt")
     if salt is None:
         with store.transaction():
@@ -56,7 +56,17 @@ def suppression_hash(store: Store, email: str) -> str:
             if salt is None:
                 salt = secrets.token_hex(16)
                 store.set_meta("suppression_salt", salt)
+    return salt
+
+
+def hash_address(salt: str, email: str) -> str:
+    """Salted SHA-256 of an address: what the suppression list keeps of a forgotten person."""
     return hashlib.sha256(f"{salt}:{email.strip().lower()}".encode()).hexdigest()
+
+
+def suppression_hash(store: Store, email: str) -> str:
+    """The suppression-list hash of an address in this project."""
+    return hash_address(suppression_salt(store), email)
 
 
 def is_forgotten(store: Store, email: str) -> bool:
@@ -364,7 +374,7 @@ def import_contacts(
     assert problems is not None
     source_text = source or f"import {path.name}"
     extra_tags = list(tags or [])
-    suppressed = store.suppressed_hashes()
+    suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
     parsed: list[tuple[int, str, dict[str, str]]] = []
     for line, row in reader:
         values = {columns[k]: v for k, v in row.items() if k in columns}
@@ -386,7 +396,7 @@ def import_contacts(
     existing = store.contacts_by_emails(list(merged))
     with store.transaction():
         for address, (line, values, duplicates) in merged.items():
-            if suppression_hash(store, address) in suppressed and address not in existing:
+            if hash_address(salt, address) in suppressed and address not in existing:
                 problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
                 report.suppressed += 1 + duplicates
                 report.skipped += 1 + duplicates
