@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import mailbox
 from pathlib import Path
 
 import pytest
+from mailbox_support import add_contact, db, events_named, sent_mail
 
 from edumail import bounces, clock, contacts
 from edumail.errors import InputError
-from edumail.store import Store
 
 NOW = "2026-11-20T10:00:00+00:00"
 
@@ -74,37 +73,8 @@ def write_maildir(path: Path, *messages: bytes) -> Path:
     return path
 
 
-def db(cli) -> Store:
-    return Store(cli.root / "edumail.db")
-
-
-def add_contact(cli, email: str = "marie@example.fr") -> int:
-    csv = cli.root / f"{email}.csv"
-    csv.write_text(f"email,prenom\n{email},Marie\n", encoding="utf-8")
-    assert cli("contacts", "import", str(csv), "--consent", "opted_in", now="2026-11-01T10:00:00+00:00").exit_code == 0
-    return db(cli).contact_by_email(email)["id"]
-
-
-def sent_mail(cli, contact_id: int, message_id: str = "<mail-1@centre.example>") -> int:
-    store = db(cli)
-    stamp = clock.to_db(clock.parse_iso("2026-11-18T09:00:00", clock.UTC))
-    with store.transaction():
-        mail_id = store.enqueue_mail(
-            message_id=message_id,
-            template="bienvenue",
-            purpose="marketing",
-            not_before=stamp,
-            now=stamp,
-            contact_id=contact_id,
-            sequence="accueil",
-            step_id=message_id,
-        )
-        store.mark_mail_sent(mail_id, stamp, "Bienvenue", [])
-    return mail_id
-
-
 def bounced_events(cli, contact_id: int) -> list[dict]:
-    return [dict(e, data=json.loads(e["data"])) for e in db(cli).events_of(contact_id) if e["name"] == "bounced"]
+    return events_named(cli, contact_id, "bounced")
 
 
 # --- behaviour ------------------------------------------------------------------------

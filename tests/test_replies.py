@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import mailbox
 from pathlib import Path
 
-from edumail import clock
-from edumail.store import Store
+from mailbox_support import add_contact, db, events_named, sent_mail
 
 NOW = "2026-11-20T10:00:00+00:00"
 
@@ -44,37 +42,8 @@ def write_maildir(path: Path, *messages: bytes) -> Path:
     return path
 
 
-def db(cli) -> Store:
-    return Store(cli.root / "edumail.db")
-
-
-def add_contact(cli, email: str = "marie@example.fr") -> int:
-    csv = cli.root / "c.csv"
-    csv.write_text(f"email\n{email}\n", encoding="utf-8")
-    assert cli("contacts", "import", str(csv), "--consent", "opted_in", now="2026-11-01T10:00:00+00:00").exit_code == 0
-    return db(cli).contact_by_email(email)["id"]
-
-
-def sent_mail(cli, contact_id: int, message_id: str = "<mail-1@centre.example>") -> int:
-    store = db(cli)
-    stamp = clock.to_db(clock.parse_iso("2026-11-18T09:00:00", clock.UTC))
-    with store.transaction():
-        mail_id = store.enqueue_mail(
-            message_id=message_id,
-            template="relance",
-            purpose="marketing",
-            not_before=stamp,
-            now=stamp,
-            contact_id=contact_id,
-            sequence="relance",
-            step_id=message_id,
-        )
-        store.mark_mail_sent(mail_id, stamp, "Votre inscription", [])
-    return mail_id
-
-
 def replied(cli, contact_id: int) -> list[dict]:
-    return [dict(e, data=json.loads(e["data"])) for e in db(cli).events_of(contact_id) if e["name"] == "replied"]
+    return events_named(cli, contact_id, "replied")
 
 
 def test_reply_in_maildir_records_replied_with_subject_and_message_id(cli, tmp_path):
