@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 USER = "inscriptions@centre.example"
 PASSWORD = "correct horse battery staple"
@@ -92,12 +93,6 @@ class ImapServer:
             conn.logout()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _identity() -> tuple[str, str, int, int]:
     """(system user and group for dovecot's own processes, mail uid, mail gid)."""
     if os.geteuid() == 0:
@@ -134,7 +129,7 @@ def imap_server_fixture(tmp_path: Path) -> Iterator[ImapServer]:
         for path in (root / "mail", root / "mail" / "Maildir"):
             os.chown(path, uid, gid)
     (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{root}/mail::\n", encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(
         CONF.format(root=root, port=port, system_user=system_user, system_group=system_group, uid=min(uid, 100)),

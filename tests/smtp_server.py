@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from ports import free_port
 
 
 @dataclass
@@ -162,7 +162,7 @@ class SmtpTestServer:
         self.connections = 0
         self._credentials: tuple[str, str] | None = None
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = free_port()
         self.controller = Controller(
             _Handler(self),
             hostname=self.host,
@@ -256,12 +256,6 @@ class SmtpTestServer:
         if username:
             lines.append(f"  username: {username}")
         return "\n".join(lines) + "\n"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _shared: SmtpTestServer | None = None

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ports import free_port
 from starlette.testclient import TestClient
 
 from edumail import project as project_module
@@ -215,12 +216,6 @@ def test_the_server_renders_for_a_stored_contact(library_project):
 
 
 # --- the real server, in a subprocess ---------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fetch(url: str) -> str:

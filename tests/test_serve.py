@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from ports import free_port
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401 (fixtures)
 from tracking_support import BROWSER, SECRET, write_settings
 
@@ -43,12 +44,6 @@ subject: "{{{{ contact.first_name }}}}, la nouvelle session"
 <p><a href="{PROGRAMME}">Voir le programme</a> ou <a href="{INSCRIPTION}">s'inscrire</a>.</p>
 </body></html>
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
