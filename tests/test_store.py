@@ -41,6 +41,24 @@ def test_an_older_schema_is_migrated_on_open(tmp_path, monkeypatch):
     assert store.version == 99 and "later" in store.db.table_names()
 
 
+def test_a_lower_version_landing_late_is_still_applied(tmp_path, monkeypatch):
+    """Versions are reserved per branch: one recorded 7 must not hide a 3 that arrives later."""
+    import edumail.store as store_module
+    from edumail.store import schema
+
+    path = tmp_path / "e.db"
+    later = [*schema.MIGRATIONS, (97, "CREATE TABLE seventh (x INTEGER);")]
+    monkeypatch.setattr(store_module, "MIGRATIONS", later)
+    Store(path).close()
+    both = sorted([*later, (93, "CREATE TABLE third (x INTEGER);")])
+    monkeypatch.setattr(store_module, "MIGRATIONS", both)
+    store = Store(path)
+    assert {"third", "seventh"} <= set(store.db.table_names())
+    assert store.scalar("SELECT COUNT(*) FROM schema_version") == len(both)
+    store.close()
+    Store(path).close()  # reopening applies nothing twice
+
+
 def test_transaction_rolls_back_on_error(tmp_path):
     store = Store(tmp_path / "e.db")
     with pytest.raises(RuntimeError):

@@ -106,14 +106,16 @@ class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin, GdprMixin)
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        current = self.version
-        latest = MIGRATIONS[-1][0]
-        if current > latest:
+        done = {int(v) for (v,) in self.conn.execute("SELECT version FROM schema_version")}
+        latest = max(version for version, _ in MIGRATIONS)
+        if done and max(done) > latest:
             raise EdumailError(
-                f"{self.path}: made by a newer edumail (schema {current}, this one knows {latest}); upgrade edumail"
+                f"{self.path}: made by a newer edumail (schema {max(done)}, this one knows {latest}); upgrade edumail"
             )
-        for version, script in MIGRATIONS:
-            if version <= current:
+        # Every listed version not yet recorded, in order: versions are reserved per change, so a lower
+        # one may land after a higher one was applied.
+        for version, script in sorted(MIGRATIONS):
+            if version in done:
                 continue
             with self.transaction():
                 for statement in _statements(script):

@@ -174,7 +174,8 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_due ON tasks(state, not_before);
 """
 
-# (version, SQL script). Append only.
+# (version, SQL script), sorted by version. Versions are reserved per change; the store applies
+# every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
 ]
