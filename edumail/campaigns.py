@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edumail import clock, contacts, events
-from edumail.delivery import new_message_id
 from edumail.errors import InputError, NotFound
+from edumail.message import new_message_id
 from edumail.project import Project
 
 OVER_LIMIT = "over limits.marketing_per_week"

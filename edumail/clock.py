@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edumail.errors import InputError
@@ -83,3 +83,22 @@ def local(moment: datetime, tz: ZoneInfo | timezone) -> datetime:
 def show(moment: datetime, tz: ZoneInfo | timezone) -> str:
     """A short human form in `tz`: 2026-11-22 10:46."""
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def shift(moment: datetime, delta: timedelta, tz: ZoneInfo | timezone) -> datetime:
+    """`moment + delta`, counting whole days (d, w) on the local calendar of `tz`.
+
+    "1d later" keeps the local wall-clock time across a summer-time change;
+    hours and minutes (h, m) stay exact durations.
+    """
+    days, rest = divmod(delta, timedelta(days=1))
+    if rest or not days:
+        return moment + delta
+    wall = moment.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
+    return wall.replace(tzinfo=tz).astimezone(UTC)
+
+
+def at_local_time(moment: datetime, hour_minute: tuple[int, int], tz: ZoneInfo | timezone) -> datetime:
+    """That day (in `tz`) at that local wall-clock time, in UTC; right across DST changes."""
+    day = moment.astimezone(tz).date()
+    return datetime.combine(day, time(*hour_minute), tzinfo=tz).astimezone(UTC)

@@ -78,11 +78,6 @@ class DeliveryReport:
             self.errors.append(reason)
 
 
-def new_message_id(domain: str) -> str:
-    """A fresh `<random@domain>` Message-ID (stored with the mail, reused on every retry)."""
-    return f"<{secrets.token_hex(16)}@{domain}>"
-
-
 # --- rate limit -----------------------------------------------------------------------
 
 

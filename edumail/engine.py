@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from edumail import clock, contacts, events
 from edumail.conditions import evaluate
-from edumail.delivery import new_message_id
 from edumail.errors import EdumailError, InputError
+from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
 
 if TYPE_CHECKING:
@@ -77,25 +77,6 @@ class EngineReport:
 
 
 # --- time ------------------------------------------------------------------------
-
-
-def shift(moment: datetime, delta: timedelta, tz: Any) -> datetime:
-    """`moment + delta`, counting whole days (d, w) on the local calendar of `tz`.
-
-    "1d later" keeps the local wall-clock time across a summer-time change;
-    hours and minutes (h, m) stay exact durations.
-    """
-    days, rest = divmod(delta, timedelta(days=1))
-    if rest or not days:
-        return moment + delta
-    local = moment.astimezone(tz).replace(tzinfo=None) + timedelta(days=days)
-    return local.replace(tzinfo=tz).astimezone(clock.UTC)
-
-
-def at_local_time(moment: datetime, hour_minute: tuple[int, int], tz: Any) -> datetime:
-    """That day (in `tz`) at that local wall-clock time, in UTC; right across DST changes."""
-    day = moment.astimezone(tz).date()
-    return datetime.combine(day, time(*hour_minute), tzinfo=tz).astimezone(clock.UTC)
 
 
 def _show_delta(delta: timedelta) -> str:
@@ -779,15 +760,15 @@ class Engine:
             if raw is None or str(raw).strip() == "":
                 return None, f"at: {step.at.text}: {owner} has no {step.at.field!r}"
             try:
-                base = shift(clock.parse_iso(str(raw), tz), step.at.offset, tz)
+                base = clock.shift(clock.parse_iso(str(raw), tz), step.at.offset, tz)
             except InputError:
                 return None, f"at: {step.at.text}: {owner}'s {step.at.field} = {raw!r} is not a date"
         elif step.wait is not None:
-            base = shift(last, step.wait, tz)
+            base = clock.shift(last, step.wait, tz)
         else:
             base = last
         if step.time is not None:
-            base = at_local_time(base, step.time, tz)
+            base = clock.at_local_time(base, step.time, tz)
         window = self.settings.send_window
         if window is not None and sequence.purpose == events.MARKETING and step.template is not None:
             base = window.next_opening(base, tz)

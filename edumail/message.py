@@ -34,6 +34,11 @@ _FOLD = re.compile(r"\r\n[ \t]")
 _CR_LF = re.compile(r"[\r\n]")
 
 
+def new_message_id(domain: str) -> str:
+    """A fresh `<random@domain>` Message-ID (stored with the mail, reused on every retry)."""
+    return f"<{secrets.token_hex(16)}@{domain}>"
+
+
 def clean(value: object) -> str:
     """One line of text: control characters (CR, LF, tabs...) become single spaces."""
     return _CONTROL.sub(" ", str(value)).strip()

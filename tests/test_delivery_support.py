@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edumail import project as project_module
-from edumail.delivery import new_message_id
+from edumail.message import new_message_id
 from edumail.project import Project
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
