@@ -14,9 +14,6 @@ for many mails, and their own store connection. One process drains at a time
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import sys
 import threading
 import time
@@ -25,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import clock, contacts, events
+from edumail import clock, contacts, events, lease
 from edumail.compose import Composer, Skip
 from edumail.errors import EdumailError
 from edumail.project import Project
@@ -39,7 +36,7 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 GIVE_UP_AFTER = timedelta(days=2)
 DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing for this run
 REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
-LOCK_TTL = 120.0  # seconds; refreshed while the run lasts
+LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"
 SWITCH_INTERVAL = 0.0005  # seconds, while several workers run (see _Run.go)
 
@@ -129,8 +126,8 @@ def deliver(
     if dry_run:
         _dry_run(store, composer, report, now, limit, progress)
     else:
-        owner = _owner()
-        holder = _take_lock(store, owner)
+        lock = lease.Lease(store, "delivery", LOCK_TTL)
+        holder = _take_lock(store, lock)
         if holder:
             report.busy = holder
             return report
@@ -140,11 +137,11 @@ def deliver(
             due = store.count_due_mails(clock.to_db(now))
             report.total = min(due, limit) if limit is not None else due
             if report.total:
-                _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), owner).go()
+                _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), lock).go()
         finally:
             with _WRITE:
                 store.settle_campaigns()
-                store.release_delivery_lock(owner)
+                lock.release()
         if report.stopped:
             queued = store.count_due_mails(clock.to_db(now))
             report.stopped += f" ({queued} mail{'s' if queued != 1 else ''} still queued)"
@@ -163,7 +160,7 @@ class _Run:
         limit: int | None,
         progress: Progress | None,
         stop: threading.Event,
-        owner: str,
+        lock: lease.Lease,
     ):
         self.project = project
         self.transport = transport
@@ -174,7 +171,7 @@ class _Run:
         self.budget = limit
         self.progress = progress
         self.stop = stop
-        self.owner = owner
+        self.lease = lock
         self.lock = threading.Lock()
         self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
         self.crash: BaseException | None = None
@@ -208,9 +205,9 @@ class _Run:
             while any(t.is_alive() for t in threads):
                 for thread in threads:
                     thread.join(timeout=1.0)
-                if time.monotonic() - last_refresh > LOCK_TTL / 4:
+                if time.monotonic() - last_refresh > LOCK_TTL.total_seconds() / 4:
                     with _WRITE:
-                        store.refresh_delivery_lock(self.owner, _lock_expiry())
+                        self.lease.renew()
                     last_refresh = time.monotonic()
         except BaseException:
             self.stop.set()  # Ctrl-C / SIGTERM: finish the mails in flight, then leave
@@ -461,40 +458,14 @@ def retry_failed(project: Project, *, now: datetime) -> RetryReport:
 # --- the delivery lock ------------------------------------------------------------------
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _lock_expiry() -> str:
-    return clock.to_db(datetime.fromtimestamp(time.time() + LOCK_TTL, clock.UTC))
-
-
-def _dead(owner: str) -> bool:
-    """True when `owner` is a process of this machine that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _take_lock(store: Store, owner: str) -> str | None:
-    """None when we hold the 'delivery' lock; else who does ("host:pid")."""
-    wall = clock.to_db(datetime.fromtimestamp(time.time(), clock.UTC))
-    holder = store.delivery_lock_holder()
-    stale = [holder] if holder and _dead(holder) else []
+def _take_lock(store: Store, lock: lease.Lease) -> str | None:
+    """None when we hold the 'delivery' lease; else who does ("host pid N")."""
     with _WRITE:
-        taken = store.take_delivery_lock(owner, wall, _lock_expiry(), stale)
-    if taken is None:
+        holder = lock.take()
+    if holder is None:
         return None
-    host, _, rest = taken.partition(":")
-    return f"{host} pid {rest.partition(':')[0]}"
+    host, pid = lease.parse_owner(str(holder["owner"]))
+    return f"{host} pid {pid}"
 
 
 def _describe(transport: Any) -> str:

@@ -9,17 +9,14 @@ line of defence against a double send.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
-from edumail import clock, sequences, webhooks
+from edumail import clock, lease, sequences, webhooks
 from edumail.engine import Engine, EngineReport
 from edumail.errors import EdumailError, NotAvailable
 
@@ -51,62 +48,37 @@ def rolled_back(store: Store) -> Iterator[None]:
         pass
 
 
-def _wall_clock() -> datetime:
-    # The lease protects real processes, so it follows the real clock, not EDUMAIL_NOW.
-    return datetime.now(clock.UTC)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
-    """The project-wide run lock, held for the duration of a `with` block."""
+    """The project-wide run lock (a lease), held for the duration of a `with` block."""
 
     def __init__(self, store: Store, *, wait: float = LOCK_WAIT, name: str = LOCK_NAME):
-        self.store, self.wait, self.name = store, wait, name
-        self.host = socket.gethostname()
-        self.owner = f"{self.host}:{os.getpid()}:{uuid4().hex[:8]}"
+        self.lease = lease.Lease(store, name, LEASE)
+        self.wait = wait
         self.waited = 0.0
 
     def __enter__(self) -> RunLock:
         started = time.monotonic()
         while True:
-            now = _wall_clock()
-            holder = self.store.lock_holder(self.name)
-            dead = [holder["owner"]] if holder and self._dead(holder["owner"]) else []
-            holder = self.store.try_lock(self.name, self.owner, clock.to_db(now), clock.to_db(now + LEASE), dead)
-            if holder["owner"] == self.owner:
+            holder = self.lease.take()
+            if holder is None:
                 self.waited = time.monotonic() - started
                 return self
             if time.monotonic() - started >= self.wait:
-                host, pid = (holder["owner"].split(":") + ["?", "?"])[:2]
+                since, until = (f"{holder[k]:%Y-%m-%dT%H:%M:%S}Z" for k in ("acquired_at", "expires_at"))
                 raise LockBusy(
-                    f"another `edumail run` is in progress (pid {pid} on {host}, since {holder['acquired_at'][:19]}Z); "
-                    f"waited {self.wait:.0f}s. Try again later; if no run is alive, the lock expires at "
-                    f"{holder['expires_at'][:19]}Z"
+                    f"another `edumail run` is in progress ({lease.describe(holder)}, since {since}); "
+                    f"waited {self.wait:.0f}s. Try again later; if no run is alive, the lock expires at {until}"
                 )
             time.sleep(0.2)
 
-    def _dead(self, owner: str) -> bool:
-        host, _, rest = owner.partition(":")
-        pid = rest.partition(":")[0]
-        return host == self.host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
-
     def renew(self) -> None:
-        if not self.store.renew_lock(self.name, self.owner, clock.to_db(_wall_clock() + LEASE)):
+        if not self.lease.renew():
             raise LockBusy(
                 "the run lock was taken over by another process (this run took longer than its lease); stopping"
             )
 
     def __exit__(self, *exc: object) -> None:
-        self.store.release_lock(self.name, self.owner)
+        self.lease.release()
 
 
 @dataclass

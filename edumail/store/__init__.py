@@ -20,6 +20,7 @@ from edumail.errors import EdumailError
 from edumail.store.contacts import ContactsMixin
 from edumail.store.gdpr import GdprMixin
 from edumail.store.journeys import JourneysMixin
+from edumail.store.locks import LocksMixin
 from edumail.store.outbox import OutboxMixin
 from edumail.store.schema import MIGRATIONS
 from edumail.store.tracking import TrackingMixin
@@ -27,7 +28,7 @@ from edumail.store.tracking import TrackingMixin
 BUSY_TIMEOUT_MS = 30_000
 
 
-class Store(ContactsMixin, JourneysMixin, OutboxMixin, TrackingMixin, GdprMixin):
+class Store(ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin):
     """A connection to the project's database; use one per thread."""
 
     def __init__(self, path: Path | str):

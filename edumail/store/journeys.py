@@ -361,38 +361,6 @@ class JourneysMixin:
             raise
         self.execute(f"RELEASE {name}")
 
-    # --- the run lock --------------------------------------------------------------------
-
-    def try_lock(
-        self: Store, name: str, owner: str, now: str, expires: str, dead_owners: Iterable[str] = ()
-    ) -> dict[str, Any]:
-        """Take the lock if it is free, expired or held by a dead process; returns the holder."""
-        with self.transaction():
-            self.execute("DELETE FROM locks WHERE name = ? AND expires_at < ?", (name, now))
-            for dead in dead_owners:
-                self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, dead))
-            self.execute(
-                "INSERT OR IGNORE INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)",
-                (name, owner, now, expires),
-            )
-            holder = self.row("SELECT * FROM locks WHERE name = ?", (name,))
-        assert holder is not None
-        return holder
-
-    def lock_holder(self: Store, name: str) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM locks WHERE name = ?", (name,))
-
-    def renew_lock(self: Store, name: str, owner: str, expires: str) -> bool:
-        with self.transaction():
-            cursor = self.execute(
-                "UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", (expires, name, owner)
-            )
-        return cursor.rowcount > 0
-
-    def release_lock(self: Store, name: str, owner: str) -> None:
-        with self.transaction():
-            self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
-
     # --- tasks (webhooks) -----------------------------------------------------------------
 
     def add_task(

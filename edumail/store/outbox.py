@@ -123,31 +123,6 @@ class OutboxMixin:
     def cancel_mail(self: Store, mail_id: int, reason: str) -> None:
         self.execute("UPDATE mails SET state = 'cancelled', last_error = ? WHERE id = ?", (reason, mail_id))
 
-    # --- the delivery lock (one draining process at a time; crash recovery needs it) ----
-
-    def take_delivery_lock(self: Store, owner: str, now: str, expires_at: str, stale: list[str]) -> str | None:
-        """Take or steal (expired, or owner in `stale`) the lock; None on success, else the holder."""
-        with self.transaction():
-            holder = self.row("SELECT owner, expires_at FROM locks WHERE name = 'delivery'")
-            if holder and holder["owner"] != owner and holder["expires_at"] > now and holder["owner"] not in stale:
-                return str(holder["owner"])
-            self.execute(
-                "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('delivery', ?, ?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at,"
-                " expires_at = excluded.expires_at",
-                (owner, now, expires_at),
-            )
-        return None
-
-    def delivery_lock_holder(self: Store) -> str | None:
-        return self.scalar("SELECT owner FROM locks WHERE name = 'delivery'")
-
-    def refresh_delivery_lock(self: Store, owner: str, expires_at: str) -> None:
-        self.execute("UPDATE locks SET expires_at = ? WHERE name = 'delivery' AND owner = ?", (expires_at, owner))
-
-    def release_delivery_lock(self: Store, owner: str) -> None:
-        self.execute("DELETE FROM locks WHERE name = 'delivery' AND owner = ?", (owner,))
-
     # --- `edumail outbox` -------------------------------------------------------------
 
     def outbox_counts(self: Store) -> dict[str, int]:
