@@ -16,7 +16,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from edumail import clock, events
+from edumail import clock, events, journeys
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -242,14 +242,18 @@ def mark_bounced(store: Store, contact_id: int, kind: str, now: datetime) -> boo
     stamp = clock.to_db(now)
     with store.transaction():
         if kind == "hard":
+            suppressed = True
             store.update_contact(contact_id, {"bounced_at": contact["bounced_at"] or stamp}, stamp)
-            return True
-        soft = int(contact["soft_bounces"] or 0) + 1
-        changes: dict[str, Any] = {"soft_bounces": soft}
-        if soft >= 3 and not contact["bounced_at"]:
-            changes["bounced_at"] = stamp
-        store.update_contact(contact_id, changes, stamp)
-        return soft >= 3
+        else:
+            soft = int(contact["soft_bounces"] or 0) + 1
+            changes: dict[str, Any] = {"soft_bounces": soft}
+            if soft >= 3 and not contact["bounced_at"]:
+                changes["bounced_at"] = stamp
+            store.update_contact(contact_id, changes, stamp)
+            suppressed = soft >= 3
+        if suppressed:
+            journeys.end_all(store, contact_id, reason="bounced", now=now, purpose=None)
+    return suppressed
 
 
 def may_receive(contact: dict[str, Any], purpose: str) -> str | None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts, events
+from edumail import clock, contacts, events, journeys
 from edumail.conditions import evaluate
 from edumail.errors import EdumailError, InputError
+from edumail.journeys import JOURNEY
 from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 MAX_PASSES = 5  # actions record events (tag_added...) that may enrol into other sequences in the same run
 BATCH = 500
 COMMIT_EVERY = 100  # journeys per transaction: commits cost, a savepoint keeps each journey atomic
-JOURNEY = ""  # step id of journey-level log rows (entered, completed, goal)
 NOTIFY_TEMPLATE = "__notify__"
 EXITED_MARKETING = ("opted out",)
 ALWAYS_EXIT = ("forgotten", "bounced")
@@ -117,33 +117,6 @@ class _Facts:
             self.contact_id, list(names), self.journey["started_at"], self.journey.get("trigger_event_id")
         )
         return found is not None
-
-
-# --- ending journeys from outside -----------------------------------------------------------
-
-
-def end_journeys(
-    store: Store, contact_id: int, *, reason: str, now: datetime, purpose: str | None = events.MARKETING
-) -> int:
-    """End a contact's active journeys of that purpose (None: all) and cancel their queued mail.
-
-    Called on unsubscribe (marketing) and on forget (all). Returns how many ended.
-    """
-    stamp = clock.to_db(now)
-    ended = 0
-    with store.transaction():
-        for journey in store.active_journeys_of(contact_id, purpose=purpose):
-            ended += _finish(store, journey, "exited", reason, stamp, JOURNEY)
-    return ended
-
-
-def _finish(store: Store, journey: dict[str, Any], state: str, reason: str, stamp: str, step_id: str) -> int:
-    if not store.finish_journey(journey["id"], state, stamp, reason):
-        return 0
-    store.log_step(journey["id"], step_id, stamp, state, reason)
-    if state == "exited":
-        store.cancel_journey_mails(journey["id"], f"journey ended: {reason}")
-    return 1
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -435,7 +408,7 @@ class Engine:
         step_id = JOURNEY
         if sequence is not None and journey["step_index"] < len(sequence.steps):
             step_id = sequence.steps[journey["step_index"]].id
-        if _finish(self.store, journey, "exited", reason, stamp, step_id):
+        if journeys.end(self.store, journey, reason, now, step_id=step_id):
             report.decisions.append(
                 Decision(
                     now,
@@ -510,8 +483,7 @@ class Engine:
         step_id = step.id if step else JOURNEY
         reason = f"error: {exc}"
         with self.store.transaction():
-            self.store.log_step(journey["id"], step_id, clock.to_db(now), "failed", reason)
-            self.store.finish_journey(journey["id"], "exited", clock.to_db(now), reason)
+            journeys.end(self.store, journey, reason, now, step_id=step_id, outcome="failed")
         report.errors.append(f"{sequence.name}/{step_id} for {contact['email']}: {exc}")
         report.decisions.append(
             Decision(now, sequence.name, step_id, contact["id"], contact["email"], "failed", reason)
@@ -724,7 +696,6 @@ class Engine:
         self, sequence: Sequence, journey: dict[str, Any], contact: dict[str, Any], now: datetime, report: EngineReport
     ) -> None:
         """Set the journey's next due time; skip (and log) steps whose time cannot be known."""
-        stamp = clock.to_db(now)
         while journey["step_index"] < len(sequence.steps):
             step = sequence.steps[journey["step_index"]]
             due, why = self.step_time(sequence, step, journey, contact)
@@ -739,8 +710,7 @@ class Engine:
         journey["due_at"] = None
         journey["state"] = "completed"
         self.store.move_journey(journey["id"], journey["step_index"], journey["last_step_at"], None)
-        if self.store.finish_journey(journey["id"], "completed", stamp, "all steps done"):
-            self.store.log_step(journey["id"], JOURNEY, stamp, "completed", "all steps done")
+        if journeys.end(self.store, journey, "all steps done", now, state="completed"):
             report.decisions.append(
                 Decision(
                     now, sequence.name, JOURNEY, contact["id"], contact["email"], "completed", purpose=sequence.purpose

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import clock
+from edumail import clock, journeys
 from edumail import contacts as contacts_module
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
@@ -104,7 +104,7 @@ def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: s
     digest = contacts_module.suppression_hash(store, contact["email"])
     result = Erasure(cid)
     with store.transaction():
-        result.journeys = _end_journeys(store, cid, reason, now)
+        result.journeys = journeys.end_all(store, cid, reason=reason, now=now, purpose=None)
         result.cancelled = store.cancel_queued_mails_of(cid, reason)
         result.mails = store.blank_mails_of(cid)
         store.blank_tasks_of(cid, reason)
@@ -119,19 +119,6 @@ def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: s
 
 
 _COMMANDS = {"forgotten": "contacts forget", "purged": "purge"}
-
-
-def _end_journeys(store: Store, contact_id: int, reason: str, now: datetime) -> int:
-    """End every journey: through the engine when it offers it, then any left active."""
-    ended = 0
-    try:
-        from edumail import engine
-    except ImportError:
-        engine = None  # type: ignore[assignment]
-    end = getattr(engine, "end_journeys", None)
-    if end is not None:
-        ended += int(end(store, contact_id, reason=reason, now=now, purpose=None) or 0)
-    return ended + store.exit_active_journeys_of(contact_id, reason, clock.to_db(now))
 
 
 # --- purge (CNIL: 3 years without a sign of life) ------------------------------------

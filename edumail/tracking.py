@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edumail import bots, clock, contacts, events, tokens
+from edumail import bots, clock, contacts, events, journeys, tokens
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
 from edumail.project import Project
@@ -309,7 +309,7 @@ class Tracker:
                 now=now,
                 mail_id=mail["id"],
             )
-            _end_marketing_journeys(store, mail["contact_id"], now)
+            journeys.end_all(store, mail["contact_id"], reason="unsubscribed", now=now)
 
     async def preferences(self, request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else None
@@ -481,17 +481,6 @@ async def _form(request: Request) -> dict[str, str]:
     except Exception:  # noqa: BLE001 - a malformed form is just an empty one
         return {}
     return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-def _end_marketing_journeys(store: Store, contact_id: int, now: datetime) -> None:
-    """Ask the engine to end the contact's marketing journeys (if this edumail has it)."""
-    try:
-        from edumail import engine  # noqa: PLC0415 - optional: the engine may not be installed yet
-    except ImportError:
-        return
-    end = getattr(engine, "end_journeys", None)
-    if end is not None:
-        end(store, contact_id, reason="unsubscribed", now=now, purpose=events.MARKETING)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -25,7 +25,8 @@ from journeys_support import (
     sent,
 )
 
-from edumail import contacts, engine
+from edumail import contacts
+from edumail import journeys as journeys_module
 from edumail.project import Project
 
 SESSION = {
@@ -240,9 +241,9 @@ def test_bounce_during_a_journey_ends_it(project: Project) -> None:
     event(project, ada, "inscription_finalisee", "2026-12-01T10:00", **SESSION)
     run(project, "2026-12-01T10:00")
     contacts.mark_bounced(project.store(), ada, "hard", T("2026-12-02T09:00"))
+    assert journal(project, ada)[-1][1:] == ("", "exited", "bounced")  # at once, not at the next step
     run(project, "2026-12-09T09:00")
     assert len(mails(project, ada)) == 1
-    assert journal(project, ada)[-1][1:] == ("rappel-session", "exited", "bounced")
 
 
 def test_cancellation_exits_the_journey(project: Project) -> None:
@@ -329,11 +330,11 @@ def test_unsubscribe_ends_marketing_journeys_only(project: Project) -> None:
     event(project, ada, "inscription_finalisee", "2026-12-01T10:30", **SESSION)
     event(project, ada, "inscription_commencee", "2026-12-01T11:00")
     run(project, "2026-12-01T11:00")
-    ended = engine.end_journeys(project.store(), ada, reason="unsubscribed", now=T("2026-12-01T12:00"))
+    ended = journeys_module.end_all(project.store(), ada, reason="unsubscribed", now=T("2026-12-01T12:00"))
     assert ended == 0  # the first relance journey already ended on inscription_finalisee; the second: reenter: false
     event(project, ada, "demande_information", "2026-12-01T12:00")
     run(project, "2026-12-01T12:00")
-    assert engine.end_journeys(project.store(), ada, reason="unsubscribed", now=T("2026-12-01T13:00")) == 1
+    assert journeys_module.end_all(project.store(), ada, reason="unsubscribed", now=T("2026-12-01T13:00")) == 1
     states = {j["sequence"]: j["state"] for j in journeys(project, ada)}
     assert states == {"relance-inscription": "exited", "rappel-session": "active", "relance-sans-reponse": "exited"}
 

@@ -300,13 +300,11 @@ def test_unsubscribe_for_a_forgotten_contact_records_nothing(client: TestClient,
 def test_unsubscribe_ends_marketing_journeys(client: TestClient, store: Store, mail: int) -> None:
     from tracking_support import journey
 
-    engine = pytest.importorskip("edumail.engine")
-    if not hasattr(engine, "end_journeys"):
-        pytest.skip("engine.end_journeys has not landed")
     journey_id = journey(store, "relance", store.contact_by_email("lea@example.org")["id"], SENT_AT)
     client.post(u(mail), data={"List-Unsubscribe": "One-Click"})
-    state = store.scalar("SELECT state FROM journeys WHERE id = ?", (journey_id,))
-    assert state != "active"
+    ended = store.row("SELECT state, end_reason FROM journeys WHERE id = ?", (journey_id,))
+    assert ended == {"state": "exited", "end_reason": "unsubscribed"}
+    assert [r["outcome"] for r in store.journey_log(journey_id)] == ["exited"]
 
 
 # --- preferences ------------------------------------------------------------------------------

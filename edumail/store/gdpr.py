@@ -86,13 +86,6 @@ class GdprMixin:
             (reason, contact_id),
         ).rowcount
 
-    def exit_active_journeys_of(self: Store, contact_id: int, reason: str, now: str) -> int:
-        return self.execute(
-            "UPDATE journeys SET state = 'exited', ended_at = ?, end_reason = ?, due_at = NULL"
-            " WHERE contact_id = ? AND state = 'active'",
-            (now, reason, contact_id),
-        ).rowcount
-
     # --- purge ----------------------------------------------------------------------
 
     def stale_prospects(self: Store, cutoff: str, customer_stages: tuple[str, ...]) -> list[dict[str, Any]]:
