@@ -16,7 +16,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from edumail import clock, events, journeys
+from edumail import clock, events, import_rules, journeys
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -310,6 +310,7 @@ class ImportReport:
     skipped: int = 0
     kept_opted_out: int = 0
     suppressed: int = 0
+    stages_kept: int = 0
     problems: list[str] | None = None
 
     def summary(self) -> str:
@@ -320,6 +321,11 @@ class ImportReport:
             parts.append(f"{self.kept_opted_out} kept opted out")
         if self.suppressed:
             parts.append(f"{self.suppressed} refused (forgotten)")
+        if self.stages_kept:
+            parts.append(
+                f"{self.stages_kept} stage{'s' if self.stages_kept != 1 else ''} kept as edumail set "
+                "them since the last import (--overwrite-stage takes the file's)"
+            )
         return ", ".join(parts)
 
 
@@ -347,8 +353,9 @@ _ALIASES = {
     "etiquettes": "tags",
     "timezone": "timezone",
     "fuseau_horaire": "timezone",
+    **import_rules.COLUMN_ALIASES,
 }
-_RESERVED = {"consent", "id", "created_at", "updated_at", "consent_basis"}
+_RESERVED = {"consent", "basis", "id", "created_at", "updated_at", "consent_basis", "imported_stage", "imported_at"}
 
 
 def import_contacts(
@@ -360,16 +367,14 @@ def import_contacts(
     basis: str | None = None,
     source: str | None = None,
     tags: list[str] | None = None,
+    overwrite_stage: bool = False,
 ) -> ImportReport:
     """Upsert contacts from a CSV file in one transaction; bad rows are reported and skipped."""
     from edumail import csvfile
 
-    if consent is not None and consent not in events.CONSENT_STATES:
-        raise InputError(f"--consent must be one of {', '.join(events.CONSENT_STATES)}, not {consent!r}")
-    if basis is not None and consent != events.OPTED_IN:
-        raise InputError("--basis goes with --consent opted_in")
     header, reader = csvfile.rows(path)
     columns = {name: _ALIASES.get(name, name) for name in header if name}
+    import_rules.check_options(consent, basis, "consent" in columns.values())
     if "email" not in columns.values():
         found = ", ".join(header) or "nothing"
         raise InputError(f"{path}:1: no email column (found: {found}); name one column email")
@@ -384,6 +389,7 @@ def import_contacts(
         values = {columns[k]: v for k, v in row.items() if k in columns}
         try:
             address = normalize_email(values.get("email", ""))
+            import_rules.row_consent(values, consent, basis)
         except InputError as exc:
             problems.append(f"{path.name}:{line}: {exc}; row skipped")
             report.skipped += 1
@@ -405,20 +411,29 @@ def import_contacts(
                 report.suppressed += 1 + duplicates
                 report.skipped += 1 + duplicates
                 continue
+            wanted = import_rules.row_consent(values, consent, basis)
+            file_stage = values.get("stage", "")
             proof = {"file": path.name, "line": line, "command": "contacts import"}
+            if wanted.from_cell:
+                proof["column"] = "consent"
             contact = existing.get(address)
             row_tags = _clean_tags([values.get("tags", ""), *extra_tags])
             if contact is None:
-                contact_id = _create_from_row(store, address, values, now, consent, basis, source_text, proof)
+                contact_id = _create_from_row(
+                    store, address, values, now, wanted.state, wanted.basis, source_text, proof
+                )
                 report.created += 1
                 changed = True
             else:
+                if not overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
+                    report.stages_kept += 1
+                    values = {k: v for k, v in values.items() if k != "stage"}
                 changed = _update_from_row(store, contact, values, now)
-                if consent is not None:
-                    if contact["consent"] == events.OPTED_OUT and consent != events.OPTED_OUT:
+                if wanted.state is not None:
+                    if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
                         report.kept_opted_out += 1
                     elif set_consent(
-                        store, contact["id"], consent, basis=basis, now=now, source=source_text, proof=proof
+                        store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=source_text, proof=proof
                     ):
                         changed = True
                 contact_id = contact["id"]
@@ -426,6 +441,8 @@ def import_contacts(
                     report.updated += 1
                 else:
                     report.unchanged += 1
+            if file_stage:
+                store.set_imported_stage(contact_id, file_stage, now)
             if (
                 row_tags
                 and add_tags(store, contact_id, row_tags, now, source_text)

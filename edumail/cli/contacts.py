@@ -21,17 +21,29 @@ app.add_typer(events_app, name="events")
 @contacts_app.command("import")
 def contacts_import(
     file: Path = typer.Argument(..., help="CSV file (comma or semicolon, UTF-8 or Windows-1252)."),
-    consent: str | None = typer.Option(None, "--consent", help="Consent to record: opted_in, unknown or opted_out."),
+    consent: str | None = typer.Option(
+        None, "--consent", help="Consent to record: opted_in, unknown or opted_out (a consent column's cells win)."
+    ),
     basis: str | None = typer.Option(
         None, "--basis", help="Basis of an opted_in consent: opt_in, customer, professional."
     ),
     source: str | None = typer.Option(None, "--source", help="Where the consent was collected (kept as proof)."),
     tag: list[str] | None = typer.Option(None, "--tag", help="Tag every imported contact (repeatable)."),
+    overwrite_stage: bool = typer.Option(
+        False, "--overwrite-stage", help="Take the file's stage even where edumail changed it since the last import."
+    ),
 ) -> None:
     """Create or update contacts from a CSV file (upsert by e-mail)."""
     project = current_project()
     report = contacts.import_contacts(
-        project.store(), file, now=clock.now(), consent=consent, basis=basis, source=source, tags=tag or []
+        project.store(),
+        file,
+        now=clock.now(),
+        consent=consent,
+        basis=basis,
+        source=source,
+        tags=tag or [],
+        overwrite_stage=overwrite_stage,
     )
     for problem in report.problems or []:
         console.print(f"[yellow]{problem}[/yellow]")

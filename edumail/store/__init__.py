@@ -18,6 +18,7 @@ import sqlite_utils
 
 from edumail.errors import EdumailError
 from edumail.store.contacts import ContactsMixin
+from edumail.store.forms import FormsMixin
 from edumail.store.gdpr import GdprMixin
 from edumail.store.journeys import JourneysMixin
 from edumail.store.locks import LocksMixin
@@ -28,7 +29,7 @@ from edumail.store.tracking import TrackingMixin
 BUSY_TIMEOUT_MS = 30_000
 
 
-class Store(ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin):
+class Store(ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin, FormsMixin):
     """A connection to the project's database; use one per thread."""
 
     def __init__(self, path: Path | str):

@@ -174,8 +174,49 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_due ON tasks(state, not_before);
 """
 
+# forms15 (SPEC 16-17): campaign data/content/deadline/topic, the stage an
+# import last wrote, topic choices, and the proof kept for each form signup.
+V6 = """
+ALTER TABLE campaigns ADD COLUMN data TEXT NOT NULL DEFAULT '{}';   -- --data: what templates read as event.*
+ALTER TABLE campaigns ADD COLUMN content TEXT;                      -- --content: the Markdown, rendered to HTML
+ALTER TABLE campaigns ADD COLUMN until TEXT;                        -- --until: a mail not sent by then is dropped
+ALTER TABLE campaigns ADD COLUMN topic TEXT;                        -- --topic
+ALTER TABLE contacts ADD COLUMN imported_stage TEXT;                -- the stage the last import's file gave
+ALTER TABLE contacts ADD COLUMN imported_at TEXT;
+-- Stages already stored came from an import unless a sequence or the CLI set them last.
+UPDATE contacts SET imported_stage = stage WHERE stage != '' AND COALESCE((SELECT e.source FROM events e
+    WHERE e.contact_id = contacts.id AND e.name = 'stage_changed' ORDER BY e.id DESC LIMIT 1), '')
+    NOT LIKE 'sequence:%' AND COALESCE((SELECT e.source FROM events e WHERE e.contact_id = contacts.id
+    AND e.name = 'stage_changed' ORDER BY e.id DESC LIMIT 1), '') != 'cli';
+
+CREATE TABLE topic_choices (                   -- no row: the contact has not left the topic
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    topic TEXT NOT NULL,
+    state TEXT NOT NULL,                       -- in | out
+    at TEXT NOT NULL,
+    PRIMARY KEY (contact_id, topic)
+);
+CREATE INDEX topic_choices_topic ON topic_choices(topic, state);
+
+CREATE TABLE form_signups (                    -- what a public form received: the proof the confirmation uses
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id),
+    form TEXT NOT NULL,
+    at TEXT NOT NULL,
+    ip TEXT,
+    user_agent TEXT NOT NULL DEFAULT '',
+    wording TEXT NOT NULL,                     -- the consent sentence shown beside the box
+    topics TEXT NOT NULL DEFAULT '[]',         -- JSON: the topics chosen
+    form_snapshot TEXT NOT NULL DEFAULT '{}',  -- JSON: the form as it was shown (title, fields, wording, topics)
+    event_id INTEGER,                          -- the subscribed event
+    confirmed_at TEXT
+);
+CREATE INDEX form_signups_contact ON form_signups(contact_id, at);
+"""
+
 # (version, SQL script), sorted by version. Versions are reserved per change; the store applies
 # every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
+    (6, V6),
 ]

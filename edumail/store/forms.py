@@ -1,0 +1,130 @@
+"""SQL for topics (who left which kind of marketing), form signups, and campaign extras."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from edumail import clock
+
+if TYPE_CHECKING:
+    from edumail.store import Store
+
+
+class FormsMixin:
+    # --- topics -------------------------------------------------------------------
+
+    def topic_states(self: Store, contact_id: int) -> dict[str, str]:
+        """{topic: 'in' | 'out'} for the topics this contact chose or left."""
+        return {
+            r[0]: r[1]
+            for r in self.execute("SELECT topic, state FROM topic_choices WHERE contact_id = ?", (contact_id,))
+        }
+
+    def set_topic_state(self: Store, contact_id: int, topic: str, state: str, at: datetime) -> None:
+        self.execute(
+            "INSERT INTO topic_choices (contact_id, topic, state, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(contact_id, topic) DO UPDATE SET state = excluded.state, at = excluded.at",
+            (contact_id, topic, state, clock.to_db(at)),
+        )
+
+    def left_topic_ids(self: Store, topic: str) -> set[int]:
+        """Contacts who left this topic."""
+        return {
+            r[0]
+            for r in self.execute("SELECT contact_id FROM topic_choices WHERE topic = ? AND state = 'out'", (topic,))
+        }
+
+    def has_left_topic(self: Store, contact_id: int, topic: str) -> bool:
+        found = self.scalar(
+            "SELECT 1 FROM topic_choices WHERE contact_id = ? AND topic = ? AND state = 'out'", (contact_id, topic)
+        )
+        return found is not None
+
+    # --- form signups -------------------------------------------------------------------
+
+    def insert_form_signup(
+        self: Store,
+        contact_id: int,
+        form: str,
+        at: datetime,
+        *,
+        ip: str | None,
+        user_agent: str,
+        wording: str,
+        topics: list[str],
+        snapshot: dict[str, Any],
+        event_id: int | None,
+    ) -> int:
+        cursor = self.execute(
+            "INSERT INTO form_signups (contact_id, form, at, ip, user_agent, wording, topics, form_snapshot, event_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                contact_id,
+                form,
+                clock.to_db(at),
+                ip,
+                user_agent,
+                wording,
+                json.dumps(topics, ensure_ascii=False),
+                json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
+                event_id,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def pending_form_signup(self: Store, contact_id: int) -> dict[str, Any] | None:
+        """The latest signup of this contact not yet confirmed, with `at` as a datetime and topics a list."""
+        row = self.row(
+            "SELECT * FROM form_signups WHERE contact_id = ? AND confirmed_at IS NULL ORDER BY id DESC LIMIT 1",
+            (contact_id,),
+        )
+        if row is None:
+            return None
+        row["at"] = clock.from_db(row["at"])
+        row["topics"] = json.loads(row["topics"] or "[]")
+        row["form_snapshot"] = json.loads(row["form_snapshot"] or "{}")
+        return row
+
+    def confirm_form_signups(self: Store, contact_id: int, at: datetime) -> None:
+        self.execute(
+            "UPDATE form_signups SET confirmed_at = ? WHERE contact_id = ? AND confirmed_at IS NULL",
+            (clock.to_db(at), contact_id),
+        )
+
+    def form_signups_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM form_signups WHERE contact_id = ? ORDER BY id", (contact_id,))
+
+    # --- campaign extras (SPEC 16) ----------------------------------------------------
+
+    def campaign(self: Store, campaign_id: int) -> dict[str, Any] | None:
+        return self.row("SELECT * FROM campaigns WHERE id = ?", (campaign_id,))
+
+    def set_campaign_extras(
+        self: Store,
+        campaign_id: int,
+        *,
+        data: dict[str, Any],
+        content: str | None,
+        until: datetime | None,
+        topic: str | None,
+    ) -> None:
+        self.execute(
+            "UPDATE campaigns SET data = ?, content = ?, until = ?, topic = ? WHERE id = ?",
+            (
+                json.dumps(data, ensure_ascii=False, sort_keys=True),
+                content,
+                clock.to_db(until) if until else None,
+                topic,
+                campaign_id,
+            ),
+        )
+
+    # --- import bookkeeping ---------------------------------------------------------------
+
+    def set_imported_stage(self: Store, contact_id: int, stage: str, at: datetime) -> None:
+        """Remember the stage the import file gave (without touching updated_at)."""
+        self.execute(
+            "UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", (stage, clock.to_db(at), contact_id)
+        )
