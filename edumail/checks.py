@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from edumail import project as project_module
+from edumail import render, sequences
 from edumail.errors import ConfigError, Problem
 
 
@@ -17,21 +17,11 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
         return list(exc.problems), {}
     counts = {"settings": 1}
     problems: list[Problem] = []
-    try:
-        sequences = importlib.import_module("edumail.sequences")
-    except ImportError:
-        sequences = None
-    if sequences is not None and hasattr(sequences, "check"):
-        problems.extend(sequences.check(project))
-        counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
-    try:
-        render = importlib.import_module("edumail.render")
-    except ImportError:
-        render = None
-    if render is not None and hasattr(render, "check_templates"):
-        library = render.TemplateLibrary(project.templates_dir, project.settings)
-        fields = project.store().custom_field_names()
-        problems.extend(render.check_templates(library, contact_fields=fields))
-        counts["templates"] = len(library.names())
+    problems.extend(sequences.check(project))
+    counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
+    library = render.TemplateLibrary(project.templates_dir, project.settings)
+    fields = project.store().custom_field_names()
+    problems.extend(render.check_templates(library, contact_fields=fields))
+    counts["templates"] = len(library.names())
     project.close()
     return problems, counts

@@ -20,6 +20,7 @@ from edumail.errors import EdumailError
 from edumail.runner import RunSummary, run_once
 
 if TYPE_CHECKING:
+    from edumail.delivery import DeliveryReport
     from edumail.project import Project
 
 
@@ -51,27 +52,26 @@ def one_line(summary: RunSummary) -> str:
     return line
 
 
-def delivery_text(report: Any) -> str:
+def delivery_text(report: DeliveryReport) -> str:
     """One line from delivery's report: sent, deferred, failed, and why it stopped."""
-    summary = getattr(report, "summary", None)
-    if callable(summary):
-        return str(summary())
-    if not hasattr(report, "sent"):
-        return str(report)
     parts = [f"{report.sent} sent"]
-    for name in ("deferred", "failed", "bounced", "cancelled", "recovered"):
-        value = getattr(report, name, 0)
+    for name, value in (
+        ("deferred", report.deferred),
+        ("failed", report.failed),
+        ("bounced", report.bounced),
+        ("cancelled", report.cancelled),
+        ("recovered", report.recovered),
+    ):
         if value:
             parts.append(f"{value} {name}")
     text = ", ".join(parts)
-    if getattr(report, "dry_run", False):
-        text += f" (dry run: {getattr(report, 'total', 0)} due)"
-    for name in ("stopped", "busy"):
-        if getattr(report, name, None):
-            text += f"; {getattr(report, name)}"
-    errors = getattr(report, "errors", None) or []
-    if errors:
-        text += "; " + "; ".join(errors[:3])
+    if report.dry_run:
+        text += f" (dry run: {report.total} due)"
+    for note in (report.stopped, report.busy):
+        if note:
+            text += f"; {note}"
+    if report.errors:
+        text += "; " + "; ".join(report.errors[:3])
     return text
 
 

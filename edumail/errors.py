@@ -30,14 +30,6 @@ class NotFound(EdumailError):
     """A contact, template, sequence or campaign that does not exist."""
 
 
-class DeliveryError(EdumailError):
-    """Delivery stopped: the SMTP server refused us in a way a retry won't fix."""
-
-
-class NotAvailable(EdumailError):
-    """A command whose capability has not landed yet."""
-
-
 @dataclass(frozen=True)
 class Problem:
     """One validation problem, printed as `file:line: message`."""

@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -647,20 +646,6 @@ def render(
     return library.render_template(template, context)
 
 
-def to_message(rendered: Rendered, *, from_addr: str, to_addr: str) -> EmailMessage:
-    """A multipart/alternative message: text/plain first, text/html last (RFC 2046)."""
-    for label, value in (("From", from_addr), ("To", to_addr)):
-        if "\r" in value or "\n" in value:
-            raise InputError(f"{label} address contains a line break: {value!r}")
-    message = EmailMessage()
-    message["Subject"] = _one_line(rendered.subject)
-    message["From"] = from_addr
-    message["To"] = to_addr
-    message.set_content(rendered.text, subtype="plain", charset="utf-8")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    return message
-
-
 __all__ = [
     "Rendered",
     "Template",
@@ -670,5 +655,4 @@ __all__ = [
     "render",
     "sample_contact",
     "sample_event",
-    "to_message",
 ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edumail import clock, lease, sequences, webhooks
 from edumail.engine import Engine, EngineReport
-from edumail.errors import EdumailError, NotAvailable
+from edumail.errors import EdumailError
 
 if TYPE_CHECKING:
     from edumail.project import Project
@@ -131,9 +131,6 @@ def _deliver(project: Project, now: datetime, dry_run: bool, stop: Any) -> tuple
     deliver = getattr(delivery, "deliver", None)
     if deliver is None:
         return None, "delivery is not part of this version yet: mails stay queued in the outbox"
-    try:
-        if stop is not None:
-            return deliver(project, now=now, dry_run=dry_run, stop=stop), ""
-        return deliver(project, now=now, dry_run=dry_run), ""
-    except NotAvailable as exc:
-        return None, str(exc)
+    if stop is not None:
+        return deliver(project, now=now, dry_run=dry_run, stop=stop), ""
+    return deliver(project, now=now, dry_run=dry_run), ""

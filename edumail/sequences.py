@@ -85,16 +85,6 @@ class Step:
                 return action
         return None
 
-    def describe_timing(self) -> str:
-        parts = []
-        if self.wait is not None:
-            parts.append(f"wait {_show_duration(self.wait)}")
-        if self.at is not None:
-            parts.append(f"at {self.at.text}")
-        if self.time is not None:
-            parts.append(f"at {self.time[0]:02d}:{self.time[1]:02d}")
-        return ", ".join(parts) or "at once"
-
 
 @dataclass(frozen=True)
 class Trigger:
@@ -177,14 +167,10 @@ def files(project: Project) -> list[Path]:
 
 
 def available_templates(project: Project) -> list[str]:
-    """Template names the project has (the template library's view when it is there)."""
-    try:
-        from edumail.render import TemplateLibrary  # type: ignore[attr-defined]
+    """Template names the project has, as the template library sees them."""
+    from edumail.render import TemplateLibrary
 
-        return sorted(TemplateLibrary(project.templates_dir, project.settings).names())
-    except Exception:  # noqa: BLE001 - render.py not there yet, or a broken template: list files
-        folder = project.templates_dir
-        return sorted(p.stem for p in folder.glob("*.html")) if folder.is_dir() else []
+    return sorted(TemplateLibrary(project.templates_dir, project.settings).names())
 
 
 def load(project: Project) -> tuple[list[Sequence], list[Problem]]:

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
-from edumail import clock
+from edumail import clock, sequences
 from edumail.errors import InputError, NotFound
 from edumail.project import Project
 from edumail.store import Store
@@ -40,10 +40,6 @@ class Definition:
 
 def definitions(project: Project) -> tuple[dict[str, Definition], list[str]]:
     """The sequences on disk that validate, and a note for each problem (stats still run)."""
-    try:
-        from edumail import sequences  # noqa: PLC0415 - optional: stats work from the database alone
-    except ImportError:
-        return {}, []
     loaded, problems = sequences.load(project)
     found: dict[str, Definition] = {}
     for sequence in loaded:

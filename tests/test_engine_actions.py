@@ -162,10 +162,12 @@ def test_a_human_click_counts_as_an_open_when_the_pixel_was_blocked(root: Path) 
         "    if: {not_opened: bienvenue}\n    tag: relancer\n",
     )
     ada = add_contact(project, "ada@example.org")
-    event(project, ada, "x", "2026-12-01T09:00")
+    bob = add_contact(project, "bob@example.org")
+    for cid in (ada, bob):
+        event(project, cid, "x", "2026-12-01T09:00")
     run(project, "2026-12-01T09:00")
     store = project.store()
-    [mail] = mails(project)
+    mail = next(m for m in mails(project) if m["contact_id"] == ada)
     at = T("2026-12-01T10:00")
     contacts.record_event(
         store,
@@ -178,7 +180,9 @@ def test_a_human_click_counts_as_an_open_when_the_pixel_was_blocked(root: Path) 
         mail_id=mail["id"],
     )
     run(project, "2026-12-03T09:00")
-    assert store.tags_of(ada) == []
+    # Bob, who neither opened nor clicked, shows the step ran: only Ada's click kept the tag away.
+    assert (store.tags_of(ada), store.tags_of(bob)) == ([], ["relancer"])
+    assert ("step-2", "skipped") in outcomes(project, ada)
 
 
 def test_contact_field_dates_drive_at_steps(root: Path) -> None:

@@ -1,4 +1,4 @@
-"""render.py: front matter, the sandbox, strict variables, filters, layouts, inlining, the text part, to_message."""
+"""render.py: front matter, the sandbox, strict variables, filters, layouts, inlining, the text part."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edumail.errors import EdumailError, InputError, NotFound, RenderError
-from edumail.render import TemplateLibrary, html_to_text, render, to_message
+from edumail.errors import EdumailError, NotFound, RenderError
+from edumail.render import TemplateLibrary, html_to_text, render
 from edumail.settings import Sender, Settings
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -472,26 +472,3 @@ def test_a_changed_layout_is_reloaded(folder, library):
 def test_get_returns_the_cached_template_while_unchanged(folder, library):
     write(folder, "t.html", page("x"))
     assert library.get("t") is library.get("t")
-
-
-# --- to_message -----------------------------------------------------------------
-
-
-def test_to_message_is_multipart_alternative_text_first_html_last(folder, library):
-    write(folder, "t.html", page("<p>Café</p>", extra="layout: base\n"))
-    message = to_message(
-        go(library), from_addr="Centre <contact@centre.example>", to_addr="Camille <camille@example.org>"
-    )
-    assert message.get_content_type() == "multipart/alternative"
-    parts = list(message.iter_parts())
-    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
-    assert parts[0].get_content_charset() == "utf-8"
-    assert "Café" in parts[0].get_content() and "Café" in parts[1].get_content()
-    assert message["Subject"] == "Bonjour Camille"
-    assert message["To"] == "Camille <camille@example.org>"
-
-
-def test_to_message_refuses_line_breaks_in_addresses(folder, library):
-    write(folder, "t.html", page("x"))
-    with pytest.raises(InputError):
-        to_message(go(library), from_addr="a@b.example", to_addr="c@d.example\r\nBcc: e@f.example")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edumail.render import TemplateLibrary, check_templates, render, sample_contact, sample_event, to_message
+from edumail import message
+from edumail.render import TemplateLibrary, check_templates, render, sample_contact, sample_event
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,8 +143,11 @@ def test_the_layout_colours_have_sufficient_contrast(text, background):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_message_is_text_first_and_html_last(library, name):
-    message = to_message(mail(library, name), from_addr="contact@centre.example", to_addr="camille.martin@example.org")
-    parsed = message_from_bytes(message.as_bytes(), policy=default_policy)
+    rendered = mail(library, name)
+    headers = message.Headers()
+    headers.add("From", message.mailbox("Centre", "contact@centre.example"))
+    headers.text("Subject", rendered.subject)
+    parsed = message_from_bytes(message.build(headers, text=rendered.text, html=rendered.html), policy=default_policy)
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert parsed["Subject"] == mail(library, name).subject
 

@@ -141,12 +141,15 @@ def test_the_lock_of_a_dead_process_is_taken_over(root: Path) -> None:
 
 
 def test_an_expired_lock_is_taken_over(root: Path) -> None:
+    enrol(root, 1)
     project = open_project(root)
     project.store().execute(
         "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', 'elsewhere:1:x',"
         " '2000-01-01', '2000-01-02')"
     )
-    runner.run_once(project, now=T("2026-12-01T10:00"), lock_wait=0, deliver=False)
+    summary = runner.run_once(project, now=T("2026-12-01T10:05"), lock_wait=0, deliver=False)
+    assert summary.engine.count("entered") == 1  # the run did its work under the taken-over lock
+    assert project.store().lock_holder("run") is None
 
 
 def test_daemon_runs_on_its_interval_and_stops_cleanly_on_sigterm(root: Path) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from edumail import clock
 from edumail import project as project_module
-from edumail.errors import InputError, NotAvailable
+from edumail.errors import InputError
 from edumail.project import Project
 
 console = Console(highlight=False)
@@ -59,7 +59,3 @@ def parse_at(value: str | None, project: Project, option: str = "--at") -> datet
         return clock.parse_iso(value, project.settings.tz)
     except InputError as exc:
         raise InputError(f"{option}: {exc}") from None
-
-
-def not_available(what: str) -> NotAvailable:
-    return NotAvailable(f"`edumail {what}` is not available yet in this version of edumail")

@@ -340,15 +340,6 @@ class JourneysMixin:
     def journey_log(self: Store, journey_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM journey_log WHERE journey_id = ? ORDER BY id", (journey_id,))
 
-    def journey_counts(self: Store) -> dict[str, dict[str, int]]:
-        """{sequence: {state: count}}."""
-        counts: dict[str, dict[str, int]] = {}
-        for sequence, state, count in self.execute(
-            "SELECT sequence, state, COUNT(*) FROM journeys GROUP BY sequence, state"
-        ):
-            counts.setdefault(sequence, {})[state] = count
-        return counts
-
     @contextmanager
     def savepoint(self: Store, name: str = "step") -> Iterator[None]:
         """Inside a transaction: undo only this block on error (one journey in a batch)."""

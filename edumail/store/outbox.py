@@ -55,9 +55,6 @@ class OutboxMixin:
     def mail(self: Store, mail_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM mails WHERE id = ?", (mail_id,))
 
-    def mail_by_message_id(self: Store, message_id: str) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM mails WHERE message_id = ?", (message_id,))
-
     def mails_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM mails WHERE contact_id = ? ORDER BY queued_at, id", (contact_id,))
 
@@ -168,9 +165,6 @@ class OutboxMixin:
         )
         return int(cursor.lastrowid or 0)
 
-    def set_campaign_state(self: Store, campaign_id: int, state: str) -> None:
-        self.execute("UPDATE campaigns SET state = ? WHERE id = ?", (state, campaign_id))
-
     def settle_campaigns(self: Store) -> None:
         """Campaigns with no mail left queued or sending are done."""
         self.execute(
@@ -178,14 +172,6 @@ class OutboxMixin:
             " m.campaign_id = campaigns.id) AND NOT EXISTS (SELECT 1 FROM mails m WHERE m.campaign_id = campaigns.id"
             " AND m.state IN ('queued', 'sending'))"
         )
-
-    def campaign_mail_states(self: Store, campaign_id: int) -> dict[str, int]:
-        return {
-            r["state"]: r["n"]
-            for r in self.rows(
-                "SELECT state, COUNT(*) AS n FROM mails WHERE campaign_id = ? GROUP BY state", (campaign_id,)
-            )
-        }
 
     def campaign_contact_ids(self: Store, campaign_id: int) -> set[int]:
         return {r[0] for r in self.execute("SELECT contact_id FROM mails WHERE campaign_id = ?", (campaign_id,))}
