@@ -22,7 +22,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from edumail.render import TemplateLibrary, html_to_text, insert_preheader, render, sample_event
+from edumail.render import TemplateLibrary, html_to_text, insert_preheader, render
+from edumail.render_check import sample_event
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edumail import project as project_module
-from edumail import render, sequences
+from edumail import render, render_check, sequences
 from edumail.errors import ConfigError, Problem
 
 
@@ -21,7 +21,7 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
     library = render.TemplateLibrary(project.templates_dir, project.settings)
     fields = project.store().custom_field_names()
-    problems.extend(render.check_templates(library, contact_fields=fields))
+    problems.extend(render_check.check_templates(library, contact_fields=fields))
     counts["templates"] = len(library.names())
     project.close()
     return problems, counts

@@ -25,7 +25,8 @@ from starlette.routing import Route
 from edumail import clock
 from edumail.errors import EdumailError, InputError, NotFound
 from edumail.project import Project
-from edumail.render import Rendered, TemplateLibrary, render, sample_contact, sample_event
+from edumail.render import Rendered, TemplateLibrary, render
+from edumail.render_check import sample_contact, sample_event
 
 PREVIEW_TOKEN = "preview"
 

@@ -2,104 +2,48 @@
 
 `render()` is pure: no database, no network, no clock (`now` is given). Every
 mistake in a template becomes a RenderError `templates/NAME.html:LINE: ...`.
-Static checks (`check_templates`) and sample data live in edumail.render_check,
-the HTML -> text conversion in edumail.htmltext; both are re-exported here.
+This module owns what a template may use (the constants below); the sandbox
+is edumail.render_sandbox, the date filters edumail.render_dates, the page
+around a body edumail.render_page. Static checks and sample data
+(edumail.render_check) build on this module, never the reverse.
 """
 
 from __future__ import annotations
 
-import html as html_module
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import babel.dates
 import css_inline
 import jinja2
-from babel import Locale
 from jinja2.loaders import split_template_path
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
+from edumail import render_sandbox as sandbox
 from edumail import yamlfile
-from edumail.clock import parse_iso, zone
-from edumail.errors import ConfigError, InputError, NotFound, RenderError
+from edumail.errors import ConfigError, NotFound, RenderError
 from edumail.htmltext import html_to_text
-from edumail.render_check import (
-    CONTACT_FIELDS,
-    FRONT_MATTER_KEYS,
-    LAYOUTS_DIR,
-    check_templates,
-    required_event_fields,
-    sample_contact,
-    sample_event,
-    variables,
-)
+from edumail.render_dates import DateFormatter
+from edumail.render_page import document, insert_preheader, one_line
+from edumail.render_sandbox import Environment, Undefined, Vars, default_filter
 from edumail.settings import Settings
+
+# What a template may use.
+CONTACT_FIELDS = ("email", "first_name", "last_name", "stage", "tags", "consent", "timezone")
+SENDER_FIELDS = ("name", "email", "reply_to")
+GLOBALS = ("contact", "event", "sender", "now", "unsubscribe_url", "preferences_url")
+# Variables edumail passes to some sends only, through render(extra=...).
+EXTRAS = ("confirm_url",)
+LAYOUT_VARIABLES = ("content", "subject", "preheader")
+FRONT_MATTER_KEYS = ("subject", "preheader", "layout")
+LAYOUTS_DIR = "layouts"
 
 _NAME = re.compile(r"^\w[\w.-]*$")  # any letters: "relancé" is a fine name
 _EVENT_DOC = re.compile(r"\{#-?\s*event\s*:([^\n#]*)")
-_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
-_PREHEADER_FILL = "&#847;&zwnj;&nbsp;" * 40
-
-
-class _Vars(dict):
-    """A dict of template data that knows its own name, for `undefined variable 'event.x'`."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: str, *args: Any) -> None:
-        super().__init__(*args)
-        self.path = path
-
-
-class _Undefined(jinja2.StrictUndefined):
-    """StrictUndefined whose message names the variable as written in the template."""
-
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        obj, name = self._undefined_obj, self._undefined_name
-        if isinstance(obj, _Vars):
-            keys = sorted(str(k) for k in obj)
-            shown = ", ".join(keys[:15]) + (", ..." if len(keys) > 15 else "") if keys else "nothing"
-            return (
-                f"undefined variable '{obj.path}.{name}' ({obj.path} has: {shown}; "
-                "write `| default(...)` if it is optional)"
-            )
-        if obj is jinja2.utils.missing:
-            return f"undefined variable {name!r}"
-        return f"undefined: {type(obj).__name__} value has no attribute or key {name!r}"
-
-
-class _FilterError(Exception):
-    """A filter given a value it cannot use; mapped to file:line by the renderer."""
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, where `contact.x` on template data means the key `x`, never a dict method."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is _Vars:
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        if type(obj) is _Vars and isinstance(argument, str):
-            return self.getattr(obj, argument)
-        return super().getitem(obj, argument)
 
 
 class _Loader(jinja2.BaseLoader):
@@ -180,8 +124,7 @@ class TemplateLibrary:
         self.dir = Path(templates_dir)
         self.settings = settings
         self.tz = settings.tz
-        self.locale = Locale.parse(settings.locale)
-        self.sender = _Vars(
+        self.sender = Vars(
             "sender",
             {"name": settings.sender.name, "email": settings.sender.email, "reply_to": settings.sender.reply_to},
         )
@@ -189,14 +132,8 @@ class TemplateLibrary:
         self.env = _environment(self)
         self.inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._cache: dict[str, Template] = {}
-        self._zones: dict[str, ZoneInfo] = {}
-        self._formatted: dict[tuple[Any, ...], str] = {}
         self._stamps: dict[str, tuple[str, str]] = {}
-        french = self.locale.language == "fr"
-        self.date_format = "EEEE d MMMM y" if french else self.locale.date_formats["full"].pattern
-        self.datetime_format = (
-            "EEEE d MMMM y 'à' H'h'mm" if french else f"{self.date_format}, {self.locale.time_formats['short'].pattern}"
-        )
+        self.dates = DateFormatter(settings)
 
     # --- files ----------------------------------------------------------------
 
@@ -305,14 +242,6 @@ class TemplateLibrary:
             return None
         return self._load(f"{LAYOUTS_DIR}/{template.layout}.html", template.file, template.lines.get("layout", 1))
 
-    def variables(self, name: str) -> set[str]:
-        """Dotted names template NAME reads (`contact.first_name`, `event.lieu`, `confirm_url`...)."""
-        return variables(self, name)
-
-    def required_event_fields(self, name: str) -> set[str]:
-        """Event fields template NAME needs (read without `default` or `is defined`)."""
-        return required_event_fields(self, name)
-
     def documented_event_fields(self, name: str) -> list[str]:
         """Event fields listed in the `{# event: ... #}` comment of template NAME."""
         return self.get(name).documented_event_fields
@@ -335,7 +264,7 @@ class TemplateLibrary:
             context.update(extra)
         context.update(
             contact=contact_vars(contact),
-            event=_Vars("event", event or {}),
+            event=Vars("event", event or {}),
             sender=self.sender,
             now=now,
             unsubscribe_url=unsubscribe_url,
@@ -346,8 +275,8 @@ class TemplateLibrary:
     def render_template(self, template: Template, context: dict[str, Any]) -> Rendered:
         """Render a parsed template with a context from `context()`."""
         compiled = template.compiled
-        subject = _one_line(self.run(compiled["subject"], context, template.file))
-        preheader = _one_line(self.run(compiled["preheader"], context, template.file)) if template.preheader else ""
+        subject = one_line(self.run(compiled["subject"], context, template.file))
+        preheader = one_line(self.run(compiled["preheader"], context, template.file)) if template.preheader else ""
         body = self.run(compiled["body"], context, template.file)
         layout = self.layout_template(template)
         if layout is not None:
@@ -356,7 +285,7 @@ class TemplateLibrary:
         elif "<html" in body[:1000].lower():
             page = body
         else:
-            page = _document(body, subject)
+            page = document(body, subject)
         if "text" in compiled:
             text = self.run(compiled["text"], context, template.file).strip() + "\n"
         else:
@@ -370,121 +299,13 @@ class TemplateLibrary:
 
     def run(self, compiled: jinja2.Template, context: dict[str, Any], shown: str) -> str:
         """Render one compiled template; any failure becomes RenderError at the template line."""
-        try:
-            # Template.render() would copy the context (and the globals) for every part of every mail.
-            return "".join(compiled.root_render_func(compiled.new_context(context, shared=True)))
-        except RenderError:
-            raise
-        except Exception:  # noqa: BLE001 - a template can fail in many ways; all are the author's to fix
-            try:
-                self.env.handle_exception()  # re-raises with template file names and lines in the traceback
-            except Exception as exc:  # noqa: BLE001
-                raise self._error(exc, shown) from None
-            raise
-
-    def _error(self, exc: Exception, shown: str) -> RenderError:
-        file, line = self._where(exc.__traceback__, shown)
-        if isinstance(exc, jinja2.TemplateSyntaxError):
-            return RenderError(exc.filename or file, exc.lineno, f"syntax error: {exc.message}")
-        if isinstance(exc, SecurityError):
-            return RenderError(file, line, f"refused by the sandbox: {exc}")
-        if isinstance(exc, jinja2.TemplateNotFound):
-            return RenderError(file, line, f"no file {self.prefix}{exc.name}")
-        if isinstance(exc, (jinja2.UndefinedError, _FilterError)):
-            return RenderError(file, line, str(exc))
-        return RenderError(file, line, f"{type(exc).__name__}: {exc}")
-
-    def _where(self, tb: TracebackType | None, shown: str) -> tuple[str, int]:
-        """The template file and line of a failure, from the (Jinja-rewritten) traceback."""
-        innermost, own = (shown, 0), None
-        while tb is not None:
-            name = tb.tb_frame.f_code.co_filename
-            if name.startswith(self.prefix):
-                innermost = (name, tb.tb_lineno)
-                if name == shown:
-                    own = innermost
-            tb = tb.tb_next
-        # A value passed to a macro fails inside the macro's file: the caller's line is the useful one.
-        return own or innermost
-
-    # --- dates ----------------------------------------------------------------
-
-    def format_date(self, context: Any, value: Any, pattern: str | None, tz: str | None, with_time: bool) -> str:
-        """The `date` and `datetime` filters: babel, project locale, contact or project timezone."""
-        what = "datetime" if with_time else "date"
-        where = self._zone(tz, context, what)
-        # Many mails show the same session dates: formatting is cached (babel costs ~20 µs a call).
-        key = (value, pattern, where.key, with_time) if isinstance(value, (str, date)) else None
-        if key is not None:
-            found = self._formatted.get(key)
-            if found is not None:
-                return found
-        text = self._format(value, pattern, where, what, with_time)
-        if key is not None:
-            if len(self._formatted) > 10_000:
-                self._formatted.clear()
-            self._formatted[key] = text
-        return text
-
-    def _format(self, value: Any, pattern: str | None, where: ZoneInfo, what: str, with_time: bool) -> str:
-        moment = self._moment(value, what)
-        if isinstance(moment, datetime):
-            pattern = pattern or (self.datetime_format if with_time else self.date_format)
-        elif with_time:
-            pattern = pattern or self.datetime_format
-            moment = datetime.combine(moment, time(), tzinfo=where)
-        else:
-            pattern = pattern or self.date_format
-        try:
-            if isinstance(moment, datetime):
-                return babel.dates.format_datetime(moment, pattern, tzinfo=where, locale=self.locale)
-            return babel.dates.format_date(moment, pattern, locale=self.locale)
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            raise _FilterError(f"{what}: cannot format {value!r} as {pattern!r} ({exc})") from None
-
-    def _moment(self, value: Any, what: str) -> date | datetime:
-        if isinstance(value, jinja2.Undefined):
-            value._fail_with_undefined_error()
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=self.tz)
-        if isinstance(value, date):
-            return value
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise _FilterError(f"{what}: no date given (empty value; write `| default(...)` before `| {what}`)")
-        if not isinstance(value, str):
-            raise _FilterError(f"{what}: expected a date, got {type(value).__name__} {value!r}")
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return date.fromisoformat(text)
-            return parse_iso(text, self.tz)
-        except (ValueError, InputError):
-            raise _FilterError(
-                f"{what}: {value!r} is not a date (expected ISO 8601 such as 2026-12-01T09:00)"
-            ) from None
-
-    def _zone(self, tz: str | None, context: Any, what: str) -> ZoneInfo:
-        name = tz
-        if name is None:
-            contact = context.get("contact") if context is not None else None
-            name = contact.get("timezone") if isinstance(contact, dict) else None
-            if not name:
-                return self.tz
-        found = self._zones.get(name)
-        if found is None:
-            try:
-                found = self._zones[name] = zone(str(name))
-            except InputError as exc:
-                if tz is None:  # a contact's bad timezone must not block their mail
-                    return self.tz
-                raise _FilterError(f"{what}: {exc}") from None
-        return found
+        return sandbox.run(self.env, compiled, context, shown, self.prefix)
 
 
-def _environment(library: TemplateLibrary) -> _Environment:
-    env = _Environment(
+def _environment(library: TemplateLibrary) -> Environment:
+    env = Environment(
         loader=_Loader(library),
-        undefined=_Undefined,
+        undefined=Undefined,
         autoescape=lambda name: name is None or name.endswith(".html"),
         auto_reload=True,
         cache_size=1000,
@@ -493,30 +314,19 @@ def _environment(library: TemplateLibrary) -> _Environment:
 
     @jinja2.pass_context
     def date_filter(context: Any, value: Any, format: str | None = None, tz: str | None = None) -> str:
-        return library.format_date(context, value, format, tz, with_time=False)
+        return library.dates.format(context, value, format, tz, with_time=False)
 
     @jinja2.pass_context
     def datetime_filter(context: Any, value: Any, format: str | None = None, tz: str | None = None) -> str:
-        return library.format_date(context, value, format, tz, with_time=True)
+        return library.dates.format(context, value, format, tz, with_time=True)
 
     env.filters.update(date=date_filter, datetime=datetime_filter, default=default_filter, d=default_filter)
     return env
 
 
-def default_filter(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
-    """`default`: for an undefined, None or empty value (and any false one with boolean=true)."""
-    if isinstance(value, jinja2.Undefined) or value is None:
-        return default_value
-    if isinstance(value, str) and not value.strip():
-        return default_value
-    if boolean and not value:
-        return default_value
-    return value
-
-
-def contact_vars(contact: dict[str, Any]) -> _Vars:
+def contact_vars(contact: dict[str, Any]) -> Vars:
     """A contact as templates see it: built-in fields, then custom fields flattened in."""
-    values = _Vars("contact")
+    values = Vars("contact")
     custom = contact.get("fields")
     if isinstance(custom, str):
         try:
@@ -591,34 +401,6 @@ def _pad(source: str, line: int) -> str:
     return "\n" * max(line - 1, 0) + source
 
 
-def _one_line(text: str) -> str:
-    """Header-safe text: every run of whitespace (CR and LF included) becomes one space."""
-    return " ".join(text.split())
-
-
-def _document(body: str, subject: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="fr">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html_module.escape(subject)}</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
-def insert_preheader(page: str, preheader: str) -> str:
-    """The preheader as hidden preview text, first thing in <body>."""
-    if not preheader:
-        return page
-    hidden = (
-        '<div style="display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;'
-        'overflow:hidden;mso-hide:all;" aria-hidden="true">'
-        f"{html_module.escape(preheader)}{_PREHEADER_FILL}</div>"
-    )
-    found = _BODY_OPEN.search(page)
-    if found is None:
-        return hidden + page
-    return page[: found.end()] + hidden + page[found.end() :]
-
-
 # --- the public functions ---------------------------------------------------
 
 
@@ -650,9 +432,7 @@ __all__ = [
     "Rendered",
     "Template",
     "TemplateLibrary",
-    "check_templates",
     "html_to_text",
+    "insert_preheader",
     "render",
-    "sample_contact",
-    "sample_event",
 ]

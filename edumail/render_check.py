@@ -9,23 +9,22 @@ a problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from edumail.errors import Problem, RenderError
+from edumail.render import (
+    CONTACT_FIELDS,
+    EXTRAS,
+    GLOBALS,
+    LAYOUT_VARIABLES,
+    LAYOUTS_DIR,
+    SENDER_FIELDS,
+    TemplateLibrary,
+    read_text,
+)
 
-if TYPE_CHECKING:
-    from edumail.render import TemplateLibrary
-
-CONTACT_FIELDS = ("email", "first_name", "last_name", "stage", "tags", "consent", "timezone")
-SENDER_FIELDS = ("name", "email", "reply_to")
-GLOBALS = ("contact", "event", "sender", "now", "unsubscribe_url", "preferences_url")
-# Variables edumail passes to some sends only, through render(extra=...).
-EXTRAS = ("confirm_url",)
-LAYOUT_VARIABLES = ("content", "subject", "preheader")
-FRONT_MATTER_KEYS = ("subject", "preheader", "layout")
-LAYOUTS_DIR = "layouts"
 _OPTIONAL_FILTERS = ("default", "d")
 _OPTIONAL_TESTS = ("defined", "undefined")
 
@@ -119,7 +118,6 @@ def template_sources(library: TemplateLibrary, name: str) -> list[tuple[str, str
     if template.text_name:
         path = library.dir / template.text_name
         shown = library.display(path)
-        from edumail.render import read_text
 
         sources.append((read_text(path, shown), shown))
     return sources
@@ -213,8 +211,6 @@ def check_templates(
         path = library.dir / LAYOUTS_DIR / f"{layout}.html"
         shown = library.display(path)
         try:
-            from edumail.render import read_text
-
             source = read_text(path, shown)
         except RenderError as exc:
             problems.append(exc.problem)

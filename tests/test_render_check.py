@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edumail.errors import Problem
-from edumail.render import TemplateLibrary, check_templates, sample_contact, sample_event
+from edumail.render import TemplateLibrary
+from edumail.render_check import check_templates, required_event_fields, sample_contact, sample_event, variables
 from edumail.settings import Sender, Settings
 
 LAYOUT = (
@@ -188,8 +189,8 @@ def test_variables_lists_what_a_template_reads(folder, library):
         "{{ contact.first_name }} {{ event.lieu | default('') }} {{ confirm_url }}",
         front='subject: "{{ event.formation }}"\n',
     )
-    assert library.variables("t") == {"contact.first_name", "event.lieu", "confirm_url", "event.formation"}
-    assert library.required_event_fields("t") == {"formation"}
+    assert variables(library, "t") == {"contact.first_name", "event.lieu", "confirm_url", "event.formation"}
+    assert required_event_fields(library, "t") == {"formation"}
 
 
 def test_documented_event_fields_come_from_the_comment(folder, library):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from edumail import message
-from edumail.render import TemplateLibrary, check_templates, render, sample_contact, sample_event
+from edumail.render import TemplateLibrary, render
+from edumail.render_check import check_templates, required_event_fields, sample_contact, sample_event, variables
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,16 +186,16 @@ def test_the_newsletter_is_dated_by_now(library):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_event_field_used_is_documented_at_the_top(library, name):
-    used = {v.split(".")[1] for v in library.variables(name) if v.startswith("event.")}
+    used = {v.split(".")[1] for v in variables(library, name) if v.startswith("event.")}
     documented = set(library.documented_event_fields(name))
     assert used <= documented, f"{name}: document {sorted(used - documented)} in the {{# event: ... #}} comment"
-    assert library.required_event_fields(name) <= documented
+    assert required_event_fields(library, name) <= documented
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_renders_with_only_the_required_event_data(library, name):
     sample = sample_event(name)
-    sparse = {k: sample[k] for k in library.required_event_fields(name)}
+    sparse = {k: sample[k] for k in required_event_fields(library, name)}
     assert mail(library, name, event=sparse).text.strip()
 
 
@@ -214,6 +215,6 @@ def test_the_optional_fields_fall_back_to_sensible_french(library):
 
 
 def test_service_templates_need_their_session_data(library):
-    assert library.required_event_fields("rappel-session") == {"formation", "session_start"}
-    assert library.required_event_fields("confirmation-inscription") == {"formation", "session_start"}
-    assert library.required_event_fields("bienvenue") == set()
+    assert required_event_fields(library, "rappel-session") == {"formation", "session_start"}
+    assert required_event_fields(library, "confirmation-inscription") == {"formation", "session_start"}
+    assert required_event_fields(library, "bienvenue") == set()
