@@ -13,7 +13,18 @@ from edumail.store import Store
 def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
     """Everything `contacts show` prints, as plain data (times in UTC ISO)."""
     contact_id = contact["id"]
-    mails = store.mails_of(contact_id)
+    return {
+        "contact": _card(contact),
+        "tags": store.tags_of(contact_id),
+        "consent_log": [
+            {**entry, "proof": json.loads(entry["proof"] or "{}")} for entry in store.consent_log(contact_id)
+        ],
+        "timeline": _timeline(store, contact_id),
+    }
+
+
+def _timeline(store: Store, contact_id: int) -> list[dict[str, Any]]:
+    """Events, journey steps and mails of a contact, oldest first."""
     timeline: list[dict[str, Any]] = []
     for event in store.events_of(contact_id):
         timeline.append(
@@ -39,7 +50,7 @@ def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
                 "mail_id": entry["mail_id"],
             }
         )
-    for mail in mails:
+    for mail in store.mails_of(contact_id):
         timeline.append(
             {
                 "at": mail["sent_at"] or mail["queued_at"],
@@ -57,27 +68,23 @@ def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
             }
         )
     timeline.sort(key=lambda item: (item["at"] or "", _ORDER[item["kind"]]))
-    fields = json.loads(contact["fields"] or "{}")
+    return timeline
+
+
+def _card(contact: dict[str, Any]) -> dict[str, Any]:
     return {
-        "contact": {
-            "email": contact["email"],
-            "name": display_name(contact),
-            "first_name": contact["first_name"],
-            "last_name": contact["last_name"],
-            "stage": contact["stage"],
-            "consent": contact["consent"],
-            "consent_basis": contact["consent_basis"],
-            "timezone": contact["timezone"],
-            "fields": fields,
-            "created_at": contact["created_at"],
-            "bounced_at": contact["bounced_at"],
-            "forgotten_at": contact["forgotten_at"],
-        },
-        "tags": store.tags_of(contact_id),
-        "consent_log": [
-            {**entry, "proof": json.loads(entry["proof"] or "{}")} for entry in store.consent_log(contact_id)
-        ],
-        "timeline": timeline,
+        "email": contact["email"],
+        "name": display_name(contact),
+        "first_name": contact["first_name"],
+        "last_name": contact["last_name"],
+        "stage": contact["stage"],
+        "consent": contact["consent"],
+        "consent_basis": contact["consent_basis"],
+        "timezone": contact["timezone"],
+        "fields": json.loads(contact["fields"] or "{}"),
+        "created_at": contact["created_at"],
+        "bounced_at": contact["bounced_at"],
+        "forgotten_at": contact["forgotten_at"],
     }
 
 
