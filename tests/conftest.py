@@ -24,6 +24,20 @@ locale: fr_FR
 """
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the long reliability tests (CI does)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (a simulated week, five SIGKILLs) run with --slow, as .ci/run does."""
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="long reliability run: `pytest --slow` (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's EDUMAIL_* variables."""

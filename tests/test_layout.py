@@ -27,15 +27,12 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 PENDING = {  # issue 11, core11's part: the splits of these modules and functions
     "edumail/contacts.py",
-    "edumail/delivery.py",
     "edumail/engine.py",
     "edumail/tracking.py",
     "edumail/contacts.py:import_contacts",
     "edumail/engine.py:_run_step",
     "edumail/campaigns.py:create_campaign",
-    "guard edumail/gdpr.py",
     "guard edumail/runner.py",
-    "guard edumail/tracking.py",
 }
 
 
@@ -104,7 +101,8 @@ def test_the_layout_check_sees_a_long_function_and_a_guard(tmp_path, monkeypatch
         f"def long():\n{body}\n\n\ntry:\n    from edumail import engine\nexcept ImportError:\n    engine = None\n"
     )
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
-    assert offenders() == {"edumail/bad.py:long": MAX_FUNCTION_LINES + 1, "guard edumail/bad.py": MAX_FUNCTION_LINES + 4}
+    expected = {"edumail/bad.py:long": MAX_FUNCTION_LINES + 1, "guard edumail/bad.py": MAX_FUNCTION_LINES + 4}
+    assert offenders() == expected
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
 from test_delivery_support import NOW, add_contacts, make_project, queue
 
@@ -155,6 +156,7 @@ def _stop_daemon(daemon: subprocess.Popen[bytes], log: Path) -> str:
     return log.read_text(encoding="utf-8", errors="replace")
 
 
+@pytest.mark.slow
 def test_a_daemon_and_two_cron_runs_through_a_week_send_no_mail_twice(tmp_path, smtp_server, spawned):
     root = tmp_path / "centre"
     project = _project(root, smtp_server)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
 from test_delivery_support import add_contacts, make_project
 
@@ -46,6 +47,7 @@ def _mail_ids(store: Store, state: str) -> set[str]:
     return {r["message_id"] for r in store.rows("SELECT message_id FROM mails WHERE state = ?", (state,))}
 
 
+@pytest.mark.slow
 def test_a_campaign_killed_five_times_reaches_every_contact_exactly_once(
     tmp_path: Path,
     smtp_server: SmtpTestServer,  # noqa: F811
