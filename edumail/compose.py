@@ -36,6 +36,9 @@ DKIM_HEADERS = [
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
 ]
+# Signed a second time ("oversigned"): a copy of one of these added above the signature breaks it,
+# so nobody can prepend a second Subject or From that some clients would show instead.
+DKIM_OVERSIGN = [b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsubscribe", b"List-Unsubscribe-Post"]
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _FOOTER_HTML = (
@@ -52,7 +55,13 @@ class Skip(EdumailError):
 
 @dataclass(frozen=True)
 class Composed:
-    envelope: Envelope
+    """A built mail still without its Date and DKIM signature: `Composer.seal` adds both at hand-over."""
+
+    sender: str
+    recipient: str
+    unsigned: bytes
+    message_id: str
+    mail_id: int
     subject: str
     links: list[str]
 
@@ -69,9 +78,8 @@ class Composer:
         self.secret = project.secret() if self.tracking else b""
         self._library = library
         self._dkim = _load_dkim(project)
-        self._from = message.mailbox(self.sender.name, self.sender.email)
-        self._reply_to = message.mailbox("", self.sender.reply_to) if self.sender.reply_to else None
-        self._date = message.date(now.astimezone(self.settings.tz))
+        self._from = message.mailbox(self.sender.name, self.sender.email, "From")
+        self._reply_to = message.mailbox("", self.sender.reply_to, "Reply-To") if self.sender.reply_to else None
         self._mailto = f"mailto:{message.check_address(self.sender.email)}?subject=unsubscribe"
 
     @property
@@ -119,11 +127,17 @@ class Composer:
                 headers.add("Precedence", "bulk")
         else:
             headers.add("Auto-Submitted", "auto-generated")
-        data = self._sign(message.build(headers, text=body_text, html=body_html))
-        envelope = Envelope(
-            self.sender.email, message.check_address(contact["email"]), data, mail["message_id"], mail_id
+        data = message.build(headers, text=body_text, html=body_html)
+        recipient = message.check_address(contact["email"])
+        return Composed(
+            self.sender.email, recipient, data, mail["message_id"], mail_id, message.clean(rendered.subject), links
         )
-        return Composed(envelope, message.clean(rendered.subject), links)
+
+    def seal(self, composed: Composed, at: datetime | None = None) -> Envelope:
+        """The envelope as it is handed over: dated `at` (SPEC 20: the hand-over time), then DKIM-signed."""
+        date = message.date((at or self.now).astimezone(self.settings.tz))
+        data = message.insert_header(composed.unsigned, "Date", date, before="Message-ID")
+        return Envelope(composed.sender, composed.recipient, self._sign(data), composed.message_id, composed.mail_id)
 
     def _contact(self, store: Store, mail: dict[str, Any]) -> dict[str, Any]:
         if mail.get("contact_id") is None:
@@ -168,7 +182,6 @@ class Composer:
         if self._reply_to:
             headers.add("Reply-To", self._reply_to)
         headers.text("Subject", subject)
-        headers.add("Date", self._date)
         headers.add("Message-ID", mail["message_id"])
         return headers
 
@@ -182,9 +195,11 @@ class Composer:
         )
         headers = self._headers(mail, "", to, subject)
         headers.add("Auto-Submitted", "auto-generated")
-        data = self._sign(message.build(headers, text=body, html=page))
-        envelope = Envelope(self.sender.email, message.check_address(to), data, mail["message_id"], int(mail["id"]))
-        return Composed(envelope, message.clean(subject), [])
+        data = message.build(headers, text=body, html=page)
+        recipient = message.check_address(to)
+        return Composed(
+            self.sender.email, recipient, data, mail["message_id"], int(mail["id"]), message.clean(subject), []
+        )
 
     # --- tracking placement --------------------------------------------------------
 
@@ -218,8 +233,16 @@ class Composer:
         import dkim
 
         selector, domain, key = self._dkim
-        include = [h for h in DKIM_HEADERS if h != b"Reply-To" or self._reply_to]
-        signature = dkim.sign(data, selector, domain, key, include_headers=include, linesep=b"\r\n")
+        include = [h for h in DKIM_HEADERS if h != b"Reply-To" or self._reply_to] + DKIM_OVERSIGN
+        signature = dkim.sign(
+            data,
+            selector,
+            domain,
+            key,
+            include_headers=include,
+            canonicalize=(b"relaxed", b"relaxed"),  # survives relays that re-fold or re-space headers
+            linesep=b"\r\n",
+        )
         return bytes(signature) + data
 
 

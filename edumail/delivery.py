@@ -173,6 +173,7 @@ class _Run:
         self.stop = stop
         self.lease = lock
         self.lock = threading.Lock()
+        self.started = time.monotonic()
         self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
         self.crash: BaseException | None = None
         store = project.store()
@@ -247,6 +248,10 @@ class _Run:
             connection.close()
             store.close()
 
+    def _handover(self) -> datetime:
+        """The run's `now` moved on by the real time spent since it started: each mail's Date (SPEC 20)."""
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
     def _take_budget(self) -> bool:
         with self.lock:
             if self.budget is None:
@@ -275,8 +280,9 @@ class _Run:
             with _WRITE:
                 store.release_mail(mail_id)
             return
+        envelope = self.composer.seal(composed, self._handover())
         try:
-            connection.send(composed.envelope)
+            connection.send(envelope)
         except SendFailure as failure:
             self._failed(store, mail, failure)
             return
@@ -414,7 +420,7 @@ def _dry_run(
     report.total = len(mails)
     for mail in mails:
         try:
-            composer.compose(store, mail)
+            composer.seal(composer.compose(store, mail))
             report.sent += 1
         except Skip as skip:
             report.cancelled += 1
