@@ -148,3 +148,34 @@ def test_installed_console_script_runs_init_check_import_show(tmp_path):
 def test_python_dash_m_works(tmp_path):
     result = subprocess.run([sys.executable, "-m", "edumail", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("edumail ")
+
+
+# What `--help` may load: every cron line and every typo pays the start-up (issue 17).
+HEAVY = (
+    "apscheduler",
+    "babel",
+    "css_inline",
+    "dkim",
+    "email_validator",
+    "httpx",
+    "jinja2",
+    "rich",
+    "sqlite_utils",
+    "starlette",
+    "uvicorn",
+    "yaml",
+)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["contacts", "--help"], ["send", "--help"], ["serve", "--help"]])
+def test_help_imports_no_heavy_library(argv):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['edumail', *{argv!r}]\n"
+        "from edumail.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Usage:" in result.stdout, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"

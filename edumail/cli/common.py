@@ -4,17 +4,38 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from edumail import clock
-from edumail import project as project_module
 from edumail.errors import InputError
-from edumail.project import Project
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from edumail.project import Project
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `edumail --help` never loads rich (start-up, issue 17)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+console = _LazyConsole(highlight=False)
+err_console = _LazyConsole(stderr=True, highlight=False)
 
 
 class _State:
@@ -28,6 +49,8 @@ state = _State()
 def current_project() -> Project:
     """The project named by --project / EDUMAIL_PROJECT / the current directory."""
     if state.project is None:
+        from edumail import project as project_module
+
         state.project = project_module.load(state.project_dir)
     return state.project
 

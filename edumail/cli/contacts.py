@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from edumail import clock, contacts, history
+from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project, parse_at, parse_pairs
 
@@ -34,6 +33,8 @@ def contacts_import(
     ),
 ) -> None:
     """Create or update contacts from a CSV file (upsert by e-mail)."""
+    from edumail import contacts
+
     project = current_project()
     report = contacts.import_contacts(
         project.store(),
@@ -58,6 +59,10 @@ def contacts_list(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List contacts, optionally filtered by tag or stage."""
+    from rich.table import Table
+
+    from edumail import contacts
+
     project = current_project()
     found = project.store().list_contacts(tag=tag, stage=stage, limit=limit)
     if json_:
@@ -90,6 +95,8 @@ def contacts_show(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a contact: profile, tags, consent history and timeline."""
+    from edumail import contacts, history
+
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
@@ -101,6 +108,8 @@ def contacts_show(
 
 
 def _print_story(told: dict, tz: object) -> None:
+    from edumail import history
+
     person = told["contact"]
     console.print(f"[bold]{person['name'] or person['email']}[/bold] <{person['email']}>")
     basis = f" ({person['consent_basis']})" if person["consent_basis"] else ""
@@ -130,6 +139,8 @@ def contacts_tag(
     tags: list[str] = typer.Argument(..., help="Tags to add."),
 ) -> None:
     """Add tags to a contact (records tag_added)."""
+    from edumail import contacts
+
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
@@ -143,6 +154,8 @@ def contacts_untag(
     tags: list[str] = typer.Argument(..., help="Tags to remove."),
 ) -> None:
     """Remove tags from a contact (records tag_removed)."""
+    from edumail import contacts
+
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
@@ -156,6 +169,8 @@ def contacts_stage(
     stage: str = typer.Argument(..., help="The new stage, e.g. prospect, lead, inscrit, client, perdu."),
 ) -> None:
     """Set a contact's CRM stage (records stage_changed)."""
+    from edumail import contacts
+
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
@@ -173,6 +188,8 @@ def contacts_consent(
     ),
 ) -> None:
     """Record a consent change given outside edumail, with its source."""
+    from edumail import contacts
+
     project = current_project()
     store = project.store()
     contact = contacts.require(store, email)
@@ -196,6 +213,8 @@ def event(
     at: str | None = typer.Option(None, "--at", help="When it happened (ISO 8601; default now)."),
 ) -> None:
     """Record an event for a contact."""
+    from edumail import contacts
+
     project = current_project()
     when = parse_at(at, project)
     values = parse_pairs(data)
@@ -212,6 +231,8 @@ def events_import(
     file: Path = typer.Argument(..., help="CSV with columns email, name, at, then data columns."),
 ) -> None:
     """Record events from a CSV file."""
+    from edumail import contacts
+
     project = current_project()
     report = contacts.import_events(project.store(), file, now=clock.now(), tz=project.settings.tz)
     for problem in report.problems or []:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from edumail import campaigns, clock, delivery
+from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project, err_console, parse_at, parse_pairs
-from edumail.delivery import DeliveryReport
+
+if TYPE_CHECKING:
+    from edumail import campaigns
+    from edumail.delivery import DeliveryReport
+
 
 outbox_app = typer.Typer(
     help="List and retry queued or failed mail.", invoke_without_command=True, no_args_is_help=False
@@ -34,6 +36,8 @@ def send(
     name: str | None = typer.Option(None, "--name", help="Campaign name (default: template and date)."),
 ) -> None:
     """Send a one-off marketing campaign to matching contacts with consent."""
+    from edumail import campaigns
+
     project = current_project()
     now = clock.now()
     when = parse_at(at, project) if at else now
@@ -87,6 +91,10 @@ def _print_plan(plan: campaigns.CampaignPlan, tz: object) -> None:
 
 
 def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edumail import delivery
+
     columns = [
         TextColumn("Sending"),
         BarColumn(),
@@ -96,7 +104,7 @@ def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
         TimeElapsedColumn(),
     ]
     started = time.monotonic()
-    with Progress(*columns, console=err_console, transient=True) as bar:
+    with Progress(*columns, console=err_console.real, transient=True) as bar:
         task = bar.add_task("send", total=None, rate="-", failed=0)
 
         def progress(report: DeliveryReport) -> None:
@@ -149,6 +157,9 @@ def outbox(
     failed: bool = typer.Option(False, "--failed", help="Only failed mails."),
 ) -> None:
     """List what is queued or failed, and why."""
+    from rich.console import Console
+    from rich.table import Table
+
     if ctx.invoked_subcommand is not None:
         return
     project = current_project()
@@ -196,6 +207,8 @@ def outbox(
 @outbox_app.command("retry")
 def outbox_retry() -> None:
     """Re-queue failed mails."""
+    from edumail import delivery
+
     project = current_project()
     result = delivery.retry_failed(project, now=clock.now())
     line = f"{result.requeued} failed mail{'s' if result.requeued != 1 else ''} queued again"

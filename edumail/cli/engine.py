@@ -6,8 +6,6 @@ import json
 from collections import Counter
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from edumail import clock
 from edumail.cli import app
@@ -44,6 +42,8 @@ def run(
 
 
 def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
     report = summary.engine
     console.print(f"edumail run at {clock.show(summary.now, tz)} ({tz.key})")
     if summary.dry_run:
@@ -106,6 +106,8 @@ def plan(
 
 
 def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
     mails = result.mails
     marketing = sum(1 for d in mails if d.purpose == "marketing")
     console.print(
@@ -146,6 +148,8 @@ def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
 
 
 def _what(d) -> str:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
     if d.outcome == "sent":
         extra = f" + {', '.join(d.actions)}" if d.actions else ""
         return f"send {d.template} ({d.purpose}){extra}"

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from edumail import bounces, clock, gdpr, replies
+from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project
 from edumail.cli.contacts import contacts_app
@@ -23,6 +22,8 @@ app.add_typer(inbox_app, name="inbox")
 @contacts_app.command("export")
 def contacts_export(email: str = typer.Argument(..., help="The contact's address.")) -> None:
     """Print everything stored about one person as JSON (right of access)."""
+    from edumail import gdpr
+
     data = gdpr.export(current_project().store(), email, clock.now())
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
@@ -33,6 +34,10 @@ def contacts_forget(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Erase a person's data, keeping only a hash on the suppression list."""
+    from rich.markup import escape
+
+    from edumail import gdpr
+
     store = current_project().store()
     now = clock.now()
     gdpr.find_contact(store, email)  # fails early and clearly for an unknown or forgotten address
@@ -53,6 +58,10 @@ def purge(
     dry_run: bool = typer.Option(False, "--dry-run", help="List who would be anonymised; change nothing."),
 ) -> None:
     """Anonymise prospects with no sign of life for 3 years (CNIL)."""
+    from rich.markup import escape
+
+    from edumail import gdpr
+
     project = current_project()
     report = gdpr.purge(project.store(), clock.now(), dry_run=dry_run)
     tz = project.settings.tz
@@ -73,6 +82,10 @@ def purge(
 @bounces_app.command("import")
 def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
     """Record bounces from delivery status notifications."""
+    from rich.markup import escape
+
+    from edumail import bounces
+
     report = bounces.import_bounces(current_project().store(), path, clock.now())
     for line in report.unmatched:
         console.print(f"[yellow]unmatched:[/yellow] {escape(line)}", soft_wrap=True)
@@ -86,6 +99,10 @@ def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Mail
 @inbox_app.command("import")
 def inbox_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
     """Record replies to sent mails from a mailbox file or folder."""
+    from rich.markup import escape
+
+    from edumail import replies
+
     report = replies.import_replies(current_project().store(), path, clock.now())
     console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
 
@@ -93,6 +110,10 @@ def inbox_import(path: Path = typer.Argument(..., help="An mbox file or a Maildi
 @inbox_app.command("fetch")
 def inbox_fetch() -> None:
     """Record replies to sent mails from the IMAP mailbox in settings."""
+    from rich.markup import escape
+
+    from edumail import replies
+
     project = current_project()
     report = replies.fetch_replies(project.store(), project.settings.imap, clock.now())
     imap = project.settings.imap

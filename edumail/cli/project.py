@@ -6,11 +6,9 @@ from pathlib import Path
 
 import typer
 
-from edumail import checks, scaffold
 from edumail.cli import app
 from edumail.cli.common import console, state
 from edumail.errors import InputError
-from edumail.project import project_dir
 
 
 @app.command()
@@ -20,6 +18,9 @@ def init(
     email: str = typer.Option("contact@centre.example", "--email", help="The sender address."),
 ) -> None:
     """Create a working project: settings, templates, sequences, example contacts."""
+    from edumail import scaffold
+    from edumail.project import project_dir
+
     target = (directory or project_dir(state.project_dir)).resolve()
     written = scaffold.init_project(target, name=name, email=email)
     console.print(f"[green]created project in {target}[/green]: {', '.join(written)}")
@@ -29,6 +30,8 @@ def init(
 @app.command()
 def check() -> None:
     """Validate settings, sequences and templates; print file:line: message for each problem."""
+    from edumail import checks
+
     problems, counts = checks.check(state.project_dir)
     for problem in problems:
         typer.echo(str(problem))

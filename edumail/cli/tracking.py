@@ -7,16 +7,17 @@ import json
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from edumail import clock
-from edumail import stats as stats_module
 from edumail.cli import app
 from edumail.cli.common import console, current_project, err_console
 from edumail.errors import EdumailError, InputError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @app.command()
@@ -84,6 +85,8 @@ def stats(
     html: Path | None = typer.Option(None, "--html", help="Write a one-file HTML report."),
 ) -> None:
     """Sent, delivered, opened, clicked, unsubscribed and bounced, per step and campaign."""
+    from edumail import stats as stats_module
+
     if json_ and csv_:
         raise InputError("--json and --csv: choose one")
     project = current_project()
@@ -122,6 +125,8 @@ def _period_text(start: Any, end: Any, tz: Any) -> str:
 
 
 def _table(title: str, first: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column(first, no_wrap=True)
     for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"):
@@ -138,6 +143,8 @@ _RATE_OF = {
 
 
 def _cells(entry: dict[str, Any]) -> list[str]:
+    from edumail import stats as stats_module
+
     cells = []
     for key in stats_module.COUNTS:
         cell = str(entry[key])
@@ -148,6 +155,8 @@ def _cells(entry: dict[str, Any]) -> list[str]:
 
 
 def _print_tables(result: dict[str, Any]) -> None:
+    from edumail import stats as stats_module
+
     if not result["sequences"] and not result["campaigns"]:
         console.print("nothing sent yet")
         return
@@ -171,6 +180,5 @@ def _print_tables(result: dict[str, Any]) -> None:
             table.add_row(campaign["name"], *_cells(campaign))
         console.print(table)
     console.print(
-        "opened and clicked count people (machine opens and scanner clicks are left out);"
-        " all rates are over delivered"
+        "opened and clicked count people (machine opens and scanner clicks are left out); all rates are over delivered"
     )
