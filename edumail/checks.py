@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edumail import project as project_module
-from edumail import render, render_check, sequences
+from edumail import render, render_check, segments, sequences
 from edumail.errors import ConfigError, Problem
 
 
@@ -17,6 +17,9 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
         return list(exc.problems), {}
     counts = {"settings": 1}
     problems: list[Problem] = []
+    problems.extend(segments.check(project))
+    if segments.files(project):
+        counts["segments"] = len(segments.files(project))
     problems.extend(sequences.check(project))
     counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
     library = render.TemplateLibrary(project.templates_dir, project.settings)

@@ -19,6 +19,7 @@ MAIL_KINDS = ("opened", "not_opened", "clicked", "not_clicked")
 LEAF_KINDS = (*MAIL_KINDS, "event", "no_event", "tag", "not_tag", "stage", "fields")
 KINDS = (*LEAF_KINDS, "all", "any", "not")
 CORE_FIELDS = ("email", "first_name", "last_name", "timezone")
+AUDIENCE_KEYS = ("stage", "tags", "not_tags", "fields")
 
 
 class Facts(Protocol):
@@ -81,6 +82,7 @@ class Audience:
     tags: tuple[str, ...] = ()
     not_tags: tuple[str, ...] = ()
     fields: dict[str, Any] = field(default_factory=dict)
+    segment: str | None = None  # segments/NAME.yaml, merged in when the sequences load (segments.resolve)
 
     @property
     def empty(self) -> bool:
@@ -103,7 +105,8 @@ class Audience:
             parts.append(f"without {', '.join(self.not_tags)}")
         if self.fields:
             parts.append(", ".join(f"{k}={v}" for k, v in self.fields.items()))
-        return "; ".join(parts) or "everyone"
+        shown = "; ".join(parts) or "everyone"
+        return f"segment {self.segment} ({shown})" if self.segment else shown
 
 
 def same_value(actual: Any, expected: Any) -> bool:
@@ -226,14 +229,18 @@ def _parse_one(key: str, value: Any, file: str, line: int, problems: list[Proble
     return Condition(key, listed, line)
 
 
-def parse_audience(raw: Any, file: str, line: int, problems: list[Problem], what: str = "audience") -> Audience | None:
-    """Parse an `audience:` (or `segment:`) mapping."""
+def parse_audience(
+    raw: Any, file: str, line: int, problems: list[Problem], what: str = "audience", allow_segment: bool = False
+) -> Audience | None:
+    """Parse an `audience:` (or `segment:`) mapping; `segment: NAME` is kept for segments.resolve."""
     if raw is None:
         return Audience()
+    if allow_segment and isinstance(raw, str) and raw.strip():
+        return Audience(segment=raw.strip())
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, f"{what}: expected a mapping with stage, tags, not_tags, fields"))
         return None
-    known = ("stage", "tags", "not_tags", "fields")
+    known = (*AUDIENCE_KEYS, "segment") if allow_segment else AUDIENCE_KEYS
     values: dict[str, Any] = {}
     ok = True
     for key, value in raw.items():
@@ -248,6 +255,14 @@ def parse_audience(raw: Any, file: str, line: int, problems: list[Problem], what
                 ok = False
             else:
                 values["fields"] = dict(value)
+        elif key == "segment":
+            if not isinstance(value, str) or not value.strip():
+                problems.append(
+                    Problem(file, key_line, f"{what}.segment: expected a segment name (segments/NAME.yaml)")
+                )
+                ok = False
+            else:
+                values["segment"] = value.strip()
         else:
             listed = names(value)
             if listed is None:

@@ -723,7 +723,9 @@ class Engine:
         """When this step is due (UTC), or None and why it can never be."""
         tz = self.contact_tz(contact)
         last = clock.from_db(journey["last_step_at"])
-        if step.at is not None:
+        if step.at is not None and step.at.moment is not None:
+            base = step.at.moment  # a literal `at: 2026-12-01T09:00`
+        elif step.at is not None:
             source = self._event_data(journey) if step.at.source == "event" else contacts.template_view(contact, [])
             owner = "the trigger event" if step.at.source == "event" else "the contact"
             raw = source.get(step.at.field)

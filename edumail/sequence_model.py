@@ -26,6 +26,7 @@ SEQUENCE_KEYS = (
     "reenter",
     "goal",
     "steps",
+    "topic",
 )
 TRIGGER_KINDS = ("event", "segment", "inactive", "schedule", "at")
 # Actions run in this order within a step: the contact is updated before a mail renders it.
@@ -35,12 +36,14 @@ STEP_KEYS = ("id", "wait", "at", "time", "if", "else", *ACTION_KEYS)
 
 @dataclass(frozen=True)
 class AtExpr:
-    """`at:` of a step: a date in the trigger event's data or a contact field, plus or minus a duration."""
+    """`at:` of a step: a date in the trigger event's data or a contact field, plus or minus a duration,
+    or a literal time (`at: 2026-12-01T09:00`, in the project timezone)."""
 
-    source: str  # "event" or "contact"
+    source: str  # "event", "contact" or "literal"
     field: str
     offset: timedelta
     text: str
+    moment: datetime | None = None  # the literal time (UTC)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Sequence:
     exit_on: tuple[str, ...] = ()
     reenter: bool = False
     goal: Goal | None = None
+    topic: str | None = None  # settings `topics:`: contacts who left it get none of its mail
 
     def step(self, step_id: str) -> Step | None:
         for step in self.steps:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from edumail import clock, events, yamlfile
@@ -87,7 +87,10 @@ def parse_sequence(data: Any, file: str, stem: str, tz: Any, problems: list[Prob
         trigger = None
     else:
         trigger = _trigger(data["trigger"], file, line_of(data, "trigger", 1), tz, problems)
-    audience = parse_audience(data.get("audience"), file, line_of(data, "audience", 1), problems)
+    audience = parse_audience(data.get("audience"), file, line_of(data, "audience", 1), problems, allow_segment=True)
+    topic = data.get("topic")
+    if topic is not None and (not isinstance(topic, str) or not topic.strip()):
+        problems.append(Problem(file, line_of(data, "topic", 1), f"topic: expected a topic name, got {topic!r}"))
     exit_on: tuple[str, ...] = ()
     if data.get("exit_on") is not None:
         listed = names(data["exit_on"])
@@ -98,7 +101,7 @@ def parse_sequence(data: Any, file: str, stem: str, tz: Any, problems: list[Prob
         else:
             exit_on = listed
     goal = _goal(data.get("goal"), file, line_of(data, "goal", 1), problems) if "goal" in data else None
-    steps = _steps(data.get("steps"), file, line_of(data, "steps", 1), problems) if "steps" in data else None
+    steps = _steps(data.get("steps"), file, line_of(data, "steps", 1), problems, tz) if "steps" in data else None
     if "steps" not in data:
         problems.append(Problem(file, 1, "missing steps: (a list of steps, each with an action such as send:)"))
     if len(problems) > before or trigger is None or audience is None or steps is None:
@@ -115,6 +118,7 @@ def parse_sequence(data: Any, file: str, stem: str, tz: Any, problems: list[Prob
         exit_on=exit_on,
         reenter=reenter,
         goal=goal,
+        topic=topic.strip() if isinstance(topic, str) else None,
     )
 
 
@@ -143,8 +147,8 @@ def _trigger(raw: Any, file: str, line: int, tz: Any, problems: list[Problem]) -
     if kind == "event":
         return _event_trigger(raw, value, file, line, kline, problems)
     if kind == "segment":
-        segment = parse_audience(value, file, kline, problems, what="trigger.segment")
-        if segment is not None and segment.empty:
+        segment = parse_audience(value, file, kline, problems, what="trigger.segment", allow_segment=True)
+        if segment is not None and segment.empty and not segment.segment:
             problems.append(
                 Problem(file, kline, "trigger.segment: expected at least one of stage, tags, not_tags, fields")
             )
@@ -203,7 +207,7 @@ def _goal(raw: Any, file: str, line: int, problems: list[Problem]) -> Goal | Non
     return Goal(raw["event"].strip(), within)
 
 
-def _steps(raw: Any, file: str, line: int, problems: list[Problem]) -> list[Step] | None:
+def _steps(raw: Any, file: str, line: int, problems: list[Problem], tz: Any = None) -> list[Step] | None:
     if not isinstance(raw, list) or not raw:
         problems.append(Problem(file, line, "steps: expected a list of steps (e.g. - send: bienvenue)"))
         return None
@@ -212,7 +216,7 @@ def _steps(raw: Any, file: str, line: int, problems: list[Problem]) -> list[Step
     ids: dict[str, int] = {}
     for index, item in enumerate(raw):
         item_line = raw.line_of(index) if isinstance(raw, yamlfile.YList) else line
-        step = _step(item, index, file, item_line, problems)
+        step = _step(item, index, file, item_line, problems, tz)
         if step is None:
             ok = False
             continue
@@ -253,7 +257,7 @@ def _steps(raw: Any, file: str, line: int, problems: list[Problem]) -> list[Step
     return steps if ok else None
 
 
-def _step(raw: Any, index: int, file: str, line: int, problems: list[Problem]) -> Step | None:
+def _step(raw: Any, index: int, file: str, line: int, problems: list[Problem], tz: Any = None) -> Step | None:
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, f"a step is a mapping such as {{send: bienvenue}}, got {raw!r}"))
         return None
@@ -265,7 +269,7 @@ def _step(raw: Any, index: int, file: str, line: int, problems: list[Problem]) -
     if not actions:
         problems.append(Problem(file, line, f"step {index + 1} has no action (one of {', '.join(ACTION_KEYS)})"))
     wait = _duration(raw["wait"], "wait", file, line_of(raw, "wait", line), problems) if "wait" in raw else None
-    at = _at(raw["at"], file, line_of(raw, "at", line), problems) if "at" in raw else None
+    at = _at(raw["at"], file, line_of(raw, "at", line), problems, tz) if "at" in raw else None
     if "wait" in raw and "at" in raw:
         problems.append(Problem(file, line_of(raw, "at", line), "a step takes wait: or at:, not both"))
     time = _time(raw["time"], file, line_of(raw, "time", line), problems) if "time" in raw else None
@@ -335,15 +339,18 @@ def _action(kind: str, value: Any, file: str, line: int, problems: list[Problem]
     return Action(kind, value.strip())
 
 
-def _at(value: Any, file: str, line: int, problems: list[Problem]) -> AtExpr | None:
+def _at(value: Any, file: str, line: int, problems: list[Problem], tz: Any = None) -> AtExpr | None:
     match = _AT.match(str(value))
     if not match:
+        literal = _literal_at(value, tz)
+        if literal is not None:
+            return literal
         problems.append(
             Problem(
                 file,
                 line,
-                f"at: expected event.FIELD or contact.FIELD, optionally +/- a duration "
-                f"(e.g. event.session_start - 24h), got {value!r}",
+                f"at: expected a time such as 2026-12-01T09:00, or event.FIELD or contact.FIELD optionally "
+                f"+/- a duration (e.g. event.session_start - 24h), got {value!r}",
             )
         )
         return None
@@ -355,6 +362,23 @@ def _at(value: Any, file: str, line: int, problems: list[Problem]) -> AtExpr | N
             return None
         offset = delta if sign == "+" else -delta
     return AtExpr(source, name, offset, str(value).strip())
+
+
+def _literal_at(value: Any, tz: Any) -> AtExpr | None:
+    """`at: 2026-12-01T09:00` (or a date: midnight), in the project timezone; None if it is not a time."""
+    zone = tz or clock.UTC
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=zone)
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day, tzinfo=zone)
+    elif isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
+        try:
+            moment = clock.parse_iso(value, zone)
+        except InputError:
+            return None
+    else:
+        return None
+    return AtExpr("literal", "", timedelta(), str(value).strip(), moment.astimezone(clock.UTC))
 
 
 def _time(value: Any, file: str, line: int, problems: list[Problem]) -> tuple[int, int] | None:

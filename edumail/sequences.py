@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edumail import yamlfile
+from edumail import segments, yamlfile
 from edumail.errors import ConfigError, Problem
 from edumail.sequence_model import (
     ACTION_KEYS,
@@ -72,6 +72,8 @@ def load(project: Project) -> tuple[list[Sequence], list[Problem]]:
     problems: list[Problem] = []
     sequences: list[Sequence] = []
     templates = available_templates(project)
+    known_segments, _ = segments.load_all(project)  # their own problems are `check`'s (segments.check)
+    topics = project.settings.topics
     seen: dict[str, str] = {}
     for path in files(project):
         shown = f"{project.sequences_dir.name}/{path.name}"
@@ -86,6 +88,11 @@ def load(project: Project) -> tuple[list[Sequence], list[Problem]]:
         problems[before:] = sorted(problems[before:], key=lambda p: p.line)
         if sequence is None:
             continue
+        sequence = segments.apply(sequence, data, shown, known_segments, problems)
+        if sequence.topic is not None and sequence.topic not in topics:
+            line = data.line_of("topic") if isinstance(data, yamlfile.YDict) else 1
+            have = ", ".join(topics) or "none: name them under topics: in edumail.yaml"
+            problems.append(Problem(shown, line, f"unknown topic {sequence.topic!r} (topics: {have})"))
         if sequence.name in seen:
             line = data.line_of("name") if isinstance(data, yamlfile.YDict) else 1
             problems.append(

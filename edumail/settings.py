@@ -142,6 +142,7 @@ class Settings:
     api: Api = field(default_factory=Api)
     dkim: Dkim | None = None
     imap: Imap | None = None
+    topics: dict[str, str] = field(default_factory=dict)  # name -> label (SPEC 17)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -304,7 +305,30 @@ _SCALARS: dict[str, Check] = {
     "timezone": _timezone,
     "locale": _locale,
 }
-_KNOWN = set(_SECTIONS) | set(_SCALARS)
+_KNOWN = set(_SECTIONS) | set(_SCALARS) | {"topics"}
+_TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def _topics(raw: Any, problems: list[Problem]) -> dict[str, str] | None:
+    """`topics: {newsletter: La lettre mensuelle, offres: Offres et promotions}`."""
+    if not isinstance(raw, dict) or not raw:
+        line = raw.line if isinstance(raw, yamlfile.YDict) else 0
+        problems.append(
+            Problem(SETTINGS_FILE, line, "topics: expected a mapping of name: label, e.g. newsletter: La lettre")
+        )
+        return None
+    topics: dict[str, str] = {}
+    for name, label in raw.items():
+        line = raw.line_of(name) if isinstance(raw, yamlfile.YDict) else 0
+        if not isinstance(name, str) or not _TOPIC_NAME.match(name):
+            problems.append(
+                Problem(SETTINGS_FILE, line, f"topics: {name!r} is not a topic name (lower case, digits, - and _)")
+            )
+        elif not isinstance(label, str) or not label.strip():
+            problems.append(Problem(SETTINGS_FILE, line, f"topics.{name}: expected the label people read, in French"))
+        else:
+            topics[name] = label.strip()
+    return topics
 
 
 def _env_overrides(data: dict[str, Any]) -> list[str]:
@@ -361,6 +385,10 @@ def parse(data: Any, problems: list[Problem]) -> Settings | None:
         if key not in _KNOWN:
             hint = yamlfile.did_you_mean(str(key), _KNOWN)
             problems.append(Problem(file, line, f"unknown setting {key!r}{hint}"))
+        elif key == "topics":
+            topics = _topics(raw, problems)
+            if topics is not None:
+                values[key] = topics
         elif key in _SCALARS:
             try:
                 values[key] = _SCALARS[key](raw)

@@ -148,7 +148,7 @@ def test_unknown_keys_with_did_you_mean(root: Path) -> None:
     assert found == [
         "sequences/s.yaml:2: unknown key exit_onn (did you mean 'exit_on'?) (known: name,"
         " description, purpose, enabled,"
-        " trigger, audience, exit_on, reenter, goal, steps)",
+        " trigger, audience, exit_on, reenter, goal, steps, topic)",
         "sequences/s.yaml:5: unknown key step.wiat (did you mean 'wait'?) (known: id, wait, at,"
         " time, if, else, set, stage,"
         " tag, untag, send, notify, webhook)",
@@ -162,7 +162,7 @@ def test_unknown_condition(root: Path) -> None:
 
 def test_bad_at_expression(root: Path) -> None:
     message = one(root, "trigger: {event: x}\nsteps:\n  - at: session_start - 1d\n    send: bienvenue\n")
-    assert message.startswith("sequences/s.yaml:3: at: expected event.FIELD or contact.FIELD")
+    assert message.startswith("sequences/s.yaml:3: at: expected a time such as 2026-12-01T09:00, or event.FIELD or contact.FIELD")
 
 
 def test_at_expression_with_bad_duration(root: Path) -> None:
