@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edumail import forms, render, render_check, segments, sequences
 from edumail import project as project_module
-from edumail import render, render_check, segments, sequences
 from edumail.errors import ConfigError, Problem
 
 
@@ -21,6 +21,9 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     if segments.files(project):
         counts["segments"] = len(segments.files(project))
     problems.extend(sequences.check(project))
+    problems.extend(forms.check(project))
+    if forms.files(project):
+        counts["forms"] = len(forms.files(project))
     counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
     library = render.TemplateLibrary(project.templates_dir, project.settings)
     fields = project.store().custom_field_names()

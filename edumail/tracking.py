@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edumail import bots, clock, contacts, events, journeys, tokens
+from edumail import bots, clock, contacts, events, forms, journeys, tokens, web_forms
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
 from edumail.project import Project
@@ -86,7 +86,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await _too_large()(scope, receive, send)
+                    await _too_large(scope.get("path", ""))(scope, receive, send)
                     return
         received = 0
 
@@ -102,7 +102,9 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def _too_large() -> Response:
+def _too_large(path: str = "") -> Response:
+    if path.startswith("/f/"):  # a person filled the public form: a calm page in French
+        return web_forms.too_large()
     return PlainTextResponse(f"request body too large (limit {MAX_BODY // 1024} KiB)\n", status_code=413)
 
 
@@ -358,16 +360,14 @@ class Tracker:
             return _page(pages.not_found(self.centre), 404)
         if request.method != "POST":
             return _page(pages.confirm_form(self.centre, pages.mask(contact["email"])))
-        if not (contact["consent"] == events.OPTED_IN and contact["consent_basis"] == "opt_in"):
-            contacts.set_consent(
-                store,
-                contact["id"],
-                events.OPTED_IN,
-                basis="opt_in",
-                now=clock.now(),
-                source=CONFIRM_SOURCE,
-                proof=self._proof(request, None, form="double opt-in link", wording=pages.CONFIRM_WORDING),
-            )
+        now = clock.now()
+        proof = self._proof(request, None, form="double opt-in link", wording=pages.CONFIRM_WORDING)
+        with store.transaction():  # the signup's proof (form, wording, IP) becomes the consent's
+            proof = forms.confirm_signup(store, contact["id"], now, proof)
+            if not (contact["consent"] == events.OPTED_IN and contact["consent_basis"] == "opt_in"):
+                contacts.set_consent(
+                    store, contact["id"], events.OPTED_IN, basis="opt_in", now=now, source=CONFIRM_SOURCE, proof=proof
+                )
         return _page(pages.confirmed(self.centre))
 
     # --- events API --------------------------------------------------------------------
@@ -494,7 +494,7 @@ async def _edumail_error(request: Request, exc: Exception) -> Response:
 
 
 async def _body_too_large(request: Request, exc: Exception) -> Response:
-    return _too_large()
+    return _too_large(request.url.path)
 
 
 def create_app(project: Project) -> Starlette:
@@ -509,6 +509,7 @@ def create_app(project: Project) -> Starlette:
         ("/k/{token}", tracker.confirm, ["GET", "POST"]),
         ("/api/events", tracker.api_event, ["POST"]),
         ("/healthz", tracker.healthz, ["GET"]),
+        ("/f/{name}", web_forms.FormRoutes(project, tracker.stores.get).form, ["GET", "POST"]),
     ]
 
     @asynccontextmanager

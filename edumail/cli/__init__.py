@@ -29,6 +29,7 @@ _ORDER = (
     "send",
     "outbox",
     "serve",
+    "forms",
     "stats",
     "bounces",
     "inbox",
@@ -85,6 +86,7 @@ def _root(
 from edumail.cli import contacts as _contacts  # noqa: E402,F401
 from edumail.cli import delivery as _delivery  # noqa: E402,F401
 from edumail.cli import engine as _engine  # noqa: E402,F401
+from edumail.cli import forms as _forms  # noqa: E402,F401
 from edumail.cli import gdpr as _gdpr  # noqa: E402,F401
 from edumail.cli import preview as _preview  # noqa: E402,F401
 from edumail.cli import project as _project  # noqa: E402,F401

@@ -42,6 +42,14 @@ class FormsMixin:
         )
         return found is not None
 
+    def log_topic_change(self: Store, contact_id: int, at: datetime, source: str, proof: dict[str, Any]) -> None:
+        """A consent-log entry for a topic left or joined: the consent itself stays as it is."""
+        self.execute(
+            "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof)"
+            " SELECT id, ?, consent, consent_basis, ?, ? FROM contacts WHERE id = ?",
+            (clock.to_db(at), source, json.dumps(proof, ensure_ascii=False, sort_keys=True), contact_id),
+        )
+
     # --- form signups -------------------------------------------------------------------
 
     def insert_form_signup(
