@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from edumail import form_pages, forms
 from edumail.cli import app
 from edumail.cli.common import console, current_project
 from edumail.errors import InputError
@@ -16,6 +15,8 @@ app.add_typer(forms_app, name="forms")
 @forms_app.command("snippet")
 def snippet(name: str = typer.Argument(..., help="The form's name (forms/NAME.yaml).")) -> None:
     """Print the HTML to paste into another site (it posts to `edumail serve`)."""
+    from edumail import form_pages, forms
+
     project = current_project()
     form = forms.load_one(project, name)
     base = project.settings.tracking.base_url
@@ -30,6 +31,8 @@ def snippet(name: str = typer.Argument(..., help="The form's name (forms/NAME.ya
 @forms_app.command("list")
 def list_forms() -> None:
     """List the forms and where each one is served."""
+    from edumail import forms
+
     project = current_project()
     base = project.settings.tracking.base_url or "(tracking.base_url)"
     names = forms.files(project)
