@@ -72,7 +72,7 @@ def test_the_form_page_is_french_accessible_and_self_contained(client):
     assert 'id="f-email" name="email" type="email"' in text and 'autocomplete="email"' in text
     assert '<label for="f-consent">J&#x27;accepte de recevoir la lettre mensuelle' in text
     assert 'name="consent" type="checkbox" value="oui" required' in text and "checked" not in text
-    assert '<legend>Ce qui vous intéresse</legend>' in text and "Offres et promotions" in text
+    assert "<legend>Ce qui vous intéresse</legend>" in text and "Offres et promotions" in text
     assert 'class="hp" aria-hidden="true"' in text and 'tabindex="-1"' in text
     assert "http" not in text.replace('action="/f/newsletter"', "")  # no third-party asset, no absolute link
     assert "<script" not in text
@@ -150,7 +150,9 @@ def test_a_megabyte_of_fields_gets_a_calm_page_and_stores_nothing(root, client):
 
 
 def test_a_post_that_is_not_a_form_is_refused(root, client):
-    page = client.post("/f/newsletter", content=b'{"email": "a@example.org"}', headers={"content-type": "application/json"})
+    page = client.post(
+        "/f/newsletter", content=b'{"email": "a@example.org"}', headers={"content-type": "application/json"}
+    )
     assert page.status_code == 400 and store(root).count_contacts() == 0
 
 
