@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edumail import audience as audience_module
 from edumail import clock, contacts, events
 from edumail.errors import InputError, NotFound
 from edumail.message import new_message_id
@@ -85,12 +86,10 @@ def create_campaign(
         plan.campaign_id, plan.existed = int(existing["id"]), True
     done = store.campaign_contact_ids(plan.campaign_id) if plan.campaign_id else set()
 
-    candidates = store.audience_contacts(tags=tags, stage=stage, where=where)
+    candidates = audience_module.members(store, audience_module.from_options(tags, stage, where))
     plan.matched = len(candidates)
     cap = settings.limits.marketing_per_week
-    counts = (
-        store.marketing_counts(clock.to_db(at - timedelta(days=7)), clock.to_db(at), plan.campaign_id) if cap else {}
-    )
+    counts = audience_module.weekly_marketing(store, now, exclude_campaign=plan.campaign_id) if cap else {}
     skipped: Counter[str] = Counter()
     chosen: list[dict[str, Any]] = []
     for contact in candidates:

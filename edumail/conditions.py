@@ -111,10 +111,11 @@ class Audience:
 
 def same_value(actual: Any, expected: Any) -> bool:
     """Field equality as a spreadsheet user means it: 3 == "3", true == "true"."""
-    return _text(actual) == _text(expected)
+    return field_text(actual) == field_text(expected)
 
 
-def _text(value: Any) -> str:
+def field_text(value: Any) -> str:
+    """A field value as the audience rule compares it: trimmed text, true/false, 3 for 3.0."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts, events, journeys
+from edumail import audience, clock, contacts, events, journeys
 from edumail.conditions import evaluate
 from edumail.errors import EdumailError, InputError
 from edumail.journeys import JOURNEY
@@ -649,7 +649,7 @@ class Engine:
             return refusal
         limit = self.settings.limits.marketing_per_week
         if sequence.purpose == events.MARKETING and limit:
-            recent = self.store.marketing_mails_since(contact["id"], clock.to_db(now - timedelta(days=7)))
+            recent = audience.weekly_marketing(self.store, now, [contact["id"]]).get(contact["id"], 0)
             if recent >= limit:
                 return (
                     f"weekly marketing limit reached ({recent} in the last 7 days, limits.marketing_per_week {limit})"

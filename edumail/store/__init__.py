@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from edumail.errors import EdumailError
+from edumail.store.audience import AudienceMixin
 from edumail.store.contacts import ContactsMixin
 from edumail.store.forms import FormsMixin
 from edumail.store.gdpr import GdprMixin
@@ -29,7 +30,7 @@ from edumail.store.tracking import TrackingMixin
 BUSY_TIMEOUT_MS = 30_000
 
 
-class Store(ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin, FormsMixin):
+class Store(AudienceMixin, ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin, FormsMixin):
     """A connection to the project's database; use one per thread."""
 
     def __init__(self, path: Path | str):

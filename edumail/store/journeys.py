@@ -12,49 +12,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from edumail.store.audience import audience_sql
+
 if TYPE_CHECKING:
     from edumail.conditions import Audience
     from edumail.store import Store
 
-_CORE = {"email": "c.email", "first_name": "c.first_name", "last_name": "c.last_name", "timezone": "c.timezone"}
-
 
 def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
-
-
-def audience_sql(audience: Audience) -> tuple[str, list[Any]]:
-    """A WHERE fragment on `contacts c` that every contact of the audience passes.
-
-    Stage and tags are exact. Fields are a prefilter (compared as text); the
-    engine confirms each candidate with Audience.matches.
-    """
-    clauses = ["c.forgotten_at IS NULL"]
-    params: list[Any] = []
-    if audience.stage:
-        clauses.append(f"c.stage IN ({_marks(audience.stage)})")
-        params.extend(audience.stage)
-    for tag in audience.tags:
-        clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag = ?)")
-        params.append(tag)
-    if audience.not_tags:
-        clauses.append(
-            f"NOT EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag IN ({_marks(audience.not_tags)}))"
-        )
-        params.extend(audience.not_tags)
-    for key, want in audience.fields.items():
-        options = want if isinstance(want, list) else [want]
-        if not all(isinstance(o, str) or (isinstance(o, int) and not isinstance(o, bool)) for o in options):
-            continue  # booleans and floats: left to the exact check
-        column = _CORE.get(key, "json_extract(c.fields, ?)")
-        texts = [str(o).strip() for o in options]
-        if column.startswith("json_extract"):
-            clauses.append(f"TRIM(CAST(json_extract(c.fields, ?) AS TEXT)) IN ({_marks(texts)})")
-            params.append(f'$."{key}"')
-        else:
-            clauses.append(f"TRIM({column}) IN ({_marks(texts)})")
-        params.extend(texts)
-    return " AND ".join(clauses), params
 
 
 class JourneysMixin:
@@ -142,17 +108,6 @@ class JourneysMixin:
             is not None
         )
 
-    def marketing_mails_since(self: Store, contact_id: int, since: str) -> int:
-        """Marketing mails queued or sent to a contact since `since` (all sequences and campaigns)."""
-        return int(
-            self.scalar(
-                "SELECT COUNT(*) FROM mails WHERE contact_id = ? AND queued_at >= ? AND purpose = 'marketing'"
-                " AND state IN ('queued', 'sending', 'sent')",
-                (contact_id, since),
-            )
-            or 0
-        )
-
     # --- contacts, in bulk -------------------------------------------------------------
 
     def contacts_by_ids(self: Store, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -174,10 +129,6 @@ class JourneysMixin:
             ):
                 found[contact_id].add(tag)
         return found
-
-    def audience_contact_ids(self: Store, audience: Audience) -> list[int]:
-        where, params = audience_sql(audience)
-        return [r[0] for r in self.execute(f"SELECT c.id FROM contacts c WHERE {where} ORDER BY c.id", params)]
 
     def segment_arrivals(self: Store, sequence: str, audience: Audience) -> list[int]:
         """Contacts matching the segment who were not members at the last run."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -176,38 +177,18 @@ class OutboxMixin:
     def campaign_contact_ids(self: Store, campaign_id: int) -> set[int]:
         return {r[0] for r in self.execute("SELECT contact_id FROM mails WHERE campaign_id = ?", (campaign_id,))}
 
-    def audience_contacts(
-        self: Store, *, tags: list[str], stage: str | None, where: dict[str, str]
-    ) -> list[dict[str, Any]]:
-        """Contacts (not forgotten) with all `tags`, at `stage`, whose fields equal `where`, by id."""
-        sql = "SELECT c.* FROM contacts c WHERE c.forgotten_at IS NULL"
-        params: list[Any] = []
-        for tag in tags:
-            sql += " AND EXISTS (SELECT 1 FROM tags t WHERE t.contact_id = c.id AND t.tag = ?)"
-            params.append(tag)
-        if stage is not None:
-            sql += " AND c.stage = ?"
-            params.append(stage)
-        for field, value in where.items():
-            if field in AUDIENCE_COLUMNS:
-                sql += f" AND c.{field} = ?"
-            else:
-                sql += " AND CAST(json_extract(c.fields, ?) AS TEXT) = ?"
-                params.append('$."' + field.replace('"', "") + '"')
-            params.append(value)
-        return self.rows(sql + " ORDER BY c.id", params)
-
-    def marketing_counts(self: Store, since: str, until: str, exclude_campaign: int | None) -> dict[int, int]:
-        """Marketing mails per contact sent or due in [since, until], other than this campaign's."""
-        return {
-            r[0]: r[1]
-            for r in self.execute(
-                "SELECT contact_id, COUNT(*) FROM mails WHERE purpose = 'marketing' AND contact_id IS NOT NULL"
-                " AND state IN ('queued', 'sending', 'sent') AND COALESCE(sent_at, not_before) BETWEEN ? AND ?"
-                " AND (campaign_id IS NULL OR campaign_id != ?) GROUP BY contact_id",
-                (since, until, exclude_campaign or 0),
-            )
-        }
-
-
-AUDIENCE_COLUMNS = ("email", "first_name", "last_name", "stage", "timezone", "consent")
+    def marketing_counts(
+        self: Store, since: str, contact_ids: Iterable[int] | None = None, exclude_campaign: int | None = None
+    ) -> dict[int, int]:
+        """Marketing mails per contact queued since `since` and not failed or cancelled (sequences and campaigns)."""
+        sql = (
+            "SELECT contact_id, COUNT(*) FROM mails WHERE purpose = 'marketing' AND contact_id IS NOT NULL"
+            " AND state IN ('queued', 'sending', 'sent') AND queued_at >= ?"
+            " AND (campaign_id IS NULL OR campaign_id != ?)"
+        )
+        params: list[Any] = [since, exclude_campaign or 0]
+        if contact_ids is not None:
+            wanted = sorted(set(contact_ids))
+            sql += f" AND contact_id IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        return {r[0]: r[1] for r in self.execute(sql + " GROUP BY contact_id", params)}
