@@ -2,7 +2,8 @@
 
 One file shared by `run`, `serve` and cron jobs: WAL mode, a busy timeout,
 short write transactions (BEGIN IMMEDIATE). Area modules add their queries
-to `Store` as mixins: contacts.py, journeys.py, outbox.py, tracking.py.
+to `Store` as mixins, one per area: audience, campaigns, contacts, gdpr,
+journeys, locks, outbox, tasks, tracking.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlite_utils
 
 from edumail.errors import EdumailError
 from edumail.store.audience import AudienceMixin
+from edumail.store.campaigns import CampaignsMixin
 from edumail.store.contacts import ContactsMixin
 from edumail.store.forms import FormsMixin
 from edumail.store.gdpr import GdprMixin
@@ -25,12 +27,24 @@ from edumail.store.journeys import JourneysMixin
 from edumail.store.locks import LocksMixin
 from edumail.store.outbox import OutboxMixin
 from edumail.store.schema import MIGRATIONS
+from edumail.store.tasks import TasksMixin
 from edumail.store.tracking import TrackingMixin
 
 BUSY_TIMEOUT_MS = 30_000
 
 
-class Store(AudienceMixin, ContactsMixin, JourneysMixin, LocksMixin, OutboxMixin, TrackingMixin, GdprMixin, FormsMixin):
+class Store(
+    AudienceMixin,
+    CampaignsMixin,
+    ContactsMixin,
+    JourneysMixin,
+    LocksMixin,
+    OutboxMixin,
+    TasksMixin,
+    TrackingMixin,
+    GdprMixin,
+    FormsMixin,
+):
     """A connection to the project's database; use one per thread."""
 
     def __init__(self, path: Path | str):

@@ -1,4 +1,4 @@
-"""SQL for the journeys area (enrolment, due steps, exits, the run lock, webhook tasks).
+"""SQL for the journeys area (enrolment, due steps, exits).
 
 Methods are mixed into Store. Every query that runs on each `edumail run`
 is driven by an index (events_name, journeys_due, tasks_due, the UNIQUE keys),
@@ -302,39 +302,3 @@ class JourneysMixin:
             self.execute(f"RELEASE {name}")
             raise
         self.execute(f"RELEASE {name}")
-
-    # --- tasks (webhooks) -----------------------------------------------------------------
-
-    def add_task(
-        self: Store, kind: str, payload: dict[str, Any], journey_id: int | None, step_id: str | None, not_before: str
-    ) -> int:
-        cursor = self.execute(
-            "INSERT INTO tasks (kind, payload, journey_id, step_id, not_before) VALUES (?, ?, ?, ?, ?)",
-            (
-                kind,
-                json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str),
-                journey_id,
-                step_id,
-                not_before,
-            ),
-        )
-        return int(cursor.lastrowid or 0)
-
-    def due_tasks(self: Store, kind: str, now: str, limit: int = 200) -> list[dict[str, Any]]:
-        return self.rows(
-            "SELECT * FROM tasks WHERE state = 'pending' AND not_before <= ? AND kind = ? ORDER BY"
-            " not_before, id LIMIT ?",
-            (now, kind, limit),
-        )
-
-    def pending_tasks(self: Store, kind: str) -> int:
-        return int(self.scalar("SELECT COUNT(*) FROM tasks WHERE state = 'pending' AND kind = ?", (kind,)) or 0)
-
-    def finish_task(self: Store, task_id: int, state: str, attempts: int, not_before: str, error: str | None) -> None:
-        self.execute(
-            "UPDATE tasks SET state = ?, attempts = ?, not_before = ?, last_error = ? WHERE id = ?",
-            (state, attempts, not_before, error, task_id),
-        )
-
-    def task(self: Store, task_id: int) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM tasks WHERE id = ?", (task_id,))

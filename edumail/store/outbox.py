@@ -1,4 +1,4 @@
-"""SQL for the outbox (mails) and campaigns. Methods are mixed into Store."""
+"""SQL for the outbox (mails). Methods are mixed into Store."""
 
 from __future__ import annotations
 
@@ -150,32 +150,6 @@ class OutboxMixin:
             " WHERE id = ? AND state = 'failed'",
             (now, mail_id),
         )
-
-    # --- campaigns ------------------------------------------------------------------------
-
-    def campaign_by_name(self: Store, name: str) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM campaigns WHERE name = ?", (name,))
-
-    def insert_campaign(
-        self: Store, name: str, template: str, audience: dict[str, Any], scheduled_at: str, now: str, state: str
-    ) -> int:
-        cursor = self.execute(
-            "INSERT INTO campaigns (name, template, audience, scheduled_at, created_at, state)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (name, template, json.dumps(audience, ensure_ascii=False, sort_keys=True), scheduled_at, now, state),
-        )
-        return int(cursor.lastrowid or 0)
-
-    def settle_campaigns(self: Store) -> None:
-        """Campaigns with no mail left queued or sending are done."""
-        self.execute(
-            "UPDATE campaigns SET state = 'done' WHERE state != 'done' AND EXISTS (SELECT 1 FROM mails m WHERE"
-            " m.campaign_id = campaigns.id) AND NOT EXISTS (SELECT 1 FROM mails m WHERE m.campaign_id = campaigns.id"
-            " AND m.state IN ('queued', 'sending'))"
-        )
-
-    def campaign_contact_ids(self: Store, campaign_id: int) -> set[int]:
-        return {r[0] for r in self.execute("SELECT contact_id FROM mails WHERE campaign_id = ?", (campaign_id,))}
 
     def marketing_counts(
         self: Store, since: str, contact_ids: Iterable[int] | None = None, exclude_campaign: int | None = None
