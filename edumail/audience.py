@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts
+from edumail import contacts
 from edumail.conditions import Audience
 
 if TYPE_CHECKING:
@@ -37,4 +37,4 @@ def weekly_marketing(
     store: Store, now: datetime, contact_ids: list[int] | None = None, *, exclude_campaign: int | None = None
 ) -> dict[int, int]:
     """Marketing mails queued per contact in the 7 days before `now` (sequences and campaigns)."""
-    return store.marketing_counts(clock.to_db(now - WEEK), contact_ids, exclude_campaign)
+    return store.marketing_counts(now - WEEK, contact_ids, exclude_campaign)

@@ -316,7 +316,7 @@ def import_bounces(store: Store, path: Path, now: datetime) -> BounceReport:
             continue
         with store.transaction():
             _record_dsn(store, dsn, now, report)
-            store.mark_inbound_seen(dsn.key, clock.to_db(now))
+            store.mark_inbound_seen(dsn.key, now)
     return report
 
 

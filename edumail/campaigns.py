@@ -111,18 +111,18 @@ def create_campaign(
         plan.queued = len(chosen)
         return plan
 
-    stamp = clock.to_db(now)
+    stamp = now
     with store.transaction():
         if plan.campaign_id is None:
             state = "scheduled" if plan.scheduled else "queued"
-            plan.campaign_id = store.insert_campaign(plan.name, template, audience, clock.to_db(at), stamp, state)
+            plan.campaign_id = store.insert_campaign(plan.name, template, audience, at, stamp, state)
         for contact in chosen:
             tz = _zone(contact, settings.tz)
             queued = store.enqueue_mail(
                 message_id=new_message_id(settings.sender.domain),
                 template=template,
                 purpose=events.MARKETING,
-                not_before=clock.to_db(window.next_opening(at, tz) if window else at),
+                not_before=window.next_opening(at, tz) if window else at,
                 now=stamp,
                 contact_id=int(contact["id"]),
                 context={"campaign": plan.name},

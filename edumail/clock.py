@@ -102,3 +102,13 @@ def at_local_time(moment: datetime, hour_minute: tuple[int, int], tz: ZoneInfo |
     """That day (in `tz`) at that local wall-clock time, in UTC; right across DST changes."""
     day = moment.astimezone(tz).date()
     return datetime.combine(day, time(*hour_minute), tzinfo=tz).astimezone(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """A time in JSON output and exports: UTC ISO 8601 with microseconds and Z (2026-12-01T08:00:00.000000Z)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def json_default(value: object) -> str:
+    """`default=` for json.dumps: times as iso_utc, anything else as its text."""
+    return iso_utc(value) if isinstance(value, datetime) else str(value)

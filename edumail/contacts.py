@@ -89,7 +89,7 @@ def get_or_create(store: Store, email: str, now: datetime, source: str) -> tuple
         return found, False
     if is_forgotten(store, address):
         raise InputError(f"{address} asked to be forgotten; edumail will not recreate this contact")
-    stamp = clock.to_db(now)
+    stamp = now
     with store.transaction():
         contact_id = store.insert_contact({"email": address, "consent": events.UNKNOWN}, stamp)
         store.log_consent(contact_id, stamp, events.UNKNOWN, None, source, {"created_by": source})
@@ -111,10 +111,10 @@ def record_event(
     machine: bool = False,
 ) -> int:
     """Record one event for a contact; returns its id."""
-    stamp = clock.to_db(at)
+    stamp = at
     with store.transaction():
         event_id = store.insert_event(
-            contact_id, name, stamp, data or {}, source, clock.to_db(now), mail_id=mail_id, machine=machine
+            contact_id, name, stamp, data or {}, source, now, mail_id=mail_id, machine=machine
         )
         if name not in _NOT_INBOUND and not machine:
             store.touch_inbound(contact_id, stamp)
@@ -136,7 +136,7 @@ def add_tags(store: Store, contact_id: int, tags: list[str], now: datetime, sour
     added = []
     with store.transaction():
         for tag in _clean_tags(tags):
-            if store.add_tag(contact_id, tag, clock.to_db(now)):
+            if store.add_tag(contact_id, tag, now):
                 record_event(store, contact_id, events.TAG_ADDED, at=now, data={"tag": tag}, source=source, now=now)
                 added.append(tag)
     return added
@@ -162,7 +162,7 @@ def set_stage(store: Store, contact_id: int, stage: str, now: datetime, source: 
     if contact["stage"] == stage:
         return False
     with store.transaction():
-        store.update_contact(contact_id, {"stage": stage}, clock.to_db(now))
+        store.update_contact(contact_id, {"stage": stage}, now)
         record_event(
             store,
             contact_id,
@@ -191,7 +191,7 @@ def set_fields(store: Store, contact_id: int, values: dict[str, Any], now: datet
             fields[key] = value
     direct["fields"] = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     with store.transaction():
-        store.update_contact(contact_id, direct, clock.to_db(now))
+        store.update_contact(contact_id, direct, now)
 
 
 def set_consent(
@@ -218,7 +218,7 @@ def set_consent(
         raise NotFound(f"no contact #{contact_id}")
     if contact["consent"] == consent and contact["consent_basis"] == basis:
         return False
-    stamp = clock.to_db(now)
+    stamp = now
     with store.transaction():
         store.update_contact(contact_id, {"consent": consent, "consent_basis": basis}, stamp)
         store.log_consent(contact_id, stamp, consent, basis, source, proof)
@@ -239,7 +239,7 @@ def mark_bounced(store: Store, contact_id: int, kind: str, now: datetime) -> boo
     contact = store.contact(contact_id)
     if contact is None:
         return False
-    stamp = clock.to_db(now)
+    stamp = now
     with store.transaction():
         if kind == "hard":
             suppressed = True
@@ -495,7 +495,7 @@ def _create_from_row(
 ) -> int:
     state = consent or events.UNKNOWN
     basis = (basis or "opt_in") if state == events.OPTED_IN else None
-    stamp = clock.to_db(now)
+    stamp = now
     contact_id = store.insert_contact(
         {
             "email": address,
@@ -534,7 +534,7 @@ def _update_from_row(store: Store, contact: dict[str, Any], values: dict[str, st
     if merged != fields:
         changes["fields"] = json.dumps(merged, ensure_ascii=False, sort_keys=True)
     if changes:
-        store.update_contact(contact["id"], changes, clock.to_db(now))
+        store.update_contact(contact["id"], changes, now)
     changed = bool(changes)
     if values.get("stage") and values["stage"] != contact.get("stage"):
         set_stage(store, contact["id"], values["stage"], now, "import")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import clock, contacts, events, lease
+from edumail import contacts, events, lease
 from edumail.compose import Composer, Skip
 from edumail.errors import EdumailError
 from edumail.project import Project
@@ -134,7 +134,7 @@ def deliver(
         try:
             with _WRITE, store.transaction():
                 report.recovered = len(store.recover_sending_mails())
-            due = store.count_due_mails(clock.to_db(now))
+            due = store.count_due_mails(now)
             report.total = min(due, limit) if limit is not None else due
             if report.total:
                 _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), lock).go()
@@ -143,7 +143,7 @@ def deliver(
                 store.settle_campaigns()
                 lock.release()
         if report.stopped:
-            queued = store.count_due_mails(clock.to_db(now))
+            queued = store.count_due_mails(now)
             report.stopped += f" ({queued} mail{'s' if queued != 1 else ''} still queued)"
     report.seconds = time.monotonic() - started
     return report
@@ -167,7 +167,7 @@ class _Run:
         self.composer = composer
         self.report = report
         self.now = now
-        self.now_db = clock.to_db(now)
+        self.now_db = now
         self.budget = limit
         self.progress = progress
         self.stop = stop
@@ -315,10 +315,10 @@ class _Run:
             return
         if failure.kind == TEMPORARY:
             attempts = int(mail["attempts"] or 0) + 1
-            age = self.now - clock.from_db(mail["queued_at"])
+            age = self.now - mail["queued_at"]
             if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
                 with _WRITE:
-                    store.defer_mail(mail_id, clock.to_db(self.now + BACKOFF[attempts - 1]), reason)
+                    store.defer_mail(mail_id, self.now + BACKOFF[attempts - 1], reason)
                 self._count("deferred", reason)
                 self._in_a_row(
                     TEMPORARY,
@@ -416,7 +416,7 @@ def _dry_run(
     progress: Progress | None,
 ) -> None:
     """Render and build every due mail, change nothing: what `sent` would be."""
-    mails = store.peek_due_mails(clock.to_db(now), limit)
+    mails = store.peek_due_mails(now, limit)
     report.total = len(mails)
     for mail in mails:
         try:
@@ -456,7 +456,7 @@ def retry_failed(project: Project, *, now: datetime) -> RetryReport:
             if reason:
                 report.kept[reason] = report.kept.get(reason, 0) + 1
                 continue
-            store.requeue_mail(int(mail["id"]), clock.to_db(now))
+            store.requeue_mail(int(mail["id"]), now)
             report.requeued += 1
     return report
 

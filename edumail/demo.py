@@ -198,7 +198,7 @@ class _Simulation:
         self.pending = list(happenings)
         self.reactions: list[_Reaction] = []
         self.rng = rng
-        self.last = clock.to_db(datetime(1970, 1, 1, tzinfo=clock.UTC))
+        self.last = datetime(1970, 1, 1, tzinfo=clock.UTC)
         self.secret = project.secret()
         with _frozen_clock(happenings[0].at if happenings else datetime.now(clock.UTC)):
             self.web = TestClient(create_app(project), base_url=BASE_URL)
@@ -215,7 +215,7 @@ class _Simulation:
                     day.skipped[decision.reason] += 1
                 elif decision.outcome == "exited":
                     day.exited += 1
-            upto = clock.to_db(now)
+            upto = now
             for mail in self.store.mails_sent_between(self.last, upto):
                 day.sent[mail["template"]] += 1
                 self._plan_reactions(mail, now)

@@ -23,6 +23,7 @@ from edumail.errors import EdumailError, InputError
 from edumail.journeys import JOURNEY
 from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
+from edumail.store.journeys import moment_text, trigger_key
 
 if TYPE_CHECKING:
     from edumail.project import Project
@@ -155,15 +156,14 @@ class Engine:
     def enrol(self, now: datetime, report: EngineReport) -> None:
         upto = self.store.max_event_id()
         seen = self.store.sequences_seen()
-        stamp = clock.to_db(now)
         for sequence in self.sequences.values():
             row = seen.get(sequence.name)
             first = row is None
             if row is None:
                 with self.store.transaction():
-                    self.store.add_sequence_seen(sequence.name, stamp, upto)
+                    self.store.add_sequence_seen(sequence.name, now, upto)
                 row = {
-                    "first_seen_at": stamp,
+                    "first_seen_at": now,
                     "first_event_id": upto,
                     "cursor_event_id": upto,
                     "last_schedule_at": None,
@@ -195,7 +195,7 @@ class Engine:
                     contact = people.get(event["contact_id"])
                     if sequence.enabled and contact is not None and trigger.accepts(data):
                         key = f"event:{event['id']}" if sequence.reenter else "event"
-                        started = clock.from_db(event["at"])
+                        started = event["at"]
                         self._enter(
                             sequence, contact, tags[contact["id"]], key, event["id"], started, now, report, data
                         )
@@ -228,15 +228,15 @@ class Engine:
                 for cid in members:
                     if self.backfill and sequence.reenter and self.store.has_journey(sequence.name, cid):
                         continue
-                    key = f"segment:{clock.to_db(now)}" if sequence.reenter else "segment"
+                    key = trigger_key("segment", now) if sequence.reenter else "segment"
                     self._enter(sequence, people[cid], tags[cid], key, None, now, now, report, {})
 
     def _enrol_inactive(self, sequence: Sequence, row: dict[str, Any], now: datetime, report: EngineReport) -> None:
         span = sequence.trigger.inactive
         assert span is not None
-        first_seen = clock.from_db(row["first_seen_at"])
-        floor = None if self.backfill else clock.to_db(first_seen - span)
-        found = self.store.inactive_contacts(sequence.name, clock.to_db(now - span), floor, sequence.reenter)
+        first_seen = row["first_seen_at"]
+        floor = None if self.backfill else first_seen - span
+        found = self.store.inactive_contacts(sequence.name, now - span, floor, sequence.reenter)
         if not sequence.enabled:
             return
         for start in range(0, len(found), BATCH):
@@ -245,19 +245,19 @@ class Engine:
             tags = self.store.tags_by_ids(people)
             with self.store.transaction():
                 for item in chunk:
-                    since = clock.from_db(item["since"])
+                    since = item["since"]
                     started = since + span if since + span >= first_seen else now
-                    key = f"inactive:{item['since']}" if sequence.reenter else "inactive"
+                    key = trigger_key("inactive", item["since"]) if sequence.reenter else "inactive"
                     contact = people[item["id"]]
                     self._enter(sequence, contact, tags[contact["id"]], key, None, started, now, report, {})
 
     def _enrol_scheduled(self, sequence: Sequence, row: dict[str, Any], now: datetime, report: EngineReport) -> None:
-        last = clock.from_db(row["last_schedule_at"] or row["first_seen_at"])
+        last = row["last_schedule_at"] or row["first_seen_at"]
         firing = self._last_firing(sequence, last, now, row["last_schedule_at"] is None)
         if firing is None:
             return
         with self.store.transaction():
-            self.store.set_sequence_fired(sequence.name, clock.to_db(firing))
+            self.store.set_sequence_fired(sequence.name, firing)
         if not sequence.enabled:
             return
         late = now - firing
@@ -267,7 +267,7 @@ class Engine:
                 f"{_show_delta(late)} late (limits.max_late): nobody entered"
             )
             return
-        key = f"{sequence.trigger.kind}:{clock.to_db(firing)}" if sequence.reenter else sequence.trigger.kind
+        key = trigger_key(sequence.trigger.kind, firing) if sequence.reenter else sequence.trigger.kind
         ids = self.store.audience_contact_ids(sequence.audience)
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
@@ -308,9 +308,9 @@ class Engine:
                 if probe is not None:
                     found.append(probe.astimezone(clock.UTC))
             elif sequence.trigger.kind == "inactive" and sequence.trigger.inactive:
-                since = self.store.next_inactivity_since(clock.to_db(after - sequence.trigger.inactive))
+                since = self.store.next_inactivity_since(after - sequence.trigger.inactive)
                 if since:
-                    found.append(clock.from_db(since) + sequence.trigger.inactive)
+                    found.append(since + sequence.trigger.inactive)
         return min(found) if found else None
 
     def _enter(
@@ -332,12 +332,11 @@ class Engine:
         if not sequence.audience.matches(contact["stage"], tags, _fields(contact)):
             return
         journey_id = self.store.insert_journey(
-            sequence.name, contact["id"], key, event_id, clock.to_db(started), sequence.purpose
+            sequence.name, contact["id"], key, event_id, started, sequence.purpose
         )
         if journey_id is None:
             return
-        stamp = clock.to_db(now)
-        self.store.log_step(journey_id, JOURNEY, stamp, "entered", f"trigger: {sequence.trigger.describe()}")
+        self.store.log_step(journey_id, JOURNEY, now, "entered", f"trigger: {sequence.trigger.describe()}")
         report.decisions.append(
             Decision(now, sequence.name, JOURNEY, contact["id"], contact["email"], "entered", purpose=sequence.purpose)
         )
@@ -348,9 +347,9 @@ class Engine:
             "sequence": sequence.name,
             "contact_id": contact["id"],
             "trigger_event_id": event_id,
-            "started_at": clock.to_db(started),
+            "started_at": started,
             "step_index": 0,
-            "last_step_at": clock.to_db(started),
+            "last_step_at": started,
             "state": "active",
         }
         self._schedule(sequence, journey, contact, now, report)
@@ -367,43 +366,43 @@ class Engine:
         after = 0 if self.backfill or stored is None else int(stored)
         if stored is None and not self.backfill:
             after = upto
-        stamp = clock.to_db(now)
         while after < upto:
             batch = self.store.events_named_between(names, after, upto, BATCH)
             if not batch:
                 break
             with self.store.transaction():
                 for event in batch:
-                    self._on_event(event, stamp, now, report)
+                    self._on_event(event, now, report)
             after = batch[-1]["id"]
         with self.store.transaction():
             self.store.set_meta("engine.exit_cursor", str(upto))
 
-    def _on_event(self, event: dict[str, Any], stamp: str, now: datetime, report: EngineReport) -> None:
+    def _on_event(self, event: dict[str, Any], now: datetime, report: EngineReport) -> None:
         name, contact_id = event["name"], event["contact_id"]
         if name == events.UNSUBSCRIBED:
             for journey in self.store.active_journeys_of(contact_id, purpose=events.MARKETING):
-                self._exit(journey, "unsubscribed", stamp, now, report)
+                self._exit(journey, "unsubscribed", now, report)
         for sequence in self.sequences.values():
             if name in sequence.exit_on:
                 for journey in self.store.active_journeys_of(contact_id, [sequence.name]):
                     if journey["started_at"] <= event["at"] and journey["trigger_event_id"] != event["id"]:
-                        self._exit(journey, f"exit_on: {name}", stamp, now, report)
+                        self._exit(journey, f"exit_on: {name}", now, report)
             goal = sequence.goal
             if goal is not None and goal.event == name:
                 for journey in self.store.journeys_reaching_goal(contact_id, sequence.name, event["at"]):
-                    started = clock.from_db(journey["started_at"])
+                    started = journey["started_at"]
                     if journey["trigger_event_id"] == event["id"]:
                         continue
-                    if goal.within is None or clock.from_db(event["at"]) <= started + goal.within:
-                        self.store.log_step(journey["id"], JOURNEY, stamp, "goal", f"{name} at {event['at']}")
+                    if goal.within is None or event["at"] <= started + goal.within:
+                        reason = f"{name} at {moment_text(event['at'])}"
+                        self.store.log_step(journey["id"], JOURNEY, now, "goal", reason)
                         report.decisions.append(
                             Decision(
                                 now, sequence.name, JOURNEY, contact_id, "", "goal", name, purpose=sequence.purpose
                             )
                         )
 
-    def _exit(self, journey: dict[str, Any], reason: str, stamp: str, now: datetime, report: EngineReport) -> None:
+    def _exit(self, journey: dict[str, Any], reason: str, now: datetime, report: EngineReport) -> None:
         sequence = self.sequences.get(journey["sequence"])
         step_id = JOURNEY
         if sequence is not None and journey["step_index"] < len(sequence.steps):
@@ -426,10 +425,9 @@ class Engine:
 
     def advance(self, now: datetime, report: EngineReport) -> None:
         """Run every step due at `now`, journey by journey, each all-or-nothing."""
-        stamp = clock.to_db(now)
         after = 0
         while True:
-            batch = self.store.due_journeys(self.enabled, stamp, after, BATCH)
+            batch = self.store.due_journeys(self.enabled, now, after, BATCH)
             if not batch:
                 break
             after = batch[-1]["id"]
@@ -500,13 +498,12 @@ class Engine:
     ) -> bool:
         """Run this journey's due steps; True when the contact itself changed."""
         changed = False
-        stamp = clock.to_db(now)
-        while journey["state"] == "active" and journey["due_at"] is not None and journey["due_at"] <= stamp:
+        while journey["state"] == "active" and journey["due_at"] is not None and journey["due_at"] <= now:
             step = sequence.steps[journey["step_index"]]
-            due = clock.from_db(journey["due_at"])
+            due = journey["due_at"]
             stop = self._guard(sequence, journey, contact, tags)
             if stop:
-                self._exit(journey, stop, stamp, now, report)
+                self._exit(journey, stop, now, report)
                 return changed
             if step.condition is not None and not evaluate(step.condition, _Facts(self.store, journey, contact, tags)):
                 why = f"condition not met: {step.condition.describe()}"
@@ -516,7 +513,7 @@ class Engine:
                 if unsent:
                     why += f" ({', '.join(sorted(set(unsent)))} sent no mail in this journey)"
                 if step.else_exit:
-                    self._exit(journey, f"{why} (else: exit)", stamp, now, report)
+                    self._exit(journey, f"{why} (else: exit)", now, report)
                     return changed
                 self._log(
                     sequence,
@@ -595,7 +592,7 @@ class Engine:
                     self._webhook_payload(value, sequence, step, journey, contact, tags, now),
                     journey["id"],
                     step.id,
-                    clock.to_db(now),
+                    now,
                 )
                 done.append(f"webhook {value}")
             elif too_late:
@@ -605,8 +602,8 @@ class Engine:
                     message_id=new_message_id(self.domain),
                     template=NOTIFY_TEMPLATE,
                     purpose=events.SERVICE,
-                    not_before=clock.to_db(now),
-                    now=clock.to_db(now),
+                    not_before=now,
+                    now=now,
                     contact_id=contact["id"],
                     to_email=value,
                     context=self._notify_context(sequence, step, contact, tags, journey),
@@ -622,8 +619,8 @@ class Engine:
                         message_id=new_message_id(self.domain),
                         template=value,
                         purpose=sequence.purpose,
-                        not_before=clock.to_db(due),
-                        now=clock.to_db(now),
+                        not_before=due,
+                        now=now,
                         contact_id=contact["id"],
                         context={"event": self._event_data(journey)},
                         journey_id=journey["id"],
@@ -671,7 +668,7 @@ class Engine:
         done: list[str] | None = None,
         conditional: bool = False,
     ) -> None:
-        self.store.log_step(journey["id"], step.id, clock.to_db(report.now), outcome, reason, mail_id)
+        self.store.log_step(journey["id"], step.id, report.now, outcome, reason, mail_id)
         mentions_mail = step.condition is not None and step.condition.looks_at_mail()
         report.decisions.append(
             Decision(
@@ -700,7 +697,7 @@ class Engine:
             step = sequence.steps[journey["step_index"]]
             due, why = self.step_time(sequence, step, journey, contact)
             if due is not None:
-                journey["due_at"] = clock.to_db(due)
+                journey["due_at"] = due
                 self.store.move_journey(
                     journey["id"], journey["step_index"], journey["last_step_at"], journey["due_at"]
                 )
@@ -722,7 +719,7 @@ class Engine:
     ) -> tuple[datetime | None, str]:
         """When this step is due (UTC), or None and why it can never be."""
         tz = self.contact_tz(contact)
-        last = clock.from_db(journey["last_step_at"])
+        last = journey["last_step_at"]
         if step.at is not None and step.at.moment is not None:
             base = step.at.moment  # a literal `at: 2026-12-01T09:00`
         elif step.at is not None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import clock, journeys
 from edumail import contacts as contacts_module
+from edumail import journeys
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -31,7 +31,7 @@ def export(store: Store, email: str, now: datetime) -> dict[str, Any]:
     journeys = store.journeys_detail_of(cid)
     steps = store.journey_log_detail_of(cid)
     return {
-        "exported_at": clock.to_db(now),
+        "exported_at": now,
         "contact": {**contact, "fields": _json(contact["fields"])},
         "tags": store.tags_detail_of(cid),
         "consent_log": [{**row, "proof": _json(row["proof"])} for row in store.consent_log_detail_of(cid)],
@@ -66,7 +66,8 @@ def find_contact(store: Store, email: str) -> dict[str, Any]:
         return contact
     gone = store.suppression(contacts_module.suppression_hash(store, address))
     if gone is not None:
-        raise NotFound(f"{address} was already forgotten on {gone['at'][:10]}; nothing is stored about them any more")
+        day = f"{gone['at']:%Y-%m-%d}"
+        raise NotFound(f"{address} was already forgotten on {day}; nothing is stored about them any more")
     raise NotFound(f"no contact {address!r} (see `edumail contacts list`)")
 
 
@@ -100,7 +101,7 @@ def forget(store: Store, email: str, now: datetime) -> Erasure:
 def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: str, suppress: bool) -> Erasure:
     """Erase the personal data of one contact in every table, in one transaction."""
     cid = contact["id"]
-    stamp = clock.to_db(now)
+    stamp = now
     digest = contacts_module.suppression_hash(store, contact["email"])
     result = Erasure(cid)
     with store.transaction():
@@ -136,7 +137,7 @@ class PurgeReport:
 def stale_prospects(store: Store, now: datetime) -> PurgeReport:
     """Prospects whose last sign of life (or creation) is more than 3 years old."""
     report = PurgeReport()
-    cutoff = clock.to_db(now - PURGE_AFTER)
+    cutoff = now - PURGE_AFTER
     for row in store.stale_prospects(cutoff, CUSTOMER_STAGES):
         service = store.active_service_sequences_of(row["id"])
         if service:

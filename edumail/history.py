@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from edumail import clock
@@ -67,7 +68,7 @@ def _timeline(store: Store, contact_id: int) -> list[dict[str, Any]]:
                 "clicked": store.mail_clicks(mail["id"]),
             }
         )
-    timeline.sort(key=lambda item: (item["at"] or "", _ORDER[item["kind"]]))
+    timeline.sort(key=lambda item: (item["at"] or _NEVER, _ORDER[item["kind"]]))
     return timeline
 
 
@@ -89,6 +90,7 @@ def _card(contact: dict[str, Any]) -> dict[str, Any]:
 
 
 _ORDER = {"event": 0, "journey": 1, "mail": 2}
+_NEVER = datetime.min.replace(tzinfo=clock.UTC)
 
 
 def describe(item: dict[str, Any]) -> str:
@@ -125,5 +127,5 @@ def shown_lines(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def when(item_at: str | None, tz: Any) -> str:
-    return clock.show(clock.from_db(item_at), tz) if item_at else ""
+def when(item_at: datetime | None, tz: Any) -> str:
+    return clock.show(item_at, tz) if item_at else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, events
+from edumail import events
 
 if TYPE_CHECKING:
     from edumail.store import Store
@@ -32,7 +32,7 @@ def end(
     `exited` (and `failed`, logged as its outcome) cancels the journey's queued mail; `completed`
     lets the last step's mail go.
     """
-    stamp = clock.to_db(now)
+    stamp = now
     if not store.finish_journey(journey["id"], state, stamp, reason):
         return False
     store.log_step(journey["id"], step_id, stamp, outcome or state, reason)

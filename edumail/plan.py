@@ -122,9 +122,9 @@ def forecast(project: Project, *, now: datetime, days: int, sequence: str | None
 
 def _next_moment(engine: Engine, after: datetime) -> datetime | None:
     candidates = []
-    due = engine.store.next_due_at(engine.enabled, clock.to_db(after))
+    due = engine.store.next_due_at(engine.enabled, after)
     if due:
-        candidates.append(clock.from_db(due))
+        candidates.append(due)
     firing = engine.next_firing(after)
     if firing is not None:
         candidates.append(firing)

@@ -20,7 +20,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
-from edumail import bounces, clock, events
+from edumail import bounces, events
 from edumail import contacts as contacts_module
 from edumail.errors import EdumailError
 from edumail.settings import Imap
@@ -92,7 +92,7 @@ def _record_one(store: Store, raw: bytes, msg: Message, now: datetime, source: s
             now=now,
             mail_id=mail["id"],
         )
-        store.mark_inbound_seen(key, clock.to_db(now))
+        store.mark_inbound_seen(key, now)
     report.replies += 1
     report.contacts.add(mail["contact_id"])
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, lease, sequences, webhooks
+from edumail import lease, sequences, webhooks
 from edumail.engine import Engine, EngineReport
 from edumail.errors import EdumailError
 
@@ -115,7 +115,7 @@ def run_once(
         else:
             report = engine.run(now)
             summary = RunSummary(now, False, report)
-            if store.due_tasks("webhook", clock.to_db(now), 1):
+            if store.due_tasks("webhook", now, 1):
                 summary.webhooks = webhooks.process(store, project.secret(), now)
             summary.pending_webhooks = store.pending_tasks("webhook")
         if deliver:

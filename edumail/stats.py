@@ -24,8 +24,8 @@ from edumail.store import Store
 
 COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced")
 RATES = ("open_rate", "click_rate", "unsubscribe_rate", "bounce_rate")
-_BEGINNING = "0000"
-_END = "9999"
+_BEGINNING = datetime.min.replace(tzinfo=clock.UTC)
+_END = datetime.max.replace(tzinfo=clock.UTC)
 
 
 @dataclass
@@ -96,8 +96,8 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _bounds(since: datetime | None, until: datetime | None) -> tuple[str, str]:
-    return (clock.to_db(since) if since else _BEGINNING, clock.to_db(until) if until else _END)
+def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    return (since or _BEGINNING, until or _END)
 
 
 def compute(
@@ -139,8 +139,8 @@ def _sequence(
     definition: Definition | None,
     steps: dict[str, dict[str, Any]],
     total: dict[str, Any] | None,
-    low: str,
-    high: str,
+    low: datetime,
+    high: datetime,
 ) -> dict[str, Any]:
     order = list(definition.steps) if definition else []
     order += [step_id for step_id in steps if step_id not in order]
@@ -159,7 +159,7 @@ def _sequence(
     return entry
 
 
-def _campaigns(store: Store, low: str, high: str, bounded: object) -> list[dict[str, Any]]:
+def _campaigns(store: Store, low: datetime, high: datetime, bounded: object) -> list[dict[str, Any]]:
     rows = {row["campaign_id"]: row for row in store.mail_figures("campaign", low, high)}
     found = []
     for campaign in store.campaigns_all():

@@ -197,7 +197,7 @@ class Tracker:
             return True
         now = clock.now()
         ip, agent = self._client(request)
-        sent_at = clock.from_db(mail["sent_at"]) if mail["sent_at"] else None
+        sent_at = mail["sent_at"] if mail["sent_at"] else None
         verdict = bots.open_verdict(ip, agent, request.method, sent_at, now)
         data = {"machine": verdict} if verdict else {}
         if bots.is_google_proxy(agent):
@@ -235,11 +235,11 @@ class Tracker:
             return url
         now = clock.now()
         ip, agent = self._client(request)
-        sent_at = clock.from_db(mail["sent_at"]) if mail["sent_at"] else None
+        sent_at = mail["sent_at"] if mail["sent_at"] else None
         verdict = bots.click_verdict(ip, agent, request.method, sent_at, now)
         data: dict[str, Any] = {"url": url, "index": token.index}
         with store.transaction():
-            burst_start = clock.to_db(now - bots.BURST_WINDOW)
+            burst_start = now - bots.BURST_WINDOW
             recent = store.recent_click_indexes(mail["id"], burst_start) | {token.index}
             if bots.all_links_burst(len(links), recent):
                 store.flag_clicks_machine(mail["id"], burst_start)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import __version__, clock
+from edumail import __version__
 
 if TYPE_CHECKING:
     from edumail.store import Store
@@ -75,7 +75,7 @@ def post(url: str, body: bytes, secret: bytes, task_id: int, timeout: float = TI
 def process(store: Store, secret: bytes, now: datetime, *, limit: int = 200, timeout: float = TIMEOUT) -> WebhookReport:
     """POST every due webhook task; record successes, schedule retries, fail the hopeless."""
     report = WebhookReport()
-    tasks = store.due_tasks("webhook", clock.to_db(now), limit)
+    tasks = store.due_tasks("webhook", now, limit)
     if not tasks:
         return report
     payloads = [json.loads(t["payload"]) for t in tasks]
@@ -98,7 +98,7 @@ def process(store: Store, secret: bytes, now: datetime, *, limit: int = 200, tim
                     store.log_step(
                         task["journey_id"],
                         task["step_id"] or "",
-                        clock.to_db(now),
+                        now,
                         "failed",
                         f"webhook failed {attempts} times, giving up: {error}",
                     )
@@ -106,7 +106,7 @@ def process(store: Store, secret: bytes, now: datetime, *, limit: int = 200, tim
                 report.errors.append(f"gave up after {attempts} attempts: {error}")
             else:
                 retry = now + timedelta(seconds=BACKOFF[attempts - 1])
-                store.finish_task(task["id"], "pending", attempts, clock.to_db(retry), error)
+                store.finish_task(task["id"], "pending", attempts, retry, error)
                 report.retrying += 1
                 report.errors.append(f"{error} (attempt {attempts}, retry at {retry:%Y-%m-%d %H:%M} UTC)")
     return report

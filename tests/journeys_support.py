@@ -24,9 +24,9 @@ def T(text: str) -> datetime:
     return clock.parse_iso(text, PARIS)
 
 
-def db(text: str) -> str:
-    """A local time as the store writes it (UTC text)."""
-    return clock.to_db(T(text))
+def db(text: str) -> datetime:
+    """A local time as the store hands it back (aware UTC datetime)."""
+    return T(text)
 
 
 def install_library(root: Path, sequences: bool = True) -> None:
@@ -103,7 +103,7 @@ def mails(project: Project, contact_id: int | None = None) -> list[dict[str, Any
 def sent(project: Project, contact_id: int | None = None) -> list[tuple[str, str, str]]:
     """(step id, template, local not_before) of each queued mail, in order."""
     return [
-        (m["step_id"], m["template"], clock.from_db(m["not_before"]).astimezone(PARIS).strftime("%Y-%m-%dT%H:%M"))
+        (m["step_id"], m["template"], m["not_before"].astimezone(PARIS).strftime("%Y-%m-%dT%H:%M"))
         for m in mails(project, contact_id)
     ]
 

@@ -125,7 +125,7 @@ def test_at_in_the_future_schedules_for_a_later_run(centre, smtp_server):
     campaign = project.store().campaign_by_name("session-2026-03-03")
     assert campaign["state"] == "scheduled"
     rows = project.store().rows("SELECT not_before FROM mails")
-    assert {r["not_before"] for r in rows} == {"2026-03-03T09:00:00.000000Z"}
+    assert {r["not_before"] for r in rows} == {clock.from_db("2026-03-03T09:00:00.000000Z")}
 
 
 def test_the_campaign_name_can_be_given_and_must_not_clash(centre):
@@ -146,7 +146,7 @@ def test_contacts_over_the_weekly_marketing_limit_are_skipped(tmp_path, smtp_ser
     extra = smtp_server.settings_yaml() + "limits:\n  marketing_per_week: 1\n"
     project = make_project(tmp_path / "centre", extra=extra)
     ids = add_contacts(project, 2)
-    queue(project, [ids[0]], not_before="2026-03-01T09:00:00.000000Z")
+    queue(project, [ids[0]], not_before=clock.from_db("2026-03-01T09:00:00.000000Z"))
     project.store().execute("UPDATE mails SET state = 'sent', sent_at = not_before")
     result = Run(project.root)("send", "session")
     assert "1 over limits.marketing_per_week" in result.output
@@ -190,7 +190,7 @@ def test_a_policy_block_exits_1_with_what_the_server_said(centre, smtp_server):
 
 def test_outbox_lists_queued_mails_and_when_they_go(tmp_path):
     project = make_project(tmp_path / "centre")
-    queue(project, add_contacts(project, 1), not_before="2026-03-05T08:00:00.000000Z")
+    queue(project, add_contacts(project, 1), not_before=clock.from_db("2026-03-05T08:00:00.000000Z"))
     result = Run(project.root)("outbox")
     assert result.exit_code == 0
     assert (
@@ -222,4 +222,6 @@ def test_a_campaign_outside_the_send_window_waits_for_the_opening(tmp_path):
     result = Run(project.root)("send", "session", now="2026-03-07T10:00:00Z")  # a Saturday
     assert result.exit_code == 0, result.output
     assert "Nothing to send now" in result.output
-    assert project.store().row("SELECT not_before FROM mails")["not_before"] == "2026-03-09T07:00:00.000000Z"
+    assert project.store().row("SELECT not_before FROM mails")["not_before"] == clock.from_db(
+        "2026-03-09T07:00:00.000000Z"
+    )

@@ -1,5 +1,6 @@
 import json
 
+from edumail import clock
 from edumail.store import Store
 
 NOW = "2026-11-20T10:00:00+01:00"
@@ -141,7 +142,7 @@ def test_event_creates_unknown_contact_with_data(cli):
     contact = store.contact_by_email("new@example.fr")
     assert contact["consent"] == "unknown"
     event = store.events_of(contact["id"])[0]
-    assert event["at"] == "2026-11-19T13:00:00.000000Z"
+    assert event["at"] == clock.from_db("2026-11-19T13:00:00.000000Z")
     assert json.loads(event["data"]) == {"formation": "Excel"}
 
 

@@ -25,7 +25,7 @@ from journeys_support import (
     sent,
 )
 
-from edumail import contacts
+from edumail import clock, contacts
 from edumail import journeys as journeys_module
 from edumail.project import Project
 
@@ -208,7 +208,10 @@ def test_local_time_stays_right_across_the_dst_change(project: Project) -> None:
     run(project, "2026-10-25T08:59")
     run(project, "2026-10-25T09:00")
     survey = {m["contact_id"]: m["not_before"] for m in mails(project) if m["step_id"] == "enquete-satisfaction"}
-    assert survey == {ada: "2026-10-24T07:00:00.000000Z", bob: "2026-10-25T08:00:00.000000Z"}
+    assert survey == {
+        ada: clock.from_db("2026-10-24T07:00:00.000000Z"),
+        bob: clock.from_db("2026-10-25T08:00:00.000000Z"),
+    }
 
 
 def test_contact_timezone_is_used_for_local_times(project: Project) -> None:
@@ -222,7 +225,7 @@ def test_contact_timezone_is_used_for_local_times(project: Project) -> None:
     )
     run(project, "2026-12-13T00:00")
     survey = next(m for m in mails(project, ada) if m["step_id"] == "enquete-satisfaction")
-    assert survey["not_before"] == "2026-12-12T13:00:00.000000Z"  # 09:00 in Martinique (UTC-4)
+    assert survey["not_before"] == clock.from_db("2026-12-12T13:00:00.000000Z")  # 09:00 in Martinique (UTC-4)
 
 
 def test_service_mail_reaches_opted_out_contacts_but_never_bounced_ones(project: Project) -> None:

@@ -27,7 +27,7 @@ from journeys_support import (
     write_sequence,
 )
 
-from edumail import contacts, runner, webhooks
+from edumail import clock, contacts, runner, webhooks
 from edumail.project import Project
 
 SECRET = b"test-secret-key-not-for-production"
@@ -193,7 +193,7 @@ def test_contact_field_dates_drive_at_steps(root: Path) -> None:
     ada = add_contact(project, "ada@example.org", fields={"date_naissance": "2026-12-24"})
     event(project, ada, "x", "2026-12-01T09:00")
     run(project, "2026-12-24T10:00")
-    assert [m["not_before"] for m in mails(project)] == ["2026-12-24T09:00:00.000000Z"]
+    assert [m["not_before"] for m in mails(project)] == [clock.from_db("2026-12-24T09:00:00.000000Z")]
 
 
 # --- webhooks against a real local HTTP server -------------------------------------------------

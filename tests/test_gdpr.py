@@ -155,7 +155,7 @@ def test_forgotten_contact_row_is_anonymised(cli):
     row = db(cli).contact(cid)
     assert row["email"] == f"forgotten-{cid}@invalid"
     assert (row["first_name"], row["last_name"], row["fields"], row["timezone"]) == ("", "", "{}", None)
-    assert row["consent"] == "opted_out" and row["forgotten_at"].startswith("2026-11-20")
+    assert row["consent"] == "opted_out" and f"{row['forgotten_at']:%Y-%m-%d}" == "2026-11-20"
     assert db(cli).contact_by_email("marie@example.fr") is None
 
 

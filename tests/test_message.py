@@ -17,8 +17,8 @@ from test_delivery_support import NOW, add_contacts, make_project, queue
 from edumail import message, tokens
 from edumail.compose import NOTIFY
 from edumail.delivery import deliver
-from edumail.message import new_message_id
 from edumail.errors import InputError
+from edumail.message import new_message_id
 from edumail.transport.memory import MemoryTransport
 
 

@@ -79,7 +79,7 @@ def contacts_list(
             }
             for c in found
         ]
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2, default=clock.json_default))
         return
     table = Table("email", "name", "stage", "consent", "tags", box=None)
     for c in found:
@@ -102,7 +102,7 @@ def contacts_show(
     contact = contacts.require(store, email)
     told = history.story(store, contact, project.settings.tz)
     if json_:
-        typer.echo(json.dumps(told, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(told, ensure_ascii=False, indent=2, default=clock.json_default))
         return
     _print_story(told, project.settings.tz)
 

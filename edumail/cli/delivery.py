@@ -165,7 +165,7 @@ def outbox(
     project = current_project()
     store = project.store()
     tz = project.settings.tz
-    now_db = clock.to_db(clock.now())
+    now_db = clock.now()
     counts = store.outbox_counts()
     summary = ", ".join(
         f"{counts[s]} {s}" for s in ("queued", "sending", "failed", "sent", "cancelled") if counts.get(s)
@@ -183,7 +183,7 @@ def outbox(
     for row in rows[:shown]:
         origin = row["campaign"] or (f"{row['sequence']}/{row['step_id']}" if row["sequence"] else "")
         due = row["not_before"]
-        when = "now" if row["state"] == "queued" and due <= now_db else clock.show(clock.from_db(due), tz)
+        when = "now" if row["state"] == "queued" and due <= now_db else clock.show(due, tz)
         table.add_row(
             str(row["id"]),
             row["state"],

@@ -25,7 +25,7 @@ def contacts_export(email: str = typer.Argument(..., help="The contact's address
     from edumail import gdpr
 
     data = gdpr.export(current_project().store(), email, clock.now())
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=clock.json_default))
 
 
 @contacts_app.command("forget")
@@ -67,7 +67,7 @@ def purge(
     tz = project.settings.tz
     verb = "would anonymise" if dry_run else "anonymised"
     for row in report.candidates:
-        last = clock.show(clock.from_db(row["last_sign"]), tz)
+        last = clock.show(row["last_sign"], tz)
         what = "last sign of life" if row["last_inbound_at"] else "created"
         console.print(
             f"{verb}: {escape(row['email'])} (stage {row['stage'] or '-'}, {row['consent']}; {what} {last})",

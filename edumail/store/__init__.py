@@ -12,11 +12,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from edumail.clock import from_db, to_db
 from edumail.errors import EdumailError
 from edumail.store.audience import AudienceMixin
 from edumail.store.campaigns import CampaignsMixin
@@ -90,19 +92,29 @@ class Store(
             self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        return self.conn.execute(sql, _params(params))
+
+    def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, times as aware datetimes."""
+        for found in self.db.query(sql, _params(params)):
+            yield _times(found)
 
     def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
+        return list(self.query(sql, params))
 
     def row(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        for found in self.db.query(sql, params):
+        for found in self.query(sql, params):
             return found
         return None
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
-        found = self.conn.execute(sql, params).fetchone()
+        found = self.conn.execute(sql, _params(params)).fetchone()
         return found[0] if found else None
+
+    def moment(self, sql: str, params: Any = ()) -> datetime | None:
+        """A scalar time (MIN, MAX...) as an aware datetime, or None."""
+        found = self.scalar(sql, params)
+        return from_db(found) if found else None
 
     def close(self) -> None:
         self.conn.close()
@@ -153,6 +165,55 @@ class Store(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+# Every column (and alias) holding a time: stored as UTC text, handed out as aware datetimes.
+TIME_COLUMNS = frozenset(
+    {
+        "acquired_at",
+        "added_at",
+        "applied_at",
+        "at",
+        "bounced_at",
+        "created_at",
+        "due_at",
+        "ended_at",
+        "expires_at",
+        "first_seen_at",
+        "forgotten_at",
+        "last_inbound_at",
+        "last_schedule_at",
+        "last_sign",
+        "last_step_at",
+        "not_before",
+        "queued_at",
+        "recorded_at",
+        "scheduled_at",
+        "sending_at",
+        "sent_at",
+        "since",
+        "until",
+        "imported_at",
+        "confirmed_at",
+        "started_at",
+        "updated_at",
+    }
+)
+
+
+def _params(params: Any) -> Any:
+    """Datetimes in the parameters become the store's UTC text."""
+    if isinstance(params, dict):
+        return {k: to_db(v) if isinstance(v, datetime) else v for k, v in params.items()}
+    return [to_db(v) if isinstance(v, datetime) else v for v in params]
+
+
+def _times(found: dict[str, Any]) -> dict[str, Any]:
+    for key in TIME_COLUMNS.intersection(found):
+        value = found[key]
+        if isinstance(value, str) and value:
+            found[key] = from_db(value)
+    return found
 
 
 def _statements(script: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,7 +15,13 @@ class CampaignsMixin:
         return self.row("SELECT * FROM campaigns WHERE name = ?", (name,))
 
     def insert_campaign(
-        self: Store, name: str, template: str, audience: dict[str, Any], scheduled_at: str, now: str, state: str
+        self: Store,
+        name: str,
+        template: str,
+        audience: dict[str, Any],
+        scheduled_at: datetime,
+        now: datetime,
+        state: str,
     ) -> int:
         cursor = self.execute(
             "INSERT INTO campaigns (name, template, audience, scheduled_at, created_at, state)"

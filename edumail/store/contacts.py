@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,11 +37,11 @@ class ContactsMixin:
         for start in range(0, len(emails), 500):
             chunk = emails[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(f"SELECT * FROM contacts WHERE email IN ({marks})", chunk):
+            for row in self.query(f"SELECT * FROM contacts WHERE email IN ({marks})", chunk):
                 found[row["email"]] = row
         return found
 
-    def insert_contact(self: Store, values: dict[str, Any], now: str) -> int:
+    def insert_contact(self: Store, values: dict[str, Any], now: datetime) -> int:
         values = {k: v for k, v in values.items() if k in CONTACT_COLUMNS}
         values.setdefault("fields", "{}")
         columns = [*values, "created_at", "updated_at"]
@@ -50,7 +51,7 @@ class ContactsMixin:
         )
         return int(cursor.lastrowid or 0)
 
-    def update_contact(self: Store, contact_id: int, changes: dict[str, Any], now: str) -> None:
+    def update_contact(self: Store, contact_id: int, changes: dict[str, Any], now: datetime) -> None:
         allowed = set(CONTACT_COLUMNS) | {"bounced_at", "soft_bounces", "forgotten_at", "last_inbound_at"}
         changes = {k: v for k, v in changes.items() if k in allowed}
         if not changes:
@@ -61,7 +62,7 @@ class ContactsMixin:
             [*changes.values(), now, contact_id],
         )
 
-    def touch_inbound(self: Store, contact_id: int, at: str) -> None:
+    def touch_inbound(self: Store, contact_id: int, at: datetime) -> None:
         self.execute(
             "UPDATE contacts SET last_inbound_at = ? WHERE id = ? AND (last_inbound_at IS NULL OR last_inbound_at < ?)",
             (at, contact_id, at),
@@ -100,7 +101,7 @@ class ContactsMixin:
     def tags_of(self: Store, contact_id: int) -> list[str]:
         return [r[0] for r in self.execute("SELECT tag FROM tags WHERE contact_id = ? ORDER BY tag", (contact_id,))]
 
-    def add_tag(self: Store, contact_id: int, tag: str, now: str) -> bool:
+    def add_tag(self: Store, contact_id: int, tag: str, now: datetime) -> bool:
         """True when the tag is new for this contact."""
         try:
             self.execute("INSERT INTO tags (contact_id, tag, added_at) VALUES (?, ?, ?)", (contact_id, tag, now))
@@ -115,7 +116,7 @@ class ContactsMixin:
     # --- consent log --------------------------------------------------------------
 
     def log_consent(
-        self: Store, contact_id: int, at: str, consent: str, basis: str | None, source: str, proof: dict[str, Any]
+        self: Store, contact_id: int, at: datetime, consent: str, basis: str | None, source: str, proof: dict[str, Any]
     ) -> None:
         self.execute(
             "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, ?, ?, ?)",
@@ -134,10 +135,10 @@ class ContactsMixin:
         self: Store,
         contact_id: int,
         name: str,
-        at: str,
+        at: datetime,
         data: dict[str, Any],
         source: str,
-        recorded_at: str,
+        recorded_at: datetime,
         mail_id: int | None = None,
         machine: bool = False,
     ) -> int:
@@ -175,5 +176,5 @@ class ContactsMixin:
     def suppressed_hashes(self: Store) -> set[str]:
         return {r[0] for r in self.execute("SELECT hash FROM suppressions")}
 
-    def add_suppression(self: Store, digest: str, at: str, reason: str) -> None:
+    def add_suppression(self: Store, digest: str, at: datetime, reason: str) -> None:
         self.execute("INSERT OR IGNORE INTO suppressions (hash, at, reason) VALUES (?, ?, ?)", (digest, at, reason))

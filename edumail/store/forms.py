@@ -90,7 +90,6 @@ class FormsMixin:
         )
         if row is None:
             return None
-        row["at"] = clock.from_db(row["at"])
         row["topics"] = json.loads(row["topics"] or "[]")
         row["form_snapshot"] = json.loads(row["form_snapshot"] or "{}")
         return row

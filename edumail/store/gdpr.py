@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from edumail.clock import to_db
 
 if TYPE_CHECKING:
     from edumail.store import Store
@@ -41,7 +44,7 @@ class GdprMixin:
 
     # --- erasure ------------------------------------------------------------------
 
-    def anonymise_contact_row(self: Store, contact_id: int, now: str) -> None:
+    def anonymise_contact_row(self: Store, contact_id: int, now: datetime) -> None:
         """Blank the person in the contacts row; consent becomes opted_out."""
         self.execute(
             "UPDATE contacts SET email = ?, first_name = '', last_name = '', timezone = NULL, fields = '{}',"
@@ -88,7 +91,7 @@ class GdprMixin:
 
     # --- purge ----------------------------------------------------------------------
 
-    def stale_prospects(self: Store, cutoff: str, customer_stages: tuple[str, ...]) -> list[dict[str, Any]]:
+    def stale_prospects(self: Store, cutoff: datetime, customer_stages: tuple[str, ...]) -> list[dict[str, Any]]:
         """Contacts not forgotten, not customers, whose last sign of life (or creation) is before `cutoff`."""
         marks = ",".join("?" * len(customer_stages))
         return self.rows(
@@ -119,7 +122,7 @@ class GdprMixin:
         candidates = [*message_ids, *(f"<{m}>" for m in message_ids)]
         marks = ",".join("?" * len(candidates))
         found: dict[str, dict[str, Any]] = {}
-        for row in self.db.query(f"SELECT * FROM mails WHERE message_id IN ({marks})", candidates):
+        for row in self.query(f"SELECT * FROM mails WHERE message_id IN ({marks})", candidates):
             found[row["message_id"].strip().strip("<>")] = row
         return found
 
@@ -145,5 +148,5 @@ class GdprMixin:
         """A DSN or reply already processed (its key is kept in meta)."""
         return self.get_meta(f"seen:{key}") is not None
 
-    def mark_inbound_seen(self: Store, key: str, at: str) -> None:
-        self.set_meta(f"seen:{key}", at)
+    def mark_inbound_seen(self: Store, key: str, at: datetime) -> None:
+        self.set_meta(f"seen:{key}", to_db(at))

@@ -10,13 +10,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from edumail.clock import to_db
 from edumail.store.audience import audience_sql
 
 if TYPE_CHECKING:
     from edumail.conditions import Audience
     from edumail.store import Store
+
+
+def trigger_key(kind: str, moment: datetime) -> str:
+    """The trigger key of a journey entered at `moment` (reenter: one journey per firing/arrival)."""
+    return f"{kind}:{to_db(moment)}"
+
+
+def moment_text(moment: datetime) -> str:
+    """A time as the store writes it (UTC, fixed width), for texts that must match stored ones."""
+    return to_db(moment)
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -37,7 +49,7 @@ class JourneysMixin:
     def sequences_seen(self: Store) -> dict[str, dict[str, Any]]:
         return {r["name"]: r for r in self.rows("SELECT * FROM sequences_seen")}
 
-    def add_sequence_seen(self: Store, name: str, now: str, first_event_id: int) -> None:
+    def add_sequence_seen(self: Store, name: str, now: datetime, first_event_id: int) -> None:
         self.execute(
             "INSERT OR IGNORE INTO sequences_seen (name, first_seen_at, first_event_id, cursor_event_id)"
             " VALUES (?, ?, ?, ?)",
@@ -50,7 +62,7 @@ class JourneysMixin:
             (cursor, name, cursor),
         )
 
-    def set_sequence_fired(self: Store, name: str, at: str) -> None:
+    def set_sequence_fired(self: Store, name: str, at: datetime) -> None:
         self.execute("UPDATE sequences_seen SET last_schedule_at = ? WHERE name = ?", (at, name))
 
     # --- events --------------------------------------------------------------------
@@ -84,7 +96,7 @@ class JourneysMixin:
         return found
 
     def contact_had_event(
-        self: Store, contact_id: int, names: Sequence[str], since: str, exclude_id: int | None
+        self: Store, contact_id: int, names: Sequence[str], since: datetime, exclude_id: int | None
     ) -> str | None:
         """The first of these events the contact had at or after `since` (not the excluded one), or None."""
         return self.scalar(
@@ -115,7 +127,7 @@ class JourneysMixin:
         found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for row in self.db.query(f"SELECT * FROM contacts WHERE id IN ({_marks(chunk)})", chunk):
+            for row in self.query(f"SELECT * FROM contacts WHERE id IN ({_marks(chunk)})", chunk):
                 found[row["id"]] = row
         return found
 
@@ -159,7 +171,7 @@ class JourneysMixin:
         )
 
     def inactive_contacts(
-        self: Store, sequence: str, cutoff: str, floor: str | None, reenter: bool
+        self: Store, sequence: str, cutoff: datetime, floor: datetime | None, reenter: bool
     ) -> list[dict[str, Any]]:
         """Contacts with no sign of life since `cutoff` (and since after `floor`), not yet enrolled for it."""
         since = "COALESCE(c.last_inbound_at, c.created_at)"
@@ -175,9 +187,9 @@ class JourneysMixin:
             params.append(floor)
         return self.rows(sql + " ORDER BY c.id", params)
 
-    def next_inactivity_since(self: Store, after: str) -> str | None:
+    def next_inactivity_since(self: Store, after: datetime) -> datetime | None:
         """The earliest last-sign-of-life after `after` (for `plan`: when the next contact turns inactive)."""
-        return self.scalar(
+        return self.moment(
             "SELECT MIN(COALESCE(last_inbound_at, created_at)) FROM contacts WHERE forgotten_at IS NULL"
             " AND COALESCE(last_inbound_at, created_at) > ?",
             (after,),
@@ -197,7 +209,7 @@ class JourneysMixin:
         contact_id: int,
         trigger_key: str,
         trigger_event_id: int | None,
-        started_at: str,
+        started_at: datetime,
         purpose: str,
     ) -> int | None:
         """A new active journey; None when this (sequence, contact, trigger) already has one."""
@@ -215,7 +227,7 @@ class JourneysMixin:
         return self.rows("SELECT * FROM journeys WHERE contact_id = ? ORDER BY started_at, id", (contact_id,))
 
     def due_journeys(
-        self: Store, sequences: Sequence[str], now: str, after_id: int, limit: int
+        self: Store, sequences: Sequence[str], now: datetime, after_id: int, limit: int
     ) -> list[dict[str, Any]]:
         """Active journeys of these sequences due at `now` (index journeys_due), oldest due first."""
         if not sequences:
@@ -226,22 +238,24 @@ class JourneysMixin:
             [now, *sequences, after_id, limit],
         )
 
-    def next_due_at(self: Store, sequences: Sequence[str], after: str) -> str | None:
+    def next_due_at(self: Store, sequences: Sequence[str], after: datetime) -> datetime | None:
         if not sequences:
             return None
-        return self.scalar(
+        return self.moment(
             f"SELECT MIN(due_at) FROM journeys WHERE state = 'active' AND due_at > ? AND sequence IN"
             f" ({_marks(sequences)})",
             [after, *sequences],
         )
 
-    def move_journey(self: Store, journey_id: int, step_index: int, last_step_at: str, due_at: str | None) -> None:
+    def move_journey(
+        self: Store, journey_id: int, step_index: int, last_step_at: datetime, due_at: datetime | None
+    ) -> None:
         self.execute(
             "UPDATE journeys SET step_index = ?, last_step_at = ?, due_at = ? WHERE id = ?",
             (step_index, last_step_at, due_at, journey_id),
         )
 
-    def finish_journey(self: Store, journey_id: int, state: str, at: str, reason: str) -> bool:
+    def finish_journey(self: Store, journey_id: int, state: str, at: datetime, reason: str) -> bool:
         cursor = self.execute(
             "UPDATE journeys SET state = ?, ended_at = ?, end_reason = ?, due_at = NULL WHERE id = ?"
             " AND state = 'active'",
@@ -264,7 +278,7 @@ class JourneysMixin:
             params.extend(sequences)
         return self.rows(sql + " ORDER BY id", params)
 
-    def journeys_reaching_goal(self: Store, contact_id: int, sequence: str, at: str) -> list[dict[str, Any]]:
+    def journeys_reaching_goal(self: Store, contact_id: int, sequence: str, at: datetime) -> list[dict[str, Any]]:
         """Journeys of a contact in a sequence, started by `at`, with no goal logged yet."""
         return self.rows(
             "SELECT * FROM journeys j WHERE contact_id = ? AND sequence = ? AND started_at <= ?"
@@ -281,7 +295,13 @@ class JourneysMixin:
         return cursor.rowcount
 
     def log_step(
-        self: Store, journey_id: int, step_id: str, at: str, outcome: str, reason: str = "", mail_id: int | None = None
+        self: Store,
+        journey_id: int,
+        step_id: str,
+        at: datetime,
+        outcome: str,
+        reason: str = "",
+        mail_id: int | None = None,
     ) -> None:
         self.execute(
             "INSERT INTO journey_log (journey_id, step_id, at, outcome, reason, mail_id) VALUES (?, ?, ?, ?, ?, ?)",

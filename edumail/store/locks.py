@@ -6,16 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail.clock import from_db, to_db
-
 if TYPE_CHECKING:
     from edumail.store import Store
-
-
-def _holder(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {**row, "acquired_at": from_db(row["acquired_at"]), "expires_at": from_db(row["expires_at"])}
 
 
 class LocksMixin:
@@ -24,24 +16,24 @@ class LocksMixin:
     ) -> dict[str, Any]:
         """Take the lock if it is free, expired or held by one of `dead_owners`; returns the holder."""
         with self.transaction():
-            self.execute("DELETE FROM locks WHERE name = ? AND expires_at < ?", (name, to_db(now)))
+            self.execute("DELETE FROM locks WHERE name = ? AND expires_at < ?", (name, now))
             for dead in dead_owners:
                 self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, dead))
             self.execute(
                 "INSERT OR IGNORE INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)",
-                (name, owner, to_db(now), to_db(expires)),
+                (name, owner, now, expires),
             )
-            holder = _holder(self.row("SELECT * FROM locks WHERE name = ?", (name,)))
+            holder = (self.row("SELECT * FROM locks WHERE name = ?", (name,)))
         assert holder is not None
         return holder
 
     def lock_holder(self: Store, name: str) -> dict[str, Any] | None:
-        return _holder(self.row("SELECT * FROM locks WHERE name = ?", (name,)))
+        return (self.row("SELECT * FROM locks WHERE name = ?", (name,)))
 
     def renew_lock(self: Store, name: str, owner: str, expires: datetime) -> bool:
         with self.transaction():
             cursor = self.execute(
-                "UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", (to_db(expires), name, owner)
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?", (expires, name, owner)
             )
         return cursor.rowcount > 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,8 +19,8 @@ class OutboxMixin:
         message_id: str,
         template: str,
         purpose: str,
-        not_before: str,
-        now: str,
+        not_before: datetime,
+        now: datetime,
         contact_id: int | None = None,
         to_email: str | None = None,
         context: dict[str, Any] | None = None,
@@ -67,12 +68,12 @@ class OutboxMixin:
         self.execute("UPDATE mails SET state = 'queued' WHERE state = 'sending'")
         return rows
 
-    def count_due_mails(self: Store, now: str) -> int:
+    def count_due_mails(self: Store, now: datetime) -> int:
         return int(self.scalar("SELECT COUNT(*) FROM mails WHERE state = 'queued' AND not_before <= ?", (now,)) or 0)
 
-    def claim_due_mail(self: Store, now: str) -> dict[str, Any] | None:
+    def claim_due_mail(self: Store, now: datetime) -> dict[str, Any] | None:
         """The next due queued mail, atomically switched to 'sending' (one statement: no two runs get it)."""
-        for row in self.db.query(
+        for row in self.query(
             "UPDATE mails SET state = 'sending', sending_at = :now WHERE id = ("
             " SELECT id FROM mails WHERE state = 'queued' AND not_before <= :now ORDER BY not_before, id LIMIT 1"
             ") AND state = 'queued' RETURNING *",
@@ -81,7 +82,7 @@ class OutboxMixin:
             return row
         return None
 
-    def peek_due_mails(self: Store, now: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def peek_due_mails(self: Store, now: datetime, limit: int | None = None) -> list[dict[str, Any]]:
         """Due queued mails, in sending order, without claiming them (dry runs)."""
         sql = "SELECT * FROM mails WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id"
         params: list[Any] = [now]
@@ -90,14 +91,14 @@ class OutboxMixin:
             params.append(limit)
         return self.rows(sql, params)
 
-    def mark_mail_sent(self: Store, mail_id: int, sent_at: str, subject: str, links: list[str]) -> None:
+    def mark_mail_sent(self: Store, mail_id: int, sent_at: datetime, subject: str, links: list[str]) -> None:
         self.execute(
             "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
             " last_error = NULL WHERE id = ?",
             (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
         )
 
-    def defer_mail(self: Store, mail_id: int, not_before: str, error: str) -> None:
+    def defer_mail(self: Store, mail_id: int, not_before: datetime, error: str) -> None:
         """A temporary failure: stays queued, one more attempt counted, later."""
         self.execute(
             "UPDATE mails SET state = 'queued', attempts = attempts + 1, not_before = ?, last_error = ? WHERE id = ?",
@@ -144,7 +145,7 @@ class OutboxMixin:
             " ORDER BY m.id"
         )
 
-    def requeue_mail(self: Store, mail_id: int, now: str) -> None:
+    def requeue_mail(self: Store, mail_id: int, now: datetime) -> None:
         self.execute(
             "UPDATE mails SET state = 'queued', attempts = 0, not_before = ?, last_error = NULL"
             " WHERE id = ? AND state = 'failed'",
@@ -152,7 +153,7 @@ class OutboxMixin:
         )
 
     def marketing_counts(
-        self: Store, since: str, contact_ids: Iterable[int] | None = None, exclude_campaign: int | None = None
+        self: Store, since: datetime, contact_ids: Iterable[int] | None = None, exclude_campaign: int | None = None
     ) -> dict[int, int]:
         """Marketing mails per contact queued since `since` and not failed or cancelled (sequences and campaigns)."""
         sql = (

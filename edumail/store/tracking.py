@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class TrackingMixin:
             (mail_id,),
         )
 
-    def recent_click_indexes(self: Store, mail_id: int, since: str) -> set[int]:
+    def recent_click_indexes(self: Store, mail_id: int, since: datetime) -> set[int]:
         """Link indexes of this mail clicked at or after `since` (people and machines)."""
         return {
             int(index)
@@ -70,7 +71,7 @@ class TrackingMixin:
             if index is not None
         }
 
-    def flag_clicks_machine(self: Store, mail_id: int, since: str) -> int:
+    def flag_clicks_machine(self: Store, mail_id: int, since: datetime) -> int:
         """Re-flag the clicks of a scanner's burst as machine; returns how many changed."""
         cursor = self.execute(
             "UPDATE events SET machine = 1 WHERE mail_id = ? AND name = 'email_clicked' AND at >= ? AND machine = 0",
@@ -105,7 +106,9 @@ class TrackingMixin:
 
     # --- stats -----------------------------------------------------------------------
 
-    def mail_figures(self: Store, by: str, since: str, until: str, sequence: str | None = None) -> list[dict[str, Any]]:
+    def mail_figures(
+        self: Store, by: str, since: datetime, until: datetime, sequence: str | None = None
+    ) -> list[dict[str, Any]]:
         """Unique-contact figures of sent mails grouped `by` 'step', 'sequence' or 'campaign'."""
         group = {"step": "sequence, step_id", "sequence": "sequence", "campaign": "campaign_id"}[by]
         where = " AND s.campaign_id IS NOT NULL" if by == "campaign" else " AND s.sequence IS NOT NULL"
@@ -130,7 +133,7 @@ class TrackingMixin:
         return self.rows("SELECT id, name, template, scheduled_at, state FROM campaigns ORDER BY scheduled_at, id")
 
     def journey_conversions(
-        self: Store, sequence: str, goal_event: str, within_seconds: float, since: str, until: str
+        self: Store, sequence: str, goal_event: str, within_seconds: float, since: datetime, until: datetime
     ) -> tuple[int, int]:
         """(journeys started in the period, those whose contact had `goal_event` within the window)."""
         found = self.execute(
@@ -142,7 +145,7 @@ class TrackingMixin:
         ).fetchone()
         return int(found[0]), int(found[1])
 
-    def journeys_count(self: Store, sequence: str, since: str, until: str) -> int:
+    def journeys_count(self: Store, sequence: str, since: datetime, until: datetime) -> int:
         return int(
             self.scalar(
                 "SELECT COUNT(*) FROM journeys WHERE sequence = ? AND started_at >= ? AND started_at < ?",
@@ -151,7 +154,9 @@ class TrackingMixin:
             or 0
         )
 
-    def sends_per_hour(self: Store, since: str, until: str, sequence: str | None = None) -> list[tuple[str, int]]:
+    def sends_per_hour(
+        self: Store, since: datetime, until: datetime, sequence: str | None = None
+    ) -> list[tuple[str, int]]:
         """(UTC hour 'YYYY-MM-DDTHH', mails sent) for mails to contacts."""
         sql = f"WITH sent AS ({_SENT_MAILS}) SELECT substr(t, 1, 13) AS hour, COUNT(*) FROM sent WHERE t >= ? AND t < ?"
         params: list[Any] = [since, until]
@@ -160,7 +165,9 @@ class TrackingMixin:
             params.append(sequence)
         return [(h, int(n)) for h, n in self.execute(sql + " GROUP BY hour ORDER BY hour", params)]
 
-    def first_opens_per_hour(self: Store, since: str, until: str, sequence: str | None = None) -> list[tuple[str, int]]:
+    def first_opens_per_hour(
+        self: Store, since: datetime, until: datetime, sequence: str | None = None
+    ) -> list[tuple[str, int]]:
         """(UTC hour, mails first read by a person that hour), for mails sent in the period."""
         sql = (
             f"WITH sent AS ({_SENT_MAILS}), firsts AS ("
@@ -174,7 +181,7 @@ class TrackingMixin:
         sql += " GROUP BY e.mail_id) SELECT substr(at, 1, 13) AS hour, COUNT(*) FROM firsts GROUP BY hour ORDER BY hour"
         return [(h, int(n)) for h, n in self.execute(sql, params)]
 
-    def mails_sent_between(self: Store, after: str, upto: str) -> list[dict[str, Any]]:
+    def mails_sent_between(self: Store, after: datetime, upto: datetime) -> list[dict[str, Any]]:
         """Mails to contacts sent in (after, upto]: what the demo's simulated readers receive."""
         return self.rows(
             "SELECT id, contact_id, template, purpose, sent_at, links FROM mails"

@@ -156,27 +156,27 @@ def test_steps_cross_the_summer_time_change_once_each_at_the_right_local_time(pr
     journeys = _sent(project, "parcours")
     for cid, entry in entries.items():
         expected = expected_journey(entry)
-        got = {step: clock.from_db(rows[0]["not_before"]) for (c, step), rows in journeys.items() if c == cid}
+        got = {step: rows[0]["not_before"] for (c, step), rows in journeys.items() if c == cid}
         assert _show(got) == _show(expected), f"inscription on {entry}"
         for (c, step), rows in journeys.items():
             if c == cid:
-                assert len(rows) == 1 and clock.from_db(rows[0]["sent_at"]) == expected[step]
+                assert len(rows) == 1 and rows[0]["sent_at"] == expected[step]
         nine = [step for step in expected if step != "accueil"]
         assert {got[step].astimezone(PARIS).strftime("%H:%M") for step in nine} == {"09:00"}
 
     nights = _sent(project, "nuit")
     for cid, entry in entries.items():
         expected = expected_night(entry)
-        got = {step: clock.from_db(rows[0]["not_before"]) for (c, step), rows in nights.items() if c == cid}
+        got = {step: rows[0]["not_before"] for (c, step), rows in nights.items() if c == cid}
         assert got == expected, f"inscription on {entry}: {_show(got)} != {_show(expected)}"
         for step, at in got.items():
             (row,) = nights[(cid, step)]
-            assert timedelta(0) <= clock.from_db(row["sent_at"]) - at < HOUR  # the first hourly run after
+            assert timedelta(0) <= row["sent_at"] - at < HOUR  # the first hourly run after
 
     (daily,) = _sent(project, "quotidien").values()  # one contact, one step, a journey per firing
     days = [start.astimezone(PARIS).date() + timedelta(days=n) for n in range(15)]
     firings = [local(day, 9) for day in days if start < local(day, 9) <= end]
-    assert [clock.from_db(row["sent_at"]) for row in daily] == firings  # one a day at 09:00, the change day too
+    assert [row["sent_at"] for row in daily] == firings  # one a day at 09:00, the change day too
     assert len({row["journey_id"] for row in daily}) == len(firings)
 
 
@@ -246,5 +246,5 @@ def test_a_day_then_a_local_time_is_the_next_calendar_day_across_a_change(projec
     while now <= end:
         runner.run_once(project, now=now, lock_wait=0, deliver=False)
         now += HOUR
-    got = {step: clock.from_db(rows[0]["not_before"]) for (_, step), rows in _sent(project, "jours").items()}
+    got = {step: rows[0]["not_before"] for (_, step), rows in _sent(project, "jours").items()}
     assert _show(got) == _show(expected)

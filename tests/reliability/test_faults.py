@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
 from test_delivery_support import NOW, add_contacts, make_project, queue, states
 
-from edumail import clock
 from edumail.delivery import BACKOFF, DeliveryReport, deliver
 from edumail.project import Project
 
@@ -41,8 +40,8 @@ def _project(root: Path, server: SmtpTestServer, count: int, **options: object) 
     return project
 
 
-def _next_due(project: Project) -> str | None:
-    return project.store().scalar("SELECT MIN(not_before) FROM mails WHERE state IN ('queued', 'sending')")
+def _next_due(project: Project) -> datetime | None:
+    return project.store().moment("SELECT MIN(not_before) FROM mails WHERE state IN ('queued', 'sending')")
 
 
 def _drain(project: Project, start=NOW, rounds: int = 20) -> list[DeliveryReport]:  # type: ignore[no-untyped-def]
@@ -53,7 +52,7 @@ def _drain(project: Project, start=NOW, rounds: int = 20) -> list[DeliveryReport
         due = _next_due(project)
         if due is None:
             return reports
-        now = max(now + timedelta(seconds=1), clock.from_db(due))
+        now = max(now + timedelta(seconds=1), due)
     raise AssertionError(f"still queued after {rounds} runs: {states(project)}; last run: {reports[-1]}")
 
 
@@ -173,7 +172,7 @@ def test_random_421_and_451_replies_defer_and_every_mail_arrives_once(tmp_path, 
         due = _next_due(project)
         if due is None:
             break
-        now = max(now + timedelta(seconds=1), clock.from_db(due))
+        now = max(now + timedelta(seconds=1), due)
     else:
         raise AssertionError(f"still queued after 15 runs: {states(project)}")
 
