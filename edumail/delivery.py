@@ -178,8 +178,8 @@ class _Run:
         self.crash: BaseException | None = None
         store = project.store()
         saved = store.get_meta(_RATE_META)
-        rate = getattr(transport, "rate_per_minute", 0) or 0
-        workers = max(1, min(int(getattr(transport, "concurrency", 1) or 1), report.total))
+        rate = transport.rate_per_minute or 0
+        workers = max(1, min(int(transport.concurrency or 1), report.total))
         self.workers = workers
         self.limiter = RateLimiter(rate, start=float(saved) if saved else 0.0, burst=workers)
 
@@ -474,6 +474,5 @@ def _take_lock(store: Store, lock: lease.Lease) -> str | None:
     return f"{host} pid {pid}"
 
 
-def _describe(transport: Any) -> str:
-    describe = getattr(transport, "describe", None)
-    return describe() if callable(describe) else str(getattr(transport, "name", "transport"))
+def _describe(transport: Transport) -> str:
+    return transport.describe()

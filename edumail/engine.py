@@ -1,129 +1,42 @@
 """Enrol contacts and advance journeys: decisions from (store, sequences, now).
 
 One journey = one contact going through one sequence for one trigger. The
-engine enrols (event, segment, inactive, schedule, at triggers), ends the
-journeys an `exit_on` event or an unsubscribe stops, then runs every step that
-is due: guard (consent, exit_on, audience), condition, actions, and the time of
-the next step. Each step is one transaction: the mail is queued in the outbox
-together with the journey's advance, so a crash never sends or skips twice.
-Every decision is written to journey_log.
+engine enrols (enrolment.py: event, segment, inactive, schedule, at
+triggers), ends the journeys an `exit_on` event or an unsubscribe stops, then
+runs every step that is due (step.py: guard, condition, actions) and the time
+of the next step. Each step is one transaction: the mail is queued in the
+outbox together with the journey's advance, so a crash never sends or skips
+twice. Every decision is written to journey_log.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import audience, clock, contacts, events, journeys
+from edumail import clock, contacts, events, journeys
 from edumail.conditions import evaluate
+from edumail.decisions import BATCH, Decision, EngineReport
+from edumail.enrolment import Enrolment
 from edumail.errors import EdumailError, InputError
 from edumail.journeys import JOURNEY
-from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
-from edumail.store.journeys import moment_text, trigger_key
+from edumail.step import NOTIFY_TEMPLATE, StepRunner, _Facts
+from edumail.store.journeys import moment_text
 
 if TYPE_CHECKING:
     from edumail.project import Project
-    from edumail.store import Store
+
+__all__ = ["JOURNEY", "NOTIFY_TEMPLATE", "Decision", "Engine", "EngineReport"]
 
 MAX_PASSES = 5  # actions record events (tag_added...) that may enrol into other sequences in the same run
-BATCH = 500
 COMMIT_EVERY = 100  # journeys per transaction: commits cost, a savepoint keeps each journey atomic
-NOTIFY_TEMPLATE = "__notify__"
-EXITED_MARKETING = ("opted out",)
-ALWAYS_EXIT = ("forgotten", "bounced")
-
-
-@dataclass
-class Decision:
-    """One thing the engine did (or would do, in a dry run or a plan)."""
-
-    at: datetime  # when it takes effect: the mail's not_before, else the run's now
-    sequence: str
-    step: str
-    contact_id: int
-    email: str
-    outcome: str  # entered | sent | done | skipped | exited | completed | failed | goal
-    reason: str = ""
-    template: str | None = None
-    purpose: str = events.MARKETING
-    mail_id: int | None = None
-    actions: tuple[str, ...] = ()
-    conditional: bool = False  # depended on opens or clicks, which a plan cannot foresee
-
-
-@dataclass
-class EngineReport:
-    now: datetime
-    decisions: list[Decision] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def count(self, outcome: str, sequence: str | None = None) -> int:
-        return sum(1 for d in self.decisions if d.outcome == outcome and (sequence is None or d.sequence == sequence))
-
-    def by_sequence(self) -> dict[str, Counter[str]]:
-        table: dict[str, Counter[str]] = {}
-        for d in self.decisions:
-            table.setdefault(d.sequence, Counter())[d.outcome] += 1
-        return table
-
-    def skip_reasons(self) -> Counter[str]:
-        return Counter(
-            f"{d.sequence}/{d.step}: {d.reason}" for d in self.decisions if d.outcome in ("skipped", "failed")
-        )
-
-
-# --- time ------------------------------------------------------------------------
-
-
-def _show_delta(delta: timedelta) -> str:
-    """2d3h, 24h5m, 40m: precise enough to see why a step was too late."""
-    minutes = int(delta.total_seconds() // 60)
-    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
-    if days >= 2:
-        return f"{days}d{hours}h" if hours else f"{days}d"
-    hours += days * 24
-    if hours:
-        return f"{hours}h{mins}m" if mins else f"{hours}h"
-    return f"{mins}m"
-
-
-# --- the journey's view for conditions ----------------------------------------------------
-
-
-class _Facts:
-    def __init__(self, store: Store, journey: dict[str, Any], contact: dict[str, Any], tags: set[str]):
-        self.store, self.journey = store, journey
-        self.contact_id = contact["id"]
-        self.tags = tags
-        self.stage = contact.get("stage") or ""
-        self.fields = contacts.template_view(contact, sorted(tags))
-
-    def mailed(self, step_id: str) -> bool:
-        return self.store.step_mail_id(self.journey["id"], step_id) is not None
-
-    def opened(self, step_id: str) -> bool:
-        # A person's click means the mail was opened, even when its images (the pixel) were blocked.
-        return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_OPENED, events.EMAIL_CLICKED)
-
-    def clicked(self, step_id: str) -> bool:
-        return self.store.step_mail_event(self.journey["id"], step_id, events.EMAIL_CLICKED)
-
-    def had_event(self, names: tuple[str, ...]) -> bool:
-        found = self.store.contact_had_event(
-            self.contact_id, list(names), self.journey["started_at"], self.journey.get("trigger_event_id")
-        )
-        return found is not None
 
 
 # --- the engine -------------------------------------------------------------------------------
 
 
-class Engine:
+class Engine(Enrolment, StepRunner):
     """Decides and records, for one project and its validated sequences."""
 
     def __init__(self, project: Project, sequences: list[Sequence], *, backfill: bool = False):
@@ -150,209 +63,6 @@ class Engine:
                 break
             self.backfill = False
         return report
-
-    # --- enrolment ----------------------------------------------------------------------
-
-    def enrol(self, now: datetime, report: EngineReport) -> None:
-        upto = self.store.max_event_id()
-        seen = self.store.sequences_seen()
-        for sequence in self.sequences.values():
-            row = seen.get(sequence.name)
-            first = row is None
-            if row is None:
-                with self.store.transaction():
-                    self.store.add_sequence_seen(sequence.name, now, upto)
-                row = {
-                    "first_seen_at": now,
-                    "first_event_id": upto,
-                    "cursor_event_id": upto,
-                    "last_schedule_at": None,
-                }
-            kind = sequence.trigger.kind
-            if kind == "event":
-                self._enrol_events(sequence, row, upto, now, report)
-            elif kind == "segment":
-                self._enrol_segment(sequence, first, now, report)
-            elif kind == "inactive":
-                self._enrol_inactive(sequence, row, now, report)
-            else:
-                self._enrol_scheduled(sequence, row, now, report)
-
-    def _enrol_events(
-        self, sequence: Sequence, row: dict[str, Any], upto: int, now: datetime, report: EngineReport
-    ) -> None:
-        trigger = sequence.trigger
-        after = 0 if self.backfill else int(row["cursor_event_id"])
-        while after < upto:
-            batch = self.store.events_named_between([str(trigger.event)], after, upto, BATCH)
-            if not batch:
-                break
-            people = self.store.contacts_by_ids(e["contact_id"] for e in batch)
-            tags = self.store.tags_by_ids(people)
-            with self.store.transaction():
-                for event in batch:
-                    data = json.loads(event["data"] or "{}")
-                    contact = people.get(event["contact_id"])
-                    if sequence.enabled and contact is not None and trigger.accepts(data):
-                        key = f"event:{event['id']}" if sequence.reenter else "event"
-                        started = event["at"]
-                        self._enter(
-                            sequence, contact, tags[contact["id"]], key, event["id"], started, now, report, data
-                        )
-                self.store.set_sequence_cursor(sequence.name, batch[-1]["id"])
-            after = batch[-1]["id"]
-        with self.store.transaction():
-            self.store.set_sequence_cursor(sequence.name, upto)
-
-    def _enrol_segment(self, sequence: Sequence, first: bool, now: datetime, report: EngineReport) -> None:
-        segment = sequence.trigger.segment
-        assert segment is not None
-        with self.store.transaction():
-            self.store.segment_departures(sequence.name, segment)
-            arrivals = self.store.segment_arrivals(sequence.name, segment)
-            if self.backfill:
-                arrivals = self.store.audience_contact_ids(segment)
-        for start in range(0, len(arrivals), BATCH):
-            chunk = arrivals[start : start + BATCH]
-            people = self.store.contacts_by_ids(chunk)
-            tags = self.store.tags_by_ids(chunk)
-            with self.store.transaction():
-                members = [
-                    cid
-                    for cid in chunk
-                    if cid in people and segment.matches(people[cid]["stage"], tags[cid], _fields(people[cid]))
-                ]
-                self.store.add_segment_members(sequence.name, members)
-                if (first and not self.backfill) or not sequence.enabled:
-                    continue  # already matching when the sequence appeared: they did not "start matching"
-                for cid in members:
-                    if self.backfill and sequence.reenter and self.store.has_journey(sequence.name, cid):
-                        continue
-                    key = trigger_key("segment", now) if sequence.reenter else "segment"
-                    self._enter(sequence, people[cid], tags[cid], key, None, now, now, report, {})
-
-    def _enrol_inactive(self, sequence: Sequence, row: dict[str, Any], now: datetime, report: EngineReport) -> None:
-        span = sequence.trigger.inactive
-        assert span is not None
-        first_seen = row["first_seen_at"]
-        floor = None if self.backfill else first_seen - span
-        found = self.store.inactive_contacts(sequence.name, now - span, floor, sequence.reenter)
-        if not sequence.enabled:
-            return
-        for start in range(0, len(found), BATCH):
-            chunk = found[start : start + BATCH]
-            people = self.store.contacts_by_ids(r["id"] for r in chunk)
-            tags = self.store.tags_by_ids(people)
-            with self.store.transaction():
-                for item in chunk:
-                    since = item["since"]
-                    started = since + span if since + span >= first_seen else now
-                    key = trigger_key("inactive", item["since"]) if sequence.reenter else "inactive"
-                    contact = people[item["id"]]
-                    self._enter(sequence, contact, tags[contact["id"]], key, None, started, now, report, {})
-
-    def _enrol_scheduled(self, sequence: Sequence, row: dict[str, Any], now: datetime, report: EngineReport) -> None:
-        last = row["last_schedule_at"] or row["first_seen_at"]
-        firing = self._last_firing(sequence, last, now, row["last_schedule_at"] is None)
-        if firing is None:
-            return
-        with self.store.transaction():
-            self.store.set_sequence_fired(sequence.name, firing)
-        if not sequence.enabled:
-            return
-        late = now - firing
-        if late > self.settings.limits.max_late:
-            report.notes.append(
-                f"{sequence.name}: the {sequence.trigger.describe()} firing of {clock.show(firing, self.tz)} is "
-                f"{_show_delta(late)} late (limits.max_late): nobody entered"
-            )
-            return
-        key = trigger_key(sequence.trigger.kind, firing) if sequence.reenter else sequence.trigger.kind
-        ids = self.store.audience_contact_ids(sequence.audience)
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            people = self.store.contacts_by_ids(chunk)
-            tags = self.store.tags_by_ids(chunk)
-            with self.store.transaction():
-                for cid in chunk:
-                    self._enter(sequence, people[cid], tags[cid], key, None, firing, now, report, {})
-
-    def _last_firing(self, sequence: Sequence, last: datetime, now: datetime, never: bool) -> datetime | None:
-        """The latest schedule/at firing in (last, now], if any."""
-        if sequence.trigger.kind == "at":
-            moment = sequence.trigger.at
-            return moment if never and moment is not None and moment <= now else None
-        cron = sequence.cron(self.tz)
-        latest = None
-        probe = cron.get_next_fire_time(None, last + timedelta(seconds=1))
-        for _ in range(100_000):
-            if probe is None or probe > now:
-                break
-            latest = probe
-            probe = cron.get_next_fire_time(latest, latest + timedelta(seconds=1))
-        return None if latest is None else latest.astimezone(clock.UTC)
-
-    def next_firing(self, after: datetime) -> datetime | None:
-        """When the next schedule/at trigger fires after `after` (for `plan`)."""
-        seen = self.store.sequences_seen()
-        found: list[datetime] = []
-        for sequence in self.sequences.values():
-            if not sequence.enabled:
-                continue
-            row = seen.get(sequence.name) or {}
-            if sequence.trigger.kind == "at" and sequence.trigger.at and not row.get("last_schedule_at"):
-                if sequence.trigger.at > after:
-                    found.append(sequence.trigger.at)
-            elif sequence.trigger.kind == "schedule":
-                probe = sequence.cron(self.tz).get_next_fire_time(None, after + timedelta(seconds=1))
-                if probe is not None:
-                    found.append(probe.astimezone(clock.UTC))
-            elif sequence.trigger.kind == "inactive" and sequence.trigger.inactive:
-                since = self.store.next_inactivity_since(after - sequence.trigger.inactive)
-                if since:
-                    found.append(since + sequence.trigger.inactive)
-        return min(found) if found else None
-
-    def _enter(
-        self,
-        sequence: Sequence,
-        contact: dict[str, Any],
-        tags: set[str],
-        key: str,
-        event_id: int | None,
-        started: datetime,
-        now: datetime,
-        report: EngineReport,
-        data: dict[str, Any],
-    ) -> None:
-        """One contact enters one sequence, if it may (in the caller's transaction)."""
-        refusal = contacts.may_receive(contact, sequence.purpose)
-        if refusal in ALWAYS_EXIT or refusal in EXITED_MARKETING:
-            return  # they get no mail of this purpose at all: no journey to record
-        if not sequence.audience.matches(contact["stage"], tags, _fields(contact)):
-            return
-        journey_id = self.store.insert_journey(
-            sequence.name, contact["id"], key, event_id, started, sequence.purpose
-        )
-        if journey_id is None:
-            return
-        self.store.log_step(journey_id, JOURNEY, now, "entered", f"trigger: {sequence.trigger.describe()}")
-        report.decisions.append(
-            Decision(now, sequence.name, JOURNEY, contact["id"], contact["email"], "entered", purpose=sequence.purpose)
-        )
-        if event_id is not None:
-            self._event_cache[event_id] = data
-        journey = {
-            "id": journey_id,
-            "sequence": sequence.name,
-            "contact_id": contact["id"],
-            "trigger_event_id": event_id,
-            "started_at": started,
-            "step_index": 0,
-            "last_step_at": started,
-            "state": "active",
-        }
-        self._schedule(sequence, journey, contact, now, report)
 
     # --- exits and goals from new events -------------------------------------------------------
 
@@ -536,157 +246,6 @@ class Engine:
             self._schedule(sequence, journey, contact, now, report)
         return changed
 
-    def _guard(
-        self, sequence: Sequence, journey: dict[str, Any], contact: dict[str, Any], tags: set[str]
-    ) -> str | None:
-        """Why this journey must end before its next step, or None."""
-        refusal = contacts.may_receive(contact, sequence.purpose)
-        if refusal in ALWAYS_EXIT or refusal in EXITED_MARKETING:
-            return refusal
-        if sequence.exit_on:
-            found = self.store.contact_had_event(
-                contact["id"], list(sequence.exit_on), journey["started_at"], journey.get("trigger_event_id")
-            )
-            if found:
-                return f"exit_on: {found}"
-        if not sequence.audience.matches(contact["stage"], tags, _fields(contact)):
-            return f"no longer in the audience ({sequence.audience.describe()})"
-        return None
-
-    def _run_step(
-        self,
-        sequence: Sequence,
-        step: Step,
-        journey: dict[str, Any],
-        contact: dict[str, Any],
-        tags: set[str],
-        due: datetime,
-        now: datetime,
-        report: EngineReport,
-    ) -> bool:
-        late = now - due
-        too_late = late > self.settings.limits.max_late
-        source = f"sequence:{sequence.name}"
-        done: list[str] = []
-        withheld: str | None = None
-        mail_id: int | None = None
-        changed = False
-        for action in step.actions:
-            kind, value = action.kind, action.value
-            if kind == "set":
-                contacts.set_fields(self.store, contact["id"], dict(value), now)
-                done.append(f"set {', '.join(value)}")
-                changed = True
-            elif kind == "stage":
-                contacts.set_stage(self.store, contact["id"], value, now, source)
-                done.append(f"stage {value}")
-                changed = True
-            elif kind in ("tag", "untag"):
-                change = contacts.add_tags if kind == "tag" else contacts.remove_tags
-                change(self.store, contact["id"], list(value), now, source)
-                done.append(f"{kind} {', '.join(value)}")
-                changed = True
-            elif kind == "webhook":
-                self.store.add_task(
-                    "webhook",
-                    self._webhook_payload(value, sequence, step, journey, contact, tags, now),
-                    journey["id"],
-                    step.id,
-                    now,
-                )
-                done.append(f"webhook {value}")
-            elif too_late:
-                withheld = f"{_show_delta(late)} late (limits.max_late {_show_delta(self.settings.limits.max_late)})"
-            elif kind == "notify":
-                self.store.enqueue_mail(
-                    message_id=new_message_id(self.domain),
-                    template=NOTIFY_TEMPLATE,
-                    purpose=events.SERVICE,
-                    not_before=now,
-                    now=now,
-                    contact_id=contact["id"],
-                    to_email=value,
-                    context=self._notify_context(sequence, step, contact, tags, journey),
-                    journey_id=journey["id"],
-                    step_id=f"{step.id}:notify",
-                    sequence=sequence.name,
-                )
-                done.append(f"notify {value}")
-            else:
-                withheld = self._mail_refusal(sequence, contact, now)
-                if withheld is None:
-                    mail_id = self.store.enqueue_mail(
-                        message_id=new_message_id(self.domain),
-                        template=value,
-                        purpose=sequence.purpose,
-                        not_before=due,
-                        now=now,
-                        contact_id=contact["id"],
-                        context={"event": self._event_data(journey)},
-                        journey_id=journey["id"],
-                        step_id=step.id,
-                        sequence=sequence.name,
-                    )
-                    if mail_id is None:
-                        withheld = "already queued for this journey"
-        at = due if mail_id is not None else now
-        if withheld is not None:
-            reason = withheld + (f"; done: {', '.join(done)}" if done else "")
-            self._log(sequence, step, journey, contact, now, report, "skipped", reason, done=done)
-        else:
-            outcome = "sent" if mail_id is not None else "done"
-            self._log(
-                sequence, step, journey, contact, at, report, outcome, ", ".join(done), mail_id=mail_id, done=done
-            )
-        return changed
-
-    def _mail_refusal(self, sequence: Sequence, contact: dict[str, Any], now: datetime) -> str | None:
-        refusal = contacts.may_receive(contact, sequence.purpose)
-        if refusal is not None:
-            return refusal
-        limit = self.settings.limits.marketing_per_week
-        if sequence.purpose == events.MARKETING and limit:
-            recent = audience.weekly_marketing(self.store, now, [contact["id"]]).get(contact["id"], 0)
-            if recent >= limit:
-                return (
-                    f"weekly marketing limit reached ({recent} in the last 7 days, limits.marketing_per_week {limit})"
-                )
-        return None
-
-    def _log(
-        self,
-        sequence: Sequence,
-        step: Step,
-        journey: dict[str, Any],
-        contact: dict[str, Any],
-        at: datetime,
-        report: EngineReport,
-        outcome: str,
-        reason: str,
-        *,
-        mail_id: int | None = None,
-        done: list[str] | None = None,
-        conditional: bool = False,
-    ) -> None:
-        self.store.log_step(journey["id"], step.id, report.now, outcome, reason, mail_id)
-        mentions_mail = step.condition is not None and step.condition.looks_at_mail()
-        report.decisions.append(
-            Decision(
-                at,
-                sequence.name,
-                step.id,
-                contact["id"],
-                contact["email"],
-                outcome,
-                reason,
-                template=step.template,
-                purpose=sequence.purpose,
-                mail_id=mail_id,
-                actions=tuple(done or ()),
-                conditional=conditional or mentions_mail,
-            )
-        )
-
     # --- when is the next step? -------------------------------------------------------------
 
     def _schedule(
@@ -759,44 +318,3 @@ class Engine:
         if event_id not in self._event_cache:
             self._event_cache[event_id] = self.store.event_data(event_id)
         return self._event_cache[event_id]
-
-    # --- payloads -------------------------------------------------------------------------------
-
-    def _webhook_payload(
-        self,
-        url: str,
-        sequence: Sequence,
-        step: Step,
-        journey: dict[str, Any],
-        contact: dict[str, Any],
-        tags: set[str],
-        now: datetime,
-    ) -> dict[str, Any]:
-        body = {
-            "contact": contacts.template_view(contact, sorted(tags)),
-            "sequence": sequence.name,
-            "step": step.id,
-            "journey_id": journey["id"],
-            "event": self._event_data(journey),
-            "at": now.isoformat(),
-        }
-        return {"url": url, "body": body}
-
-    def _notify_context(
-        self, sequence: Sequence, step: Step, contact: dict[str, Any], tags: set[str], journey: dict[str, Any]
-    ) -> dict[str, Any]:
-        name = contacts.display_name(contact) or contact["email"]
-        lines = [
-            f"{name} <{contact['email']}> reached step {step.id!r} of the sequence {sequence.name!r}.",
-            "",
-            f"stage: {contact.get('stage') or '-'}",
-            f"tags: {', '.join(sorted(tags)) or '-'}",
-        ]
-        data = self._event_data(journey)
-        if data:
-            lines.append("event: " + ", ".join(f"{k}={v}" for k, v in sorted(data.items())))
-        return {"subject": f"[edumail] {sequence.name}: {name}", "body": "\n".join(lines)}
-
-
-def _fields(contact: dict[str, Any]) -> dict[str, Any]:
-    return contacts.template_view(contact, [])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import lease, sequences, webhooks
+from edumail import delivery, lease, sequences, webhooks
 from edumail.engine import Engine, EngineReport
 from edumail.errors import EdumailError
 
@@ -124,13 +124,6 @@ def run_once(
 
 
 def _deliver(project: Project, now: datetime, dry_run: bool, stop: Any) -> tuple[Any, str]:
-    try:
-        from edumail import delivery
-    except ImportError:
-        return None, "delivery is not part of this version yet: mails stay queued in the outbox"
-    deliver = getattr(delivery, "deliver", None)
-    if deliver is None:
-        return None, "delivery is not part of this version yet: mails stay queued in the outbox"
     if stop is not None:
-        return deliver(project, now=now, dry_run=dry_run, stop=stop), ""
-    return deliver(project, now=now, dry_run=dry_run), ""
+        return delivery.deliver(project, now=now, dry_run=dry_run, stop=stop), ""
+    return delivery.deliver(project, now=now, dry_run=dry_run), ""
