@@ -9,14 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from edumail import clock, events, import_rules, journeys
+from edumail import events, journeys
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -135,7 +133,7 @@ def add_tags(store: Store, contact_id: int, tags: list[str], now: datetime, sour
     """Add tags; records `tag_added` for each new one. Returns the tags added."""
     added = []
     with store.transaction():
-        for tag in _clean_tags(tags):
+        for tag in clean_tags(tags):
             if store.add_tag(contact_id, tag, now):
                 record_event(store, contact_id, events.TAG_ADDED, at=now, data={"tag": tag}, source=source, now=now)
                 added.append(tag)
@@ -146,7 +144,7 @@ def remove_tags(store: Store, contact_id: int, tags: list[str], now: datetime, s
     """Remove tags; records `tag_removed` for each one present. Returns the tags removed."""
     removed = []
     with store.transaction():
-        for tag in _clean_tags(tags):
+        for tag in clean_tags(tags):
             if store.remove_tag(contact_id, tag):
                 record_event(store, contact_id, events.TAG_REMOVED, at=now, data={"tag": tag}, source=source, now=now)
                 removed.append(tag)
@@ -292,7 +290,7 @@ def display_name(contact: dict[str, Any]) -> str:
     return " ".join(p for p in (contact.get("first_name") or "", contact.get("last_name") or "") if p).strip()
 
 
-def _clean_tags(tags: list[str]) -> list[str]:
+def clean_tags(tags: list[str]) -> list[str]:
     result = []
     for tag in tags:
         for part in str(tag).split(","):
@@ -300,294 +298,3 @@ def _clean_tags(tags: list[str]) -> list[str]:
             if part and part not in result:
                 result.append(part)
     return result
-
-
-@dataclass
-class ImportReport:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    kept_opted_out: int = 0
-    suppressed: int = 0
-    stages_kept: int = 0
-    problems: list[str] | None = None
-
-    def summary(self) -> str:
-        parts = [f"{self.created} created", f"{self.updated} updated", f"{self.skipped} skipped"]
-        if self.unchanged:
-            parts.insert(2, f"{self.unchanged} unchanged")
-        if self.kept_opted_out:
-            parts.append(f"{self.kept_opted_out} kept opted out")
-        if self.suppressed:
-            parts.append(f"{self.suppressed} refused (forgotten)")
-        if self.stages_kept:
-            parts.append(
-                f"{self.stages_kept} stage{'s' if self.stages_kept != 1 else ''} kept as edumail set "
-                "them since the last import (--overwrite-stage takes the file's)"
-            )
-        return ", ".join(parts)
-
-
-# --- CSV import ------------------------------------------------------------------
-
-_ALIASES = {
-    "email": "email",
-    "e_mail": "email",
-    "mail": "email",
-    "courriel": "email",
-    "adresse_email": "email",
-    "adresse_e_mail": "email",
-    "adresse_mail": "email",
-    "first_name": "first_name",
-    "firstname": "first_name",
-    "prenom": "first_name",
-    "last_name": "last_name",
-    "lastname": "last_name",
-    "nom": "last_name",
-    "nom_de_famille": "last_name",
-    "stage": "stage",
-    "etape": "stage",
-    "tags": "tags",
-    "tag": "tags",
-    "etiquettes": "tags",
-    "timezone": "timezone",
-    "fuseau_horaire": "timezone",
-    **import_rules.COLUMN_ALIASES,
-}
-_RESERVED = {"consent", "basis", "id", "created_at", "updated_at", "consent_basis", "imported_stage", "imported_at"}
-
-
-def import_contacts(
-    store: Store,
-    path: Path,
-    *,
-    now: datetime,
-    consent: str | None = None,
-    basis: str | None = None,
-    source: str | None = None,
-    tags: list[str] | None = None,
-    overwrite_stage: bool = False,
-) -> ImportReport:
-    """Upsert contacts from a CSV file in one transaction; bad rows are reported and skipped."""
-    from edumail import csvfile
-
-    header, reader = csvfile.rows(path)
-    columns = {name: _ALIASES.get(name, name) for name in header if name}
-    import_rules.check_options(consent, basis, "consent" in columns.values())
-    if "email" not in columns.values():
-        found = ", ".join(header) or "nothing"
-        raise InputError(f"{path}:1: no email column (found: {found}); name one column email")
-    report = ImportReport(problems=[])
-    problems = report.problems
-    assert problems is not None
-    source_text = source or f"import {path.name}"
-    extra_tags = list(tags or [])
-    suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
-    parsed: list[tuple[int, str, dict[str, str]]] = []
-    for line, row in reader:
-        values = {columns[k]: v for k, v in row.items() if k in columns}
-        try:
-            address = normalize_email(values.get("email", ""))
-            import_rules.row_consent(values, consent, basis)
-        except InputError as exc:
-            problems.append(f"{path.name}:{line}: {exc}; row skipped")
-            report.skipped += 1
-            continue
-        if values.get("timezone"):
-            try:
-                clock.zone(values["timezone"])
-            except InputError as exc:
-                problems.append(f"{path.name}:{line}: {exc}; row skipped")
-                report.skipped += 1
-                continue
-        parsed.append((line, address, values))
-    merged = _merge_duplicates(parsed, path.name, problems)
-    existing = store.contacts_by_emails(list(merged))
-    with store.transaction():
-        for address, (line, values, duplicates) in merged.items():
-            if hash_address(salt, address) in suppressed and address not in existing:
-                problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
-                report.suppressed += 1 + duplicates
-                report.skipped += 1 + duplicates
-                continue
-            wanted = import_rules.row_consent(values, consent, basis)
-            file_stage = values.get("stage", "")
-            proof = {"file": path.name, "line": line, "command": "contacts import"}
-            if wanted.from_cell:
-                proof["column"] = "consent"
-            contact = existing.get(address)
-            row_tags = _clean_tags([values.get("tags", ""), *extra_tags])
-            if contact is None:
-                contact_id = _create_from_row(
-                    store, address, values, now, wanted.state, wanted.basis, source_text, proof
-                )
-                report.created += 1
-                changed = True
-            else:
-                if not overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
-                    report.stages_kept += 1
-                    values = {k: v for k, v in values.items() if k != "stage"}
-                changed = _update_from_row(store, contact, values, now)
-                if wanted.state is not None:
-                    if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
-                        report.kept_opted_out += 1
-                    elif set_consent(
-                        store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=source_text, proof=proof
-                    ):
-                        changed = True
-                contact_id = contact["id"]
-                if changed:
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-            if file_stage:
-                store.set_imported_stage(contact_id, file_stage, now)
-            if (
-                row_tags
-                and add_tags(store, contact_id, row_tags, now, source_text)
-                and contact is not None
-                and not changed
-            ):
-                report.unchanged -= 1
-                report.updated += 1
-                changed = True
-            # Later rows for the same address updated it (or changed nothing).
-            if changed:
-                report.updated += duplicates
-            else:
-                report.unchanged += duplicates
-    return report
-
-
-def _merge_duplicates(
-    parsed: list[tuple[int, str, dict[str, str]]], file_name: str, problems: list[str]
-) -> dict[str, tuple[int, dict[str, str], int]]:
-    """One entry per address: (first line, cells with later non-empty ones winning, duplicate rows)."""
-    merged: dict[str, tuple[int, dict[str, str], int]] = {}
-    for line, address, values in parsed:
-        if address not in merged:
-            merged[address] = (line, dict(values), 0)
-            continue
-        first, current, duplicates = merged[address]
-        problems.append(f"{file_name}:{line}: {address} already on line {first}; merged into one contact")
-        tags = _clean_tags([current.get("tags", ""), values.get("tags", "")])
-        current.update({k: v for k, v in values.items() if v})
-        current["tags"] = ",".join(tags)
-        merged[address] = (first, current, duplicates + 1)
-    return merged
-
-
-def _fields_from_row(values: dict[str, str]) -> dict[str, str]:
-    skip = {"email", "first_name", "last_name", "stage", "tags", "timezone"} | _RESERVED
-    return {k: v for k, v in values.items() if k not in skip and v != ""}
-
-
-def _create_from_row(
-    store: Store,
-    address: str,
-    values: dict[str, str],
-    now: datetime,
-    consent: str | None,
-    basis: str | None,
-    source: str,
-    proof: dict[str, Any],
-) -> int:
-    state = consent or events.UNKNOWN
-    basis = (basis or "opt_in") if state == events.OPTED_IN else None
-    stamp = now
-    contact_id = store.insert_contact(
-        {
-            "email": address,
-            "first_name": values.get("first_name", ""),
-            "last_name": values.get("last_name", ""),
-            "stage": values.get("stage", ""),
-            "timezone": values.get("timezone") or None,
-            "consent": state,
-            "consent_basis": basis,
-            "fields": json.dumps(_fields_from_row(values), ensure_ascii=False, sort_keys=True),
-        },
-        stamp,
-    )
-    store.log_consent(contact_id, stamp, state, basis, source, proof)
-    if values.get("stage"):
-        record_event(
-            store,
-            contact_id,
-            events.STAGE_CHANGED,
-            at=now,
-            data={"from": "", "to": values["stage"]},
-            source=source,
-            now=now,
-        )
-    return contact_id
-
-
-def _update_from_row(store: Store, contact: dict[str, Any], values: dict[str, str], now: datetime) -> bool:
-    """Apply non-empty cells to an existing contact; True when anything changed."""
-    changes: dict[str, Any] = {}
-    for key in ("first_name", "last_name", "timezone"):
-        if values.get(key) and values[key] != (contact.get(key) or ""):
-            changes[key] = values[key]
-    fields = json.loads(contact.get("fields") or "{}")
-    merged = {**fields, **_fields_from_row(values)}
-    if merged != fields:
-        changes["fields"] = json.dumps(merged, ensure_ascii=False, sort_keys=True)
-    if changes:
-        store.update_contact(contact["id"], changes, now)
-    changed = bool(changes)
-    if values.get("stage") and values["stage"] != contact.get("stage"):
-        set_stage(store, contact["id"], values["stage"], now, "import")
-        changed = True
-    return changed
-
-
-@dataclass
-class EventImportReport:
-    recorded: int = 0
-    contacts_created: int = 0
-    skipped: int = 0
-    problems: list[str] | None = None
-
-
-def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventImportReport:
-    """Record events from a CSV (email, name, at, then data columns) in one transaction."""
-    from edumail import csvfile
-
-    header, reader = csvfile.rows(path)
-    columns = {name: _ALIASES.get(name, name) for name in header if name}
-    missing = [c for c in ("email", "name") if c not in columns.values()]
-    if missing:
-        raise InputError(
-            f"{path}:1: missing column {' and '.join(missing)} (expected email, name, at, then data columns)"
-        )
-    report = EventImportReport(problems=[])
-    problems = report.problems
-    assert problems is not None
-    parsed = []
-    for line, row in reader:
-        values = {columns[k]: v for k, v in row.items() if k in columns}
-        try:
-            address = normalize_email(values.get("email", ""))
-            name = values.get("name", "").strip()
-            if not name:
-                raise InputError("empty event name")
-            at = clock.parse_iso(values["at"], tz) if values.get("at") else now
-        except InputError as exc:
-            problems.append(f"{path.name}:{line}: {exc}; row skipped")
-            report.skipped += 1
-            continue
-        data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
-        parsed.append((line, address, name, at, data))
-    with store.transaction():
-        for line, address, name, at, data in parsed:
-            try:
-                contact, created = get_or_create(store, address, now, f"events import {path.name}")
-            except InputError as exc:
-                problems.append(f"{path.name}:{line}: {exc}; row skipped")
-                report.skipped += 1
-                continue
-            report.contacts_created += int(created)
-            record_event(store, contact["id"], name, at=at, data=data, source=f"import {path.name}", now=now)
-            report.recorded += 1
-    return report

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edumail import clock, contacts, demo_data, runner, scaffold, tokens
+from edumail import clock, contacts, contacts_import, demo_data, runner, scaffold, tokens
 from edumail import project as project_module
 from edumail.project import Project
 
@@ -171,7 +171,7 @@ def _import(project: Project, people: list[demo_data.DemoContact], now: datetime
             writer.writerow(["email", "prénom", "nom", "étape", "tags", "ville"])
             for p in group:
                 writer.writerow([p.email, p.first_name, p.last_name, p.stage, ",".join(p.tags), p.city])
-        report = contacts.import_contacts(
+        report = contacts_import.import_contacts(
             project.store(),
             path,
             now=now,

@@ -200,11 +200,11 @@ def test_consent_command_logs_source(cli):
 
 
 def test_a_failing_row_leaves_nothing_half_imported(cli, monkeypatch):
-    from edumail import contacts
+    from edumail import contacts_import
 
     path = write_bytes(cli, "c.csv", b"email\na@example.fr\nb@example.fr\n")
     calls = {"n": 0}
-    original = contacts._create_from_row
+    original = contacts_import._create_from_row
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -212,7 +212,7 @@ def test_a_failing_row_leaves_nothing_half_imported(cli, monkeypatch):
             raise RuntimeError("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(contacts, "_create_from_row", failing)
+    monkeypatch.setattr(contacts_import, "_create_from_row", failing)
     result = cli("contacts", "import", path, now=NOW)
     assert result.exit_code != 0
     assert db(cli).count_contacts() == 0

@@ -29,7 +29,7 @@ from smtp_server import SmtpTestServer, smtp_server  # noqa: F401 (fixtures)
 from tracking_support import BROWSER, SECRET, write_settings
 
 from edumail import campaigns as campaigns_module
-from edumail import clock, contacts, delivery, events, tokens
+from edumail import clock, contacts_import, delivery, events, tokens
 from edumail import project as project_module
 
 SENT = "2026-11-02T10:00:00+01:00"
@@ -205,7 +205,7 @@ def test_serve_answers_hundreds_of_requests_while_a_send_runs(cli, project_dir: 
     project = project_module.load(project_dir)
     store = project.store()
     now = clock.parse_iso(SENT, clock.UTC)
-    contacts.import_contacts(store, project_dir / "contacts.csv", now=now, consent="opted_in", source="form")
+    contacts_import.import_contacts(store, project_dir / "contacts.csv", now=now, consent="opted_in", source="form")
     # a first campaign already out: the mails the clients open and click
     campaigns_module.create_campaign(project, "offre", now=now, name="first", limit=40)
     assert delivery.deliver(project, now=now).sent == 40

@@ -33,10 +33,10 @@ def contacts_import(
     ),
 ) -> None:
     """Create or update contacts from a CSV file (upsert by e-mail)."""
-    from edumail import contacts
+    from edumail import contacts_import as csv_import
 
     project = current_project()
-    report = contacts.import_contacts(
+    report = csv_import.import_contacts(
         project.store(),
         file,
         now=clock.now(),
@@ -231,10 +231,10 @@ def events_import(
     file: Path = typer.Argument(..., help="CSV with columns email, name, at, then data columns."),
 ) -> None:
     """Record events from a CSV file."""
-    from edumail import contacts
+    from edumail import contacts_import as csv_import
 
     project = current_project()
-    report = contacts.import_events(project.store(), file, now=clock.now(), tz=project.settings.tz)
+    report = csv_import.import_events(project.store(), file, now=clock.now(), tz=project.settings.tz)
     for problem in report.problems or []:
         console.print(f"[yellow]{problem}[/yellow]")
     console.print(

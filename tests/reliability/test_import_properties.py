@@ -7,7 +7,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edumail import clock, contacts
+from edumail import clock, contacts_import
 from edumail.errors import EdumailError
 from edumail.store import Store
 
@@ -37,7 +37,7 @@ def test_random_rows_import_cleanly(tmp_path_factory, rows, sep, enc):
         path.write_bytes(render_csv(rows, sep).encode("utf-8"))
     store = Store(root / "e.db")
     try:
-        report = contacts.import_contacts(store, path, now=NOW)
+        report = contacts_import.import_contacts(store, path, now=NOW)
     except EdumailError:
         assert store.count_contacts() == 0  # refused whole: nothing written
         return
@@ -54,7 +54,7 @@ def test_random_bytes_never_raise_anything_but_a_clean_error(tmp_path_factory, d
     path.write_bytes(data)
     store = Store(root / "e.db")
     try:
-        contacts.import_contacts(store, path, now=NOW)
+        contacts_import.import_contacts(store, path, now=NOW)
     except EdumailError as exc:
         assert "\n" not in str(exc).strip() and str(exc)
         assert store.count_contacts() == 0

@@ -1,0 +1,329 @@
+"""Contacts and events from CSV files: `edumail contacts import` and `edumail events import`.
+
+Column names are matched loosely (French and English aliases); each bad row
+is reported as file:line and skipped, the rest is imported in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edumail import clock, csvfile, events, import_rules
+from edumail.contacts import (
+    add_tags,
+    clean_tags,
+    get_or_create,
+    hash_address,
+    normalize_email,
+    record_event,
+    set_consent,
+    set_stage,
+    suppression_salt,
+)
+from edumail.errors import InputError
+from edumail.store import Store
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    kept_opted_out: int = 0
+    suppressed: int = 0
+    stages_kept: int = 0
+    problems: list[str] | None = None
+
+    def summary(self) -> str:
+        parts = [f"{self.created} created", f"{self.updated} updated", f"{self.skipped} skipped"]
+        if self.unchanged:
+            parts.insert(2, f"{self.unchanged} unchanged")
+        if self.kept_opted_out:
+            parts.append(f"{self.kept_opted_out} kept opted out")
+        if self.suppressed:
+            parts.append(f"{self.suppressed} refused (forgotten)")
+        if self.stages_kept:
+            parts.append(
+                f"{self.stages_kept} stage{'s' if self.stages_kept != 1 else ''} kept as edumail set "
+                "them since the last import (--overwrite-stage takes the file's)"
+            )
+        return ", ".join(parts)
+
+
+_ALIASES = {
+    "email": "email",
+    "e_mail": "email",
+    "mail": "email",
+    "courriel": "email",
+    "adresse_email": "email",
+    "adresse_e_mail": "email",
+    "adresse_mail": "email",
+    "first_name": "first_name",
+    "firstname": "first_name",
+    "prenom": "first_name",
+    "last_name": "last_name",
+    "lastname": "last_name",
+    "nom": "last_name",
+    "nom_de_famille": "last_name",
+    "stage": "stage",
+    "etape": "stage",
+    "tags": "tags",
+    "tag": "tags",
+    "etiquettes": "tags",
+    "timezone": "timezone",
+    "fuseau_horaire": "timezone",
+    **import_rules.COLUMN_ALIASES,
+}
+_RESERVED = {"consent", "basis", "id", "created_at", "updated_at", "consent_basis", "imported_stage", "imported_at"}
+
+
+@dataclass
+class _Batch:
+    """What every row of one import shares."""
+
+    path: Path
+    now: datetime
+    consent: str | None
+    basis: str | None
+    source: str
+    tags: list[str]
+    overwrite_stage: bool
+    report: ImportReport
+    problems: list[str]
+
+
+def import_contacts(
+    store: Store,
+    path: Path,
+    *,
+    now: datetime,
+    consent: str | None = None,
+    basis: str | None = None,
+    source: str | None = None,
+    tags: list[str] | None = None,
+    overwrite_stage: bool = False,
+) -> ImportReport:
+    """Upsert contacts from a CSV file in one transaction; bad rows are reported and skipped."""
+    header, reader = csvfile.rows(path)
+    columns = {name: _ALIASES.get(name, name) for name in header if name}
+    import_rules.check_options(consent, basis, "consent" in columns.values())
+    if "email" not in columns.values():
+        found = ", ".join(header) or "nothing"
+        raise InputError(f"{path}:1: no email column (found: {found}); name one column email")
+    problems: list[str] = []
+    report = ImportReport(problems=problems)
+    batch = _Batch(
+        path, now, consent, basis, source or f"import {path.name}", list(tags or []), overwrite_stage, report, problems
+    )
+    merged = _merge_duplicates(_parse_rows(reader, columns, batch), path.name, problems)
+    suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
+    existing = store.contacts_by_emails(list(merged))
+    with store.transaction():
+        for address, (line, values, duplicates) in merged.items():
+            if hash_address(salt, address) in suppressed and address not in existing:
+                problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
+                report.suppressed += 1 + duplicates
+                report.skipped += 1 + duplicates
+                continue
+            changed = _import_row(store, batch, address, line, values, existing.get(address))
+            # Later rows for the same address updated it (or changed nothing).
+            if changed:
+                report.updated += duplicates
+            else:
+                report.unchanged += duplicates
+    return report
+
+
+def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tuple[int, str, dict[str, str]]]:
+    """(line, address, cells) of the rows that can be imported; the others reported and counted as skipped."""
+    parsed: list[tuple[int, str, dict[str, str]]] = []
+    for line, row in reader:
+        values = {columns[k]: v for k, v in row.items() if k in columns}
+        try:
+            address = normalize_email(values.get("email", ""))
+            import_rules.row_consent(values, batch.consent, batch.basis)
+            if values.get("timezone"):
+                clock.zone(values["timezone"])
+        except InputError as exc:
+            batch.problems.append(f"{batch.path.name}:{line}: {exc}; row skipped")
+            batch.report.skipped += 1
+            continue
+        parsed.append((line, address, values))
+    return parsed
+
+
+def _import_row(
+    store: Store, batch: _Batch, address: str, line: int, values: dict[str, str], contact: dict[str, Any] | None
+) -> bool:
+    """Create or update one contact from its (merged) row; True when it changed."""
+    report, now = batch.report, batch.now
+    wanted = import_rules.row_consent(values, batch.consent, batch.basis)
+    file_stage = values.get("stage", "")
+    proof = {"file": batch.path.name, "line": line, "command": "contacts import"}
+    if wanted.from_cell:
+        proof["column"] = "consent"
+    row_tags = clean_tags([values.get("tags", ""), *batch.tags])
+    if contact is None:
+        contact_id = _create_from_row(store, address, values, now, wanted.state, wanted.basis, batch.source, proof)
+        report.created += 1
+        changed = True
+    else:
+        if not batch.overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
+            report.stages_kept += 1
+            values = {k: v for k, v in values.items() if k != "stage"}
+        changed = _update_from_row(store, contact, values, now)
+        if wanted.state is not None:
+            if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
+                report.kept_opted_out += 1
+            elif set_consent(
+                store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=batch.source, proof=proof
+            ):
+                changed = True
+        contact_id = contact["id"]
+        if changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+    if file_stage:
+        store.set_imported_stage(contact_id, file_stage, now)
+    if row_tags and add_tags(store, contact_id, row_tags, now, batch.source) and contact is not None and not changed:
+        report.unchanged -= 1
+        report.updated += 1
+        changed = True
+    return changed
+
+
+def _merge_duplicates(
+    parsed: list[tuple[int, str, dict[str, str]]], file_name: str, problems: list[str]
+) -> dict[str, tuple[int, dict[str, str], int]]:
+    """One entry per address: (first line, cells with later non-empty ones winning, duplicate rows)."""
+    merged: dict[str, tuple[int, dict[str, str], int]] = {}
+    for line, address, values in parsed:
+        if address not in merged:
+            merged[address] = (line, dict(values), 0)
+            continue
+        first, current, duplicates = merged[address]
+        problems.append(f"{file_name}:{line}: {address} already on line {first}; merged into one contact")
+        tags = clean_tags([current.get("tags", ""), values.get("tags", "")])
+        current.update({k: v for k, v in values.items() if v})
+        current["tags"] = ",".join(tags)
+        merged[address] = (first, current, duplicates + 1)
+    return merged
+
+
+def _fields_from_row(values: dict[str, str]) -> dict[str, str]:
+    skip = {"email", "first_name", "last_name", "stage", "tags", "timezone"} | _RESERVED
+    return {k: v for k, v in values.items() if k not in skip and v != ""}
+
+
+def _create_from_row(
+    store: Store,
+    address: str,
+    values: dict[str, str],
+    now: datetime,
+    consent: str | None,
+    basis: str | None,
+    source: str,
+    proof: dict[str, Any],
+) -> int:
+    state = consent or events.UNKNOWN
+    basis = (basis or "opt_in") if state == events.OPTED_IN else None
+    stamp = now
+    contact_id = store.insert_contact(
+        {
+            "email": address,
+            "first_name": values.get("first_name", ""),
+            "last_name": values.get("last_name", ""),
+            "stage": values.get("stage", ""),
+            "timezone": values.get("timezone") or None,
+            "consent": state,
+            "consent_basis": basis,
+            "fields": json.dumps(_fields_from_row(values), ensure_ascii=False, sort_keys=True),
+        },
+        stamp,
+    )
+    store.log_consent(contact_id, stamp, state, basis, source, proof)
+    if values.get("stage"):
+        record_event(
+            store,
+            contact_id,
+            events.STAGE_CHANGED,
+            at=now,
+            data={"from": "", "to": values["stage"]},
+            source=source,
+            now=now,
+        )
+    return contact_id
+
+
+def _update_from_row(store: Store, contact: dict[str, Any], values: dict[str, str], now: datetime) -> bool:
+    """Apply non-empty cells to an existing contact; True when anything changed."""
+    changes: dict[str, Any] = {}
+    for key in ("first_name", "last_name", "timezone"):
+        if values.get(key) and values[key] != (contact.get(key) or ""):
+            changes[key] = values[key]
+    fields = json.loads(contact.get("fields") or "{}")
+    merged = {**fields, **_fields_from_row(values)}
+    if merged != fields:
+        changes["fields"] = json.dumps(merged, ensure_ascii=False, sort_keys=True)
+    if changes:
+        store.update_contact(contact["id"], changes, now)
+    changed = bool(changes)
+    if values.get("stage") and values["stage"] != contact.get("stage"):
+        set_stage(store, contact["id"], values["stage"], now, "import")
+        changed = True
+    return changed
+
+
+@dataclass
+class EventImportReport:
+    recorded: int = 0
+    contacts_created: int = 0
+    skipped: int = 0
+    problems: list[str] | None = None
+
+
+def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventImportReport:
+    """Record events from a CSV (email, name, at, then data columns) in one transaction."""
+    header, reader = csvfile.rows(path)
+    columns = {name: _ALIASES.get(name, name) for name in header if name}
+    missing = [c for c in ("email", "name") if c not in columns.values()]
+    if missing:
+        raise InputError(
+            f"{path}:1: missing column {' and '.join(missing)} (expected email, name, at, then data columns)"
+        )
+    report = EventImportReport(problems=[])
+    problems = report.problems
+    assert problems is not None
+    parsed = []
+    for line, row in reader:
+        values = {columns[k]: v for k, v in row.items() if k in columns}
+        try:
+            address = normalize_email(values.get("email", ""))
+            name = values.get("name", "").strip()
+            if not name:
+                raise InputError("empty event name")
+            at = clock.parse_iso(values["at"], tz) if values.get("at") else now
+        except InputError as exc:
+            problems.append(f"{path.name}:{line}: {exc}; row skipped")
+            report.skipped += 1
+            continue
+        data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
+        parsed.append((line, address, name, at, data))
+    with store.transaction():
+        for line, address, name, at, data in parsed:
+            try:
+                contact, created = get_or_create(store, address, now, f"events import {path.name}")
+            except InputError as exc:
+                problems.append(f"{path.name}:{line}: {exc}; row skipped")
+                report.skipped += 1
+                continue
+            report.contacts_created += int(created)
+            record_event(store, contact["id"], name, at=at, data=data, source=f"import {path.name}", now=now)
+            report.recorded += 1
+    return report
