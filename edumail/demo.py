@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edumail import clock, contacts, contacts_import, demo_data, runner, scaffold, tokens
+from edumail import clock, contacts, contacts_import, demo_data, recording, runner, scaffold
 from edumail import project as project_module
 from edumail.project import Project
 
@@ -107,10 +105,9 @@ def run(
     """Create the project, import contacts, then live `days` days hour by hour."""
     target = create(root)
     start = _start(clock.now() - timedelta(days=days))  # the simulated month ends about now
-    with _frozen_clock(start):
-        project = project_module.load(target)
-        people = demo_data.make_contacts(contact_count, seed)
-        imported = _import(project, people, start)
+    project = project_module.load(target)
+    people = demo_data.make_contacts(contact_count, seed)
+    imported = _import(project, people, start)
     happenings = demo_data.make_events(people, start, days, seed)
     simulation = _Simulation(project, happenings, random.Random(seed + 2))
     done = []
@@ -144,20 +141,6 @@ def _local_midnight(start: datetime, days: int) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=paris).astimezone(clock.UTC)
 
 
-@contextmanager
-def _frozen_clock(moment: datetime) -> Iterator[None]:
-    """Set EDUMAIL_NOW, so the tracking app and every command see the simulated time."""
-    before = os.environ.get("EDUMAIL_NOW")
-    os.environ["EDUMAIL_NOW"] = moment.isoformat()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("EDUMAIL_NOW", None)
-        else:
-            os.environ["EDUMAIL_NOW"] = before
-
-
 def _import(project: Project, people: list[demo_data.DemoContact], now: datetime) -> str:
     """Import each consent group from its own CSV file, as a centre would."""
     created = 0
@@ -185,41 +168,29 @@ def _import(project: Project, people: list[demo_data.DemoContact], now: datetime
 
 class _Simulation:
     def __init__(self, project: Project, happenings: list[demo_data.DemoEvent], rng: random.Random):
-        import warnings
-
-        with warnings.catch_warnings():  # starlette nags about httpx vs httpx2; the demo's readers don't care
-            warnings.simplefilter("ignore")
-            from starlette.testclient import TestClient
-
-        from edumail.tracking import create_app
-
         self.project = project
         self.store = project.store()
         self.pending = list(happenings)
         self.reactions: list[_Reaction] = []
         self.rng = rng
         self.last = datetime(1970, 1, 1, tzinfo=clock.UTC)
-        self.secret = project.secret()
-        with _frozen_clock(happenings[0].at if happenings else datetime.now(clock.UTC)):
-            self.web = TestClient(create_app(project), base_url=BASE_URL)
 
     def tick(self, now: datetime, day: Day) -> None:
-        with _frozen_clock(now):
-            self._record_happenings(now, day)
-            self._react(now, day)
-            summary = runner.run_once(self.project, now=now)
-            for decision in summary.engine.decisions:
-                if decision.outcome == "entered":
-                    day.entered += 1
-                elif decision.outcome == "skipped":
-                    day.skipped[decision.reason] += 1
-                elif decision.outcome == "exited":
-                    day.exited += 1
-            upto = now
-            for mail in self.store.mails_sent_between(self.last, upto):
-                day.sent[mail["template"]] += 1
-                self._plan_reactions(mail, now)
-            self.last = upto
+        self._record_happenings(now, day)
+        self._react(now, day)
+        summary = runner.run_once(self.project, now=now)
+        for decision in summary.engine.decisions:
+            if decision.outcome == "entered":
+                day.entered += 1
+            elif decision.outcome == "skipped":
+                day.skipped[decision.reason] += 1
+            elif decision.outcome == "exited":
+                day.exited += 1
+        upto = now
+        for mail in self.store.mails_sent_between(self.last, upto):
+            day.sent[mail["template"]] += 1
+            self._plan_reactions(mail, now)
+        self.last = upto
 
     def _record_happenings(self, now: datetime, day: Day) -> None:
         while self.pending and self.pending[0].at <= now:
@@ -249,20 +220,24 @@ class _Simulation:
             self.reactions.append(_Reaction(opened + timedelta(minutes=3), "unsubscribe", mail["id"]))
 
     def _react(self, now: datetime, day: Day) -> None:
+        """The readers' opens, clicks and unsubscribes, recorded as the tracking server would."""
         self.reactions.sort()
         while self.reactions and self.reactions[0].at <= now:
             reaction = self.reactions.pop(0)
-            headers = {"User-Agent": READER_AGENT}
+            mail = self.store.tracked_mail(reaction.mail_id)
+            if mail is None or not recording.reachable(mail):
+                continue
             if reaction.kind == "open":
-                url = tokens.open_url(BASE_URL, self.secret, reaction.mail_id)
-                if self.web.get(url, headers=headers).status_code == 200:
-                    day.opened += 1
+                recording.record_open(self.store, mail, None, READER_AGENT, "GET", now)
+                day.opened += 1
             elif reaction.kind == "click":
-                url = tokens.click_url(BASE_URL, self.secret, reaction.mail_id, reaction.index)
-                if self.web.get(url, headers=headers, follow_redirects=False).status_code == 302:
-                    day.clicked += 1
+                links = json.loads(mail["links"] or "[]")
+                link = (reaction.index, str(links[reaction.index]), len(links))
+                recording.record_click(self.store, mail, link, None, READER_AGENT, "GET", now)
+                day.clicked += 1
             else:
-                url = tokens.unsubscribe_url(BASE_URL, self.secret, reaction.mail_id)
-                answer = self.web.post(url, headers=headers, data={"List-Unsubscribe": "One-Click"})
-                if answer.status_code == 200:
+                proof = {"user_agent": READER_AGENT, "mail_id": mail["id"], "message_id": mail["message_id"]}
+                if recording.opt_out(
+                    self.store, mail, source=recording.UNSUBSCRIBE_SOURCE, method="one-click", proof=proof, now=now
+                ):
                     day.unsubscribed += 1

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edumail import bots, clock, contacts, events, forms, journeys, tokens, web_forms
+from edumail import clock, contacts, events, forms, recording, tokens, web_forms
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
 from edumail.project import Project
@@ -45,7 +45,7 @@ NO_CACHE = {
     "Pragma": "no-cache",
     "Expires": "0",
 }
-UNSUBSCRIBE_SOURCE = "unsubscribe link"
+UNSUBSCRIBE_SOURCE = recording.UNSUBSCRIBE_SOURCE
 PREFERENCES_SOURCE = "preferences page"
 CONFIRM_SOURCE = "confirmation link"
 # Events whose meaning edumail owns: recording them from outside would make
@@ -162,11 +162,6 @@ class Tracker:
         return token, mail
 
     @staticmethod
-    def _reachable(mail: dict[str, Any]) -> bool:
-        """A mail whose contact still exists (not forgotten, not a staff notice)."""
-        return mail["contact_id"] is not None and not mail["forgotten_at"]
-
-    @staticmethod
     def _client(request: Request) -> tuple[str | None, str]:
         ip = request.client.host if request.client else None
         return ip, request.headers.get("user-agent", "")[:300]
@@ -193,26 +188,9 @@ class Tracker:
         if found is None:
             return False
         _, mail = found
-        if not self._reachable(mail):
-            return True
-        now = clock.now()
-        ip, agent = self._client(request)
-        sent_at = mail["sent_at"] if mail["sent_at"] else None
-        verdict = bots.open_verdict(ip, agent, request.method, sent_at, now)
-        data = {"machine": verdict} if verdict else {}
-        if bots.is_google_proxy(agent):
-            data["proxy"] = "google"
-        contacts.record_event(
-            store,
-            mail["contact_id"],
-            events.EMAIL_OPENED,
-            at=now,
-            data=data,
-            source="tracking",
-            now=now,
-            mail_id=mail["id"],
-            machine=verdict is not None,
-        )
+        if recording.reachable(mail):
+            ip, agent = self._client(request)
+            recording.record_open(store, mail, ip, agent, request.method, clock.now())
         return True
 
     async def click(self, request: Request) -> Response:
@@ -231,32 +209,9 @@ class Tracker:
         if not 0 <= token.index < len(links) or not _safe_url(links[token.index]):
             return None
         url = str(links[token.index])
-        if not self._reachable(mail):
-            return url
-        now = clock.now()
-        ip, agent = self._client(request)
-        sent_at = mail["sent_at"] if mail["sent_at"] else None
-        verdict = bots.click_verdict(ip, agent, request.method, sent_at, now)
-        data: dict[str, Any] = {"url": url, "index": token.index}
-        with store.transaction():
-            burst_start = now - bots.BURST_WINDOW
-            recent = store.recent_click_indexes(mail["id"], burst_start) | {token.index}
-            if bots.all_links_burst(len(links), recent):
-                store.flag_clicks_machine(mail["id"], burst_start)
-                verdict = verdict or "all-links"
-            if verdict:
-                data["machine"] = verdict
-            contacts.record_event(
-                store,
-                mail["contact_id"],
-                events.EMAIL_CLICKED,
-                at=now,
-                data=data,
-                source="tracking",
-                now=now,
-                mail_id=mail["id"],
-                machine=verdict is not None,
-            )
+        if recording.reachable(mail):
+            ip, agent = self._client(request)
+            recording.record_click(store, mail, (token.index, url, len(links)), ip, agent, request.method, clock.now())
         return url
 
     # --- unsubscribe and preferences ----------------------------------------------------
@@ -273,7 +228,7 @@ class Tracker:
         if found is None:
             return _page(pages.not_found(self.centre), 404)
         _, mail = found
-        if not self._reachable(mail) or mail["consent"] == events.OPTED_OUT:
+        if not recording.reachable(mail) or mail["consent"] == events.OPTED_OUT:
             return _page(pages.unsubscribed(self.centre, already=True))
         return _page(pages.unsubscribe_form(self.centre, pages.mask(mail["email"])))
 
@@ -283,35 +238,13 @@ class Tracker:
         if found is None:
             return _page(pages.not_found(self.centre), 404)
         _, mail = found
-        if self._reachable(mail):
+        if recording.reachable(mail):
             self._opt_out(store, request, mail, UNSUBSCRIBE_SOURCE, method)
         return _page(pages.unsubscribed(self.centre))
 
     def _opt_out(self, store: Store, request: Request, mail: dict[str, Any], source: str, method: str) -> None:
-        now = clock.now()
-        with store.transaction():
-            changed = contacts.set_consent(
-                store,
-                mail["contact_id"],
-                events.OPTED_OUT,
-                basis=None,
-                now=now,
-                source=source,
-                proof=self._proof(request, mail, method=method),
-            )
-            if not changed:
-                return
-            contacts.record_event(
-                store,
-                mail["contact_id"],
-                events.UNSUBSCRIBED,
-                at=now,
-                data={"method": method},
-                source=source,
-                now=now,
-                mail_id=mail["id"],
-            )
-            journeys.end_all(store, mail["contact_id"], reason="unsubscribed", now=now)
+        proof = self._proof(request, mail, method=method)
+        recording.opt_out(store, mail, source=source, method=method, proof=proof, now=clock.now())
 
     async def preferences(self, request: Request) -> Response:
         form = await _form(request) if request.method == "POST" else None
@@ -323,21 +256,14 @@ class Tracker:
         if found is None:
             return _page(pages.not_found(self.centre), 404)
         _, mail = found
-        if not self._reachable(mail):
+        if not recording.reachable(mail):
             return _page(pages.unsubscribed(self.centre, already=True))
         saved = False
         if form is not None:
             wants_news = form.get("news") == "on"
             if wants_news and mail["consent"] != events.OPTED_IN:
-                contacts.set_consent(
-                    store,
-                    mail["contact_id"],
-                    events.OPTED_IN,
-                    basis="opt_in",
-                    now=clock.now(),
-                    source=PREFERENCES_SOURCE,
-                    proof=self._proof(request, mail, form=PREFERENCES_SOURCE, wording=pages.NEWS_WORDING),
-                )
+                proof = self._proof(request, mail, form=PREFERENCES_SOURCE, wording=pages.NEWS_WORDING)
+                recording.opt_in(store, mail["contact_id"], source=PREFERENCES_SOURCE, proof=proof, now=clock.now())
             elif not wants_news and mail["consent"] == events.OPTED_IN:
                 self._opt_out(store, request, mail, PREFERENCES_SOURCE, "preferences page")
             mail = store.tracked_mail(mail["id"]) or mail
@@ -365,9 +291,7 @@ class Tracker:
         with store.transaction():  # the signup's proof (form, wording, IP) becomes the consent's
             proof = forms.confirm_signup(store, contact["id"], now, proof)
             if not (contact["consent"] == events.OPTED_IN and contact["consent_basis"] == "opt_in"):
-                contacts.set_consent(
-                    store, contact["id"], events.OPTED_IN, basis="opt_in", now=now, source=CONFIRM_SOURCE, proof=proof
-                )
+                recording.opt_in(store, contact["id"], source=CONFIRM_SOURCE, proof=proof, now=now)
         return _page(pages.confirmed(self.centre))
 
     # --- events API --------------------------------------------------------------------
@@ -401,11 +325,10 @@ class Tracker:
             address = contacts.normalize_email(email)
             if contacts.is_forgotten(store, address):
                 return JSONResponse({"error": f"{address} asked to be forgotten: nothing recorded"}, status_code=409)
-            existed = store.contact_by_email(address) is not None
-            event_id = contacts.record_event_for(store, address, name, at=at or now, data=data, source="api", now=now)
+            event_id, created = recording.record_posted_event(store, address, name, at, data, now)
         except InputError as exc:
             return _bad(str(exc))
-        return JSONResponse({"id": event_id, "contact_created": not existed}, status_code=201)
+        return JSONResponse({"id": event_id, "contact_created": created}, status_code=201)
 
     def _parse_event(self, payload: Any) -> tuple[str, str, datetime | None, dict[str, Any]]:
         if not isinstance(payload, dict):

@@ -1,0 +1,111 @@
+"""What the tracking server records: opens, clicks, unsubscribes, consent changes, posted events.
+
+The HTTP handlers (tracking.py) parse and answer; these functions record,
+each given `now`, so the demo and tests call them with a simulated time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from edumail import bots, contacts, events, journeys
+from edumail.store import Store
+
+UNSUBSCRIBE_SOURCE = "unsubscribe link"
+
+
+def reachable(mail: dict[str, Any]) -> bool:
+    """A mail whose contact still exists (not forgotten, not a staff notice)."""
+    return mail["contact_id"] is not None and not mail["forgotten_at"]
+
+
+def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, method: str, now: datetime) -> None:
+    """An open of a tracked mail (flagged machine when a proxy or scanner made it)."""
+    verdict = bots.open_verdict(ip, agent, method, mail["sent_at"], now)
+    data = {"machine": verdict} if verdict else {}
+    if bots.is_google_proxy(agent):
+        data["proxy"] = "google"
+    contacts.record_event(
+        store,
+        mail["contact_id"],
+        events.EMAIL_OPENED,
+        at=now,
+        data=data,
+        source="tracking",
+        now=now,
+        mail_id=mail["id"],
+        machine=verdict is not None,
+    )
+
+
+def record_click(
+    store: Store,
+    mail: dict[str, Any],
+    link: tuple[int, str, int],
+    ip: str | None,
+    agent: str,
+    method: str,
+    now: datetime,
+) -> None:
+    """A click on link (index, url, how many links the mail has); a burst on every link is a scanner."""
+    index, url, count = link
+    verdict = bots.click_verdict(ip, agent, method, mail["sent_at"], now)
+    data: dict[str, Any] = {"url": url, "index": index}
+    with store.transaction():
+        burst_start = now - bots.BURST_WINDOW
+        recent = store.recent_click_indexes(mail["id"], burst_start) | {index}
+        if bots.all_links_burst(count, recent):
+            store.flag_clicks_machine(mail["id"], burst_start)
+            verdict = verdict or "all-links"
+        if verdict:
+            data["machine"] = verdict
+        contacts.record_event(
+            store,
+            mail["contact_id"],
+            events.EMAIL_CLICKED,
+            at=now,
+            data=data,
+            source="tracking",
+            now=now,
+            mail_id=mail["id"],
+            machine=verdict is not None,
+        )
+
+
+def opt_out(
+    store: Store, mail: dict[str, Any], *, source: str, method: str, proof: dict[str, Any], now: datetime
+) -> bool:
+    """The contact of `mail` opts out: consent logged, `unsubscribed` recorded, marketing journeys ended."""
+    with store.transaction():
+        changed = contacts.set_consent(
+            store, mail["contact_id"], events.OPTED_OUT, basis=None, now=now, source=source, proof=proof
+        )
+        if not changed:
+            return False
+        contacts.record_event(
+            store,
+            mail["contact_id"],
+            events.UNSUBSCRIBED,
+            at=now,
+            data={"method": method},
+            source=source,
+            now=now,
+            mail_id=mail["id"],
+        )
+        journeys.end_all(store, mail["contact_id"], reason="unsubscribed", now=now)
+    return True
+
+
+def opt_in(store: Store, contact_id: int, *, source: str, proof: dict[str, Any], now: datetime) -> bool:
+    """The contact gives its consent (opt_in), with the proof of where and how."""
+    return contacts.set_consent(store, contact_id, events.OPTED_IN, basis="opt_in", now=now, source=source, proof=proof)
+
+
+def record_posted_event(
+    store: Store, address: str, name: str, at: datetime | None, data: dict[str, Any], now: datetime
+) -> tuple[int, bool]:
+    """An event posted to the API: (event id, whether its contact was created)."""
+    existed = store.contact_by_email(address) is not None
+    event_id = contacts.record_event_for(store, address, name, at=at or now, data=data, source="api", now=now)
+    return event_id, not existed
