@@ -62,7 +62,6 @@ def create_campaign(
 ) -> CampaignPlan:
     """Record the campaign and queue one mail per matching contact allowed marketing mail."""
     settings = project.settings
-    window = settings.send_window
     _check_template(project, template)
     if limit is not None and limit < 1:
         raise InputError("--limit: expected a number of contacts, 1 or more")
@@ -87,9 +86,30 @@ def create_campaign(
     done = store.campaign_contact_ids(plan.campaign_id) if plan.campaign_id else set()
 
     candidates = audience_module.members(store, audience_module.from_options(tags, stage, where))
+    chosen = _choose(project, plan, candidates, done, now, limit)
+    if dry_run:
+        plan.queued = len(chosen)
+        return plan
+    with store.transaction():
+        if plan.campaign_id is None:
+            state = "scheduled" if plan.scheduled else "queued"
+            plan.campaign_id = store.insert_campaign(plan.name, template, audience, at, now, state)
+        _queue(project, plan, chosen, now)
+    return plan
+
+
+def _choose(
+    project: Project,
+    plan: CampaignPlan,
+    candidates: list[dict[str, Any]],
+    done: set[int],
+    now: datetime,
+    limit: int | None,
+) -> list[dict[str, Any]]:
+    """The contacts to queue: allowed marketing mail, under the weekly limit, not queued already."""
     plan.matched = len(candidates)
-    cap = settings.limits.marketing_per_week
-    counts = audience_module.weekly_marketing(store, now, exclude_campaign=plan.campaign_id) if cap else {}
+    cap = project.settings.limits.marketing_per_week
+    counts = audience_module.weekly_marketing(project.store(), now, exclude_campaign=plan.campaign_id) if cap else {}
     skipped: Counter[str] = Counter()
     chosen: list[dict[str, Any]] = []
     for contact in candidates:
@@ -107,32 +127,29 @@ def create_campaign(
         chosen.append(contact)
     plan.skipped = dict(skipped)
     plan.recipients = [c["email"] for c in chosen[:20]]
-    if dry_run:
-        plan.queued = len(chosen)
-        return plan
+    return chosen
 
-    stamp = now
-    with store.transaction():
-        if plan.campaign_id is None:
-            state = "scheduled" if plan.scheduled else "queued"
-            plan.campaign_id = store.insert_campaign(plan.name, template, audience, at, stamp, state)
-        for contact in chosen:
-            tz = _zone(contact, settings.tz)
-            queued = store.enqueue_mail(
-                message_id=new_message_id(settings.sender.domain),
-                template=template,
-                purpose=events.MARKETING,
-                not_before=window.next_opening(at, tz) if window else at,
-                now=stamp,
-                contact_id=int(contact["id"]),
-                context={"campaign": plan.name},
-                campaign_id=plan.campaign_id,
-            )
-            if queued is None:
-                plan.already += 1
-            else:
-                plan.queued += 1
-    return plan
+
+def _queue(project: Project, plan: CampaignPlan, chosen: list[dict[str, Any]], now: datetime) -> None:
+    """One mail per chosen contact, at the campaign's time (or the send window's next opening)."""
+    settings, store = project.settings, project.store()
+    window = settings.send_window
+    for contact in chosen:
+        tz = _zone(contact, settings.tz)
+        queued = store.enqueue_mail(
+            message_id=new_message_id(settings.sender.domain),
+            template=plan.template,
+            purpose=events.MARKETING,
+            not_before=window.next_opening(plan.at, tz) if window else plan.at,
+            now=now,
+            contact_id=int(contact["id"]),
+            context={"campaign": plan.name},
+            campaign_id=plan.campaign_id,
+        )
+        if queued is None:
+            plan.already += 1
+        else:
+            plan.queued += 1
 
 
 def _check_template(project: Project, template: str) -> None:
