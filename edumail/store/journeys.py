@@ -70,13 +70,14 @@ class JourneysMixin:
     def events_named_between(
         self: Store, names: Iterable[str], after_id: int, upto_id: int, limit: int = 5000
     ) -> list[dict[str, Any]]:
-        """Events with one of these names and after_id < id <= upto_id, by id (index events_name)."""
+        """Events a person made (never a machine's open or click) with one of these names and
+        after_id < id <= upto_id, by id (index events_name)."""
         wanted = sorted(set(names))
         if not wanted:
             return []
         return self.rows(
             f"SELECT id, contact_id, name, at, data FROM events WHERE name IN ({_marks(wanted)})"
-            " AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            " AND id > ? AND id <= ? AND machine = 0 ORDER BY id LIMIT ?",
             [*wanted, after_id, upto_id, limit],
         )
 
