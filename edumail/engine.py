@@ -11,10 +11,11 @@ twice. Every decision is written to journey_log.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts, events, journeys
+from edumail import clock, contacts, events, journeys, live_edits
 from edumail.conditions import evaluate
 from edumail.decisions import BATCH, Decision, EngineReport
 from edumail.enrolment import Enrolment
@@ -39,7 +40,14 @@ COMMIT_EVERY = 100  # journeys per transaction: commits cost, a savepoint keeps 
 class Engine(Enrolment, StepRunner):
     """Decides and records, for one project and its validated sequences."""
 
-    def __init__(self, project: Project, sequences: list[Sequence], *, backfill: bool = False):
+    def __init__(
+        self,
+        project: Project,
+        sequences: list[Sequence],
+        *,
+        backfill: bool = False,
+        broken: frozenset[str] = frozenset(),
+    ):
         self.project = project
         self.store = project.store()
         self.settings = project.settings
@@ -50,10 +58,13 @@ class Engine(Enrolment, StepRunner):
         self.domain = self.settings.sender.domain
         self._event_cache: dict[int, dict[str, Any]] = {}
         self.heartbeat: Any = None  # called between batches (the run renews its lock)
+        self.broken = broken  # sequences whose file has an error this run: their journeys wait
+        self._ids = {s.name: [step.id for step in s.steps] for s in sequences}
 
     def run(self, now: datetime) -> EngineReport:
         """Enrol, end what must end, run every due step; repeat while actions record new events."""
         report = EngineReport(now)
+        self.sync(now, report)
         for _ in range(MAX_PASSES):
             mark = self.store.max_event_id()
             self.enrol(now, report)
@@ -103,7 +114,7 @@ class Engine(Enrolment, StepRunner):
                     started = journey["started_at"]
                     if journey["trigger_event_id"] == event["id"]:
                         continue
-                    if goal.within is None or event["at"] <= started + goal.within:
+                    if goal.within is None or _within(event["at"], started, goal.within):
                         reason = f"{name} at {moment_text(event['at'])}"
                         self.store.log_step(journey["id"], JOURNEY, now, "goal", reason)
                         report.decisions.append(
@@ -114,9 +125,8 @@ class Engine(Enrolment, StepRunner):
 
     def _exit(self, journey: dict[str, Any], reason: str, now: datetime, report: EngineReport) -> None:
         sequence = self.sequences.get(journey["sequence"])
-        step_id = JOURNEY
-        if sequence is not None and journey["step_index"] < len(sequence.steps):
-            step_id = sequence.steps[journey["step_index"]].id
+        step = self.next_step(sequence, journey) if sequence is not None else None
+        step_id = step.id if step is not None else JOURNEY
         if journeys.end(self.store, journey, reason, now, step_id=step_id):
             report.decisions.append(
                 Decision(
@@ -166,17 +176,39 @@ class Engine(Enrolment, StepRunner):
         contact = people.get(journey["contact_id"])
         if contact is None:
             return
-        decided = len(report.decisions)
-        try:
-            with self.store.savepoint():
-                changed = self._advance_journey(sequence, dict(journey), contact, tags[contact["id"]], now, report)
-        except (EdumailError, ValueError) as exc:
-            del report.decisions[decided:]  # undone with the savepoint
-            self._failed(sequence, journey, contact, exc, now, report)
-            changed = True
+        their_tags = tags[contact["id"]]
+
+        def advance(
+            sequence: Sequence, journey: dict[str, Any], contact: dict[str, Any], now: datetime, report: EngineReport
+        ) -> bool:
+            return self._advance_journey(sequence, journey, contact, their_tags, now, report)
+
+        changed = self._isolated(sequence, dict(journey), contact, now, report, advance)
         if changed:
             people.update(self.store.contacts_by_ids([contact["id"]]))
             tags.update(self.store.tags_by_ids([contact["id"]]))
+
+    def _isolated(
+        self,
+        sequence: Sequence,
+        journey: dict[str, Any],
+        contact: dict[str, Any],
+        now: datetime,
+        report: EngineReport,
+        action: Callable[[Sequence, dict[str, Any], dict[str, Any], datetime, EngineReport], Any],
+    ) -> bool:
+        """Run `action` for one journey in a savepoint: any error fails this journey alone (SPEC 11).
+
+        Returns what the action returned (True when the contact changed), True after a failure.
+        """
+        decided = len(report.decisions)
+        try:
+            with self.store.savepoint():
+                return bool(action(sequence, journey, contact, now, report))
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it stops this journey only
+            del report.decisions[decided:]  # undone with the savepoint
+            self._failed(sequence, journey, contact, exc, now, report)
+            return True
 
     def _failed(
         self,
@@ -187,12 +219,12 @@ class Engine(Enrolment, StepRunner):
         now: datetime,
         report: EngineReport,
     ) -> None:
-        step = sequence.steps[journey["step_index"]] if journey["step_index"] < len(sequence.steps) else None
+        step = self.next_step(sequence, journey)
         step_id = step.id if step else JOURNEY
-        reason = f"error: {exc}"
+        reason = f"error: {_why(exc)}"
         with self.store.transaction():
             journeys.end(self.store, journey, reason, now, step_id=step_id, outcome="failed")
-        report.errors.append(f"{sequence.name}/{step_id} for {contact['email']}: {exc}")
+        report.errors.append(f"{sequence.name}/{step_id} for {contact['email']}: {_why(exc)}")
         report.decisions.append(
             Decision(now, sequence.name, step_id, contact["id"], contact["email"], "failed", reason)
         )
@@ -209,7 +241,10 @@ class Engine(Enrolment, StepRunner):
         """Run this journey's due steps; True when the contact itself changed."""
         changed = False
         while journey["state"] == "active" and journey["due_at"] is not None and journey["due_at"] <= now:
-            step = sequence.steps[journey["step_index"]]
+            step = self.next_step(sequence, journey)
+            if step is None:  # nothing left (a step removed since): complete
+                self._schedule(sequence, journey, contact, now, report)
+                return changed
             due = journey["due_at"]
             stop = self._guard(sequence, journey, contact, tags)
             if stop:
@@ -241,7 +276,7 @@ class Engine(Enrolment, StepRunner):
                 if changed:
                     contact = self.store.contact(contact["id"]) or contact
                     tags = set(self.store.tags_of(contact["id"]))
-            journey["step_index"] += 1
+            journey["last_step_id"] = step.id
             journey["last_step_at"] = max(journey["last_step_at"], journey["due_at"])
             self._schedule(sequence, journey, contact, now, report)
         return changed
@@ -252,26 +287,74 @@ class Engine(Enrolment, StepRunner):
         self, sequence: Sequence, journey: dict[str, Any], contact: dict[str, Any], now: datetime, report: EngineReport
     ) -> None:
         """Set the journey's next due time; skip (and log) steps whose time cannot be known."""
-        while journey["step_index"] < len(sequence.steps):
-            step = sequence.steps[journey["step_index"]]
+        while (step := self.next_step(sequence, journey)) is not None:
             due, why = self.step_time(sequence, step, journey, contact)
             if due is not None:
                 journey["due_at"] = due
-                self.store.move_journey(
-                    journey["id"], journey["step_index"], journey["last_step_at"], journey["due_at"]
-                )
+                self.store.move_journey(journey["id"], journey["last_step_id"], journey["last_step_at"], due)
                 return
             self._log(sequence, step, journey, contact, now, report, "skipped", why)
-            journey["step_index"] += 1
+            journey["last_step_id"] = step.id
         journey["due_at"] = None
         journey["state"] = "completed"
-        self.store.move_journey(journey["id"], journey["step_index"], journey["last_step_at"], None)
+        self.store.move_journey(journey["id"], journey["last_step_id"], journey["last_step_at"], None)
         if journeys.end(self.store, journey, "all steps done", now, state="completed"):
             report.decisions.append(
                 Decision(
                     now, sequence.name, JOURNEY, contact["id"], contact["email"], "completed", purpose=sequence.purpose
                 )
             )
+
+    def next_step(self, sequence: Sequence, journey: dict[str, Any]) -> Step | None:
+        """The step this journey runs next, from the id of the last one it ran (SPEC 12)."""
+        ids = self._ids[sequence.name]
+        last = journey.get("last_step_id")
+        if last is not None and last not in ids:  # an edit we have no snapshot of: ask the journey's log
+            last = journey["last_step_id"] = live_edits.fallback_last(ids, self.store.steps_run(journey["id"]))
+        index = live_edits.next_index(ids, last)
+        return sequence.steps[index] if index < len(ids) else None
+
+    # --- live edits -------------------------------------------------------------------------------
+
+    def sync(self, now: datetime, report: EngineReport) -> None:
+        """Bring journeys in line with the files: re-time edited sequences, end those whose file is gone."""
+        seen = self.store.sequences_seen()
+        for sequence in self.sequences.values():
+            row = seen.get(sequence.name)
+            if row is None:
+                continue
+            new = live_edits.snapshot(sequence)
+            if row["steps"] is not None and row["steps"] != new:
+                self._retime(sequence, row["steps"], now, report)
+            if row["steps"] != new:
+                with self.store.transaction():
+                    self.store.set_sequence_steps(sequence.name, new)
+        for name in self.store.sequences_in_flight():
+            if name not in self.sequences and name not in self.broken:
+                self._removed(name, now, report)
+
+    def _retime(self, sequence: Sequence, old: live_edits.Snapshot, now: datetime, report: EngineReport) -> None:
+        """After an edit: each journey in flight goes on from its last step, at the new times."""
+        ids, after = self._ids[sequence.name], 0
+        while batch := self.store.active_journeys_in(sequence.name, after, BATCH):
+            after = batch[-1]["id"]
+            people = self.store.contacts_by_ids(j["contact_id"] for j in batch)
+            with self.store.transaction():
+                for row in batch:
+                    journey, contact = dict(row), people.get(row["contact_id"])
+                    if contact is None:
+                        continue
+                    journey["last_step_id"] = live_edits.anchor(old, ids, journey["last_step_id"])
+                    self._isolated(sequence, journey, contact, now, report, self._schedule)
+
+    def _removed(self, name: str, now: datetime, report: EngineReport) -> None:
+        """A sequence file deleted: its journeys end (`exited`, reason `sequence removed`)."""
+        after = 0
+        while batch := self.store.active_journeys_in(name, after, BATCH):
+            after = batch[-1]["id"]
+            with self.store.transaction():
+                for journey in batch:
+                    self._exit(journey, "sequence removed", now, report)
 
     def step_time(
         self, sequence: Sequence, step: Step, journey: dict[str, Any], contact: dict[str, Any]
@@ -318,3 +401,19 @@ class Engine(Enrolment, StepRunner):
         if event_id not in self._event_cache:
             self._event_cache[event_id] = self.store.event_data(event_id)
         return self._event_cache[event_id]
+
+
+def _why(exc: Exception) -> str:
+    """A failure in words a person can act on."""
+    if isinstance(exc, OverflowError):
+        return "a date beyond the year 9999 (check this step's wait/at and the dates in the event or contact)"
+    if isinstance(exc, EdumailError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _within(moment: datetime, start: datetime, span: timedelta) -> bool:
+    try:
+        return moment <= start + span
+    except OverflowError:  # a goal window reaching past the year 9999: no limit
+        return True

@@ -219,8 +219,8 @@ class Enrolment:
             "contact_id": contact["id"],
             "trigger_event_id": event_id,
             "started_at": started,
-            "step_index": 0,
+            "last_step_id": None,
             "last_step_at": started,
             "state": "active",
         }
-        self._schedule(sequence, journey, contact, now, report)
+        self._isolated(sequence, journey, contact, now, report, self._schedule)

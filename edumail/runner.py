@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import delivery, lease, sequences, webhooks
+from edumail import delivery, lease, sequences, webhooks, yamlfile
 from edumail.engine import Engine, EngineReport
-from edumail.errors import EdumailError
+from edumail.errors import EdumailError, Problem
 
 if TYPE_CHECKING:
     from edumail.project import Project
@@ -90,6 +90,12 @@ class RunSummary:
     delivery: Any = None
     delivery_note: str = ""
     pending_webhooks: int = 0
+    problems: list[str] = field(default_factory=list)  # sequence files skipped for an error, file:line: message
+
+    @property
+    def needs_attention(self) -> bool:
+        """A person must look: a sequence file skipped, or a journey failed."""
+        return bool(self.problems or self.engine.errors)
 
 
 def run_once(
@@ -102,25 +108,41 @@ def run_once(
     lock_wait: float = LOCK_WAIT,
     stop: Any = None,
 ) -> RunSummary:
-    """Everything a cron job does: stops on any sequence problem before anything happens."""
-    loaded = sequences.load_all(project)
+    """Everything a cron job does; a sequence file with an error is reported and skipped, the others run."""
+    loaded, problems = sequences.load(project)
     store = project.store()
     with RunLock(store, wait=lock_wait) as lock:
-        engine = Engine(project, loaded, backfill=backfill)
+        engine = Engine(project, loaded, backfill=backfill, broken=_broken_names(project, problems))
         engine.heartbeat = lock.renew
         if dry_run:
             with rolled_back(store):
                 report = engine.run(now)
             summary = RunSummary(now, True, report, pending_webhooks=store.pending_tasks("webhook"))
+            summary.problems = [str(p) for p in problems]
         else:
             report = engine.run(now)
-            summary = RunSummary(now, False, report)
+            summary = RunSummary(now, False, report, problems=[str(p) for p in problems])
             if store.due_tasks("webhook", now, 1):
                 summary.webhooks = webhooks.process(store, project.secret(), now)
             summary.pending_webhooks = store.pending_tasks("webhook")
         if deliver:
             summary.delivery, summary.delivery_note = _deliver(project, now, dry_run, stop)
     return summary
+
+
+def _broken_names(project: Project, problems: list[Problem]) -> frozenset[str]:
+    """Names of the sequences whose file has an error: their journeys wait (never `sequence removed`)."""
+    names = set()
+    for problem in problems:
+        path = project.root / problem.file
+        names.add(path.stem)
+        try:
+            data = yamlfile.load(path, problem.file)
+        except (EdumailError, OSError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            names.add(data["name"].strip())
+    return frozenset(names)
 
 
 def _deliver(project: Project, now: datetime, dry_run: bool, stop: Any) -> tuple[Any, str]:

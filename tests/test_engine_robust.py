@@ -27,3 +27,48 @@ def test_a_machine_click_never_triggers_a_sequence(root: Path) -> None:
     run(project, "2026-12-01T10:05")
     assert journeys(project, ada) == [] and store.tags_of(ada) == []
     assert len(journeys(project, bob)) == 1 and store.tags_of(bob) == ["prospect-chaud"]
+
+
+RELANCE = "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - id: second\n    wait: 2d\n    send: bienvenue\n"
+
+
+def test_a_typo_in_one_file_skips_it_and_its_journeys_wait(root: Path) -> None:
+    write_sequence(root, "relance", RELANCE)
+    write_sequence(root, "autre", "trigger: {event: y}\nsteps:\n  - send: bienvenue\n")
+    project = open_project(root)
+    run(project, "2026-12-01T08:00")
+    ada = add_contact(project, "ada@example.org")
+    event(project, ada, "x", "2026-12-01T09:00")
+    run(project, "2026-12-01T09:05")
+    write_sequence(root, "relance", RELANCE.replace("steps:", "exit_onn: [y]\nsteps:"))
+    event(project, ada, "y", "2026-12-03T09:00")
+    summary = run(project, "2026-12-03T10:00")
+    assert summary.needs_attention and any("sequences/relance.yaml" in p for p in summary.problems)
+    states = {j["sequence"]: j["state"] for j in journeys(project, ada)}
+    assert states == {"relance": "active", "autre": "completed"}  # the broken one waits, the other ran
+    write_sequence(root, "relance", RELANCE)  # fixed: it goes on
+    run(project, "2026-12-03T10:05")
+    assert [m["step_id"] for m in project.store().mails_of(ada)] == ["bienvenue", "bienvenue", "second"]
+
+
+def test_a_far_future_date_fails_that_journey_alone(root: Path) -> None:
+    write_sequence(root, "loin", "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 9999999w\n    tag: [a]\n")
+    write_sequence(root, "fin", "trigger: {event: z}\nsteps:\n  - at: event.session_end + 1d\n    send: bienvenue\n")
+    write_sequence(root, "proche", "trigger: {event: y}\nsteps:\n  - send: bienvenue\n")
+    project = open_project(root)
+    run(project, "2026-12-01T08:00")
+    ada, bob, eve = (add_contact(project, f"{n}@example.org") for n in ("ada", "bob", "eve"))
+    event(project, ada, "x", "2026-12-01T09:00")
+    event(project, eve, "z", "2026-12-01T09:00", session_end="9999-12-31T12:00")
+    event(project, bob, "y", "2026-12-01T09:00")
+    summary = run(project, "2026-12-01T09:05")
+    assert summary.needs_attention and len(summary.engine.errors) == 2
+    assert all("year 9999" in e for e in summary.engine.errors)
+    states = {j["sequence"]: (j["state"], j["end_reason"]) for c in (ada, bob, eve) for j in journeys(project, c)}
+    assert states["proche"] == ("completed", "all steps done")
+    assert states["loin"][0] == "exited" and "year 9999" in states["loin"][1]
+    assert states["fin"][0] == "exited" and "year 9999" in states["fin"][1]
+    assert [m["contact_id"] for m in project.store().rows("SELECT contact_id FROM mails WHERE state = 'queued'")] == [
+        bob
+    ]
+    run(project, "2026-12-02T09:05")  # and the next runs go on

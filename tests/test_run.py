@@ -104,15 +104,16 @@ def test_dry_run_decides_but_changes_nothing(root: Path, cli) -> None:  # noqa: 
     assert len(outbox_files(root)) == 2
 
 
-def test_a_bad_sequence_stops_run_before_anything_happens(root: Path, cli) -> None:  # noqa: ANN001
+def test_a_bad_sequence_file_is_reported_and_skipped_while_the_others_run(root: Path, cli) -> None:  # noqa: ANN001
     enrol(root, 1)
     write_sequence(root, "casse", "trigger: {event: x}\nsteps:\n  - send: relance-2\n  - wait: 2 jours\n    tag: a\n")
     result = cli("run", "--once", now="2026-12-01T10:05")
-    assert result.exit_code == 1
+    assert result.exit_code == 1  # a person must look (SPEC 11)
     assert "sequences/casse.yaml:3: unknown template 'relance-2'" in result.output
     assert "sequences/casse.yaml:4: wait: '2 jours' is not a duration" in result.output
-    store = open_project(root).store()
-    assert store.rows("SELECT * FROM journeys") == [] and mails(open_project(root)) == []
+    assert "skipped" in result.output
+    assert [m["template"] for m in mails(open_project(root))] == ["confirmation-inscription"]  # rappel-session ran
+    assert len(outbox_files(root)) == 1
     check = cli("check")
     assert "sequences/casse.yaml:3: unknown template 'relance-2'" in check.output
 

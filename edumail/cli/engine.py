@@ -37,11 +37,12 @@ def run(
         return
     summary = runner.run_once(project, now=clock.now(), dry_run=dry_run, backfill=backfill)
     _print_run(summary, project.settings.tz)
-    if summary.engine.errors:
+    if summary.needs_attention:
         raise typer.Exit(1)
 
 
 def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
     from rich.table import Table
 
     report = summary.engine
@@ -82,8 +83,12 @@ def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
         console.print(f"Delivery: {delivery_text(summary.delivery)}", markup=False)
     elif summary.delivery_note:
         console.print(f"Delivery: {summary.delivery_note}")
+    for problem in summary.problems:
+        console.print(f"[red]skipped:[/red] {escape(problem)}")
+    if summary.problems:
+        console.print("The sequences above were skipped (their journeys wait); fix them, `edumail check` says all.")
     for error in report.errors:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(error)}")
 
 
 @app.command()

@@ -47,7 +47,12 @@ class JourneysMixin:
     # --- sequences seen -------------------------------------------------------------
 
     def sequences_seen(self: Store) -> dict[str, dict[str, Any]]:
-        return {r["name"]: r for r in self.rows("SELECT * FROM sequences_seen")}
+        """{name: row}, `steps` decoded (None: not recorded yet)."""
+        found = {}
+        for row in self.rows("SELECT * FROM sequences_seen"):
+            row["steps"] = json.loads(row["steps"]) if row.get("steps") else None
+            found[row["name"]] = row
+        return found
 
     def add_sequence_seen(self: Store, name: str, now: datetime, first_event_id: int) -> None:
         self.execute(
@@ -60,6 +65,12 @@ class JourneysMixin:
         self.execute(
             "UPDATE sequences_seen SET cursor_event_id = ? WHERE name = ? AND cursor_event_id < ?",
             (cursor, name, cursor),
+        )
+
+    def set_sequence_steps(self: Store, name: str, steps: list[list[str]]) -> None:
+        """The sequence's steps as this run ran them (live edits compare the file with it)."""
+        self.execute(
+            "UPDATE sequences_seen SET steps = ? WHERE name = ?", (json.dumps(steps, ensure_ascii=False), name)
         )
 
     def set_sequence_fired(self: Store, name: str, at: datetime) -> None:
@@ -249,12 +260,49 @@ class JourneysMixin:
         )
 
     def move_journey(
-        self: Store, journey_id: int, step_index: int, last_step_at: datetime, due_at: datetime | None
+        self: Store, journey_id: int, last_step_id: str | None, last_step_at: datetime, due_at: datetime | None
     ) -> None:
+        """Where a journey stands: the id of the last step it ran, when, and when the next one is due."""
         self.execute(
-            "UPDATE journeys SET step_index = ?, last_step_at = ?, due_at = ? WHERE id = ?",
-            (step_index, last_step_at, due_at, journey_id),
+            "UPDATE journeys SET last_step_id = ?, last_step_at = ?, due_at = ? WHERE id = ?",
+            (last_step_id, last_step_at, due_at, journey_id),
         )
+
+    def active_journeys_in(self: Store, sequence: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """Active journeys of one sequence, by id (to re-time them after an edit)."""
+        return self.rows(
+            "SELECT * FROM journeys WHERE state = 'active' AND sequence = ? AND id > ? ORDER BY id LIMIT ?",
+            (sequence, after_id, limit),
+        )
+
+    def sequences_in_flight(self: Store) -> dict[str, int]:
+        """{sequence: active journeys}."""
+        return {
+            r[0]: r[1]
+            for r in self.execute("SELECT sequence, COUNT(*) FROM journeys WHERE state = 'active' GROUP BY sequence")
+        }
+
+    def waiting_on(self: Store, sequence: str) -> dict[str | None, int]:
+        """{last step id run: active journeys} of one sequence (None: no step run yet)."""
+        return {
+            r[0]: r[1]
+            for r in self.execute(
+                "SELECT last_step_id, COUNT(*) FROM journeys WHERE state = 'active' AND sequence = ?"
+                " GROUP BY last_step_id",
+                (sequence,),
+            )
+        }
+
+    def steps_run(self: Store, journey_id: int) -> set[str]:
+        """Ids of the steps a journey ran, skipped or passed (from its log)."""
+        return {
+            r[0]
+            for r in self.execute(
+                "SELECT DISTINCT step_id FROM journey_log WHERE journey_id = ? AND step_id != ''"
+                " AND outcome IN ('sent', 'done', 'skipped')",
+                (journey_id,),
+            )
+        }
 
     def finish_journey(self: Store, journey_id: int, state: str, at: datetime, reason: str) -> bool:
         cursor = self.execute(

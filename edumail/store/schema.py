@@ -214,9 +214,21 @@ CREATE TABLE form_signups (                    -- what a public form received: t
 CREATE INDEX form_signups_contact ON form_signups(contact_id, at);
 """
 
+# Journeys remember the id of the last step they ran, never a position (SPEC 12: live edits).
+# Existing journeys take it from their log: the last step that ran, was skipped or was passed.
+V2 = """
+ALTER TABLE journeys ADD COLUMN last_step_id TEXT;           -- the last step run (NULL: none yet)
+UPDATE journeys SET last_step_id = (
+    SELECT l.step_id FROM journey_log l WHERE l.journey_id = journeys.id AND l.step_id != ''
+    AND l.outcome IN ('sent', 'done', 'skipped') ORDER BY l.id DESC LIMIT 1
+);
+ALTER TABLE sequences_seen ADD COLUMN steps TEXT;            -- JSON [[id, timing], ...] as last run (check compares)
+"""
+
 # (version, SQL script), sorted by version. Versions are reserved per change; the store applies
 # every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
+    (2, V2),
     (6, V6),
 ]
