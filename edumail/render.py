@@ -26,11 +26,13 @@ from markupsafe import Markup
 from edumail import render_sandbox as sandbox
 from edumail import yamlfile
 from edumail.errors import ConfigError, NotFound, RenderError
+from edumail.htmlpage import style_after_charset
 from edumail.htmltext import html_to_text
 from edumail.render_dates import DateFormatter
 from edumail.render_page import document, insert_preheader, one_line
 from edumail.render_sandbox import Environment, Undefined, Vars, default_filter
 from edumail.settings import Settings
+from edumail.typography import elide_filter, french_spacing, french_spacing_html
 
 # What a template may use.
 CONTACT_FIELDS = ("email", "first_name", "last_name", "stage", "tags", "consent", "timezone")
@@ -278,6 +280,8 @@ class TemplateLibrary:
         subject = one_line(self.run(compiled["subject"], context, template.file))
         preheader = one_line(self.run(compiled["preheader"], context, template.file)) if template.preheader else ""
         body = self.run(compiled["body"], context, template.file)
+        if self.dates.french:
+            preheader = french_spacing(preheader)
         layout = self.layout_template(template)
         if layout is not None:
             page_context = dict(context, content=Markup(body.strip()), subject=subject, preheader=preheader)
@@ -286,12 +290,16 @@ class TemplateLibrary:
             page = body
         else:
             page = document(body, subject)
+        if self.dates.french:
+            page = french_spacing_html(page)
         if "text" in compiled:
             text = self.run(compiled["text"], context, template.file).strip() + "\n"
         else:
             text = html_to_text(page)
+        if self.dates.french:
+            text = french_spacing(text)
         try:
-            html = self.inliner.inline(page)
+            html = style_after_charset(self.inliner.inline(page))
         except (css_inline.InlineError, ValueError) as exc:
             raise RenderError(template.file, 0, f"cannot inline the CSS: {exc}") from None
         html = insert_preheader(html, preheader)  # after inlining: it is styled already, and not parsed again
@@ -321,6 +329,7 @@ def _environment(library: TemplateLibrary) -> Environment:
         return library.dates.format(context, value, format, tz, with_time=True)
 
     env.filters.update(date=date_filter, datetime=datetime_filter, default=default_filter, d=default_filter)
+    env.filters.update(de=elide_filter, elide=elide_filter)
     return env
 
 

@@ -14,6 +14,7 @@ from edumail.clock import parse_iso, zone
 from edumail.errors import InputError
 from edumail.render_sandbox import FilterError
 from edumail.settings import Settings
+from edumail.typography import tie_date
 
 
 class DateFormatter:
@@ -24,7 +25,7 @@ class DateFormatter:
         self.locale = Locale.parse(settings.locale)
         self._zones: dict[str, ZoneInfo] = {}
         self._formatted: dict[tuple[Any, ...], str] = {}
-        french = self.locale.language == "fr"
+        french = self.french = self.locale.language == "fr"
         self.date_format = "EEEE d MMMM y" if french else self.locale.date_formats["full"].pattern
         self.datetime_format = (
             "EEEE d MMMM y 'à' H'h'mm" if french else f"{self.date_format}, {self.locale.time_formats['short'].pattern}"
@@ -41,6 +42,8 @@ class DateFormatter:
             if found is not None:
                 return found
         text = self._format(value, pattern, where, what, with_time)
+        if self.french:
+            text = tie_date(text)
         if key is not None:
             if len(self._formatted) > 10_000:
                 self._formatted.clear()

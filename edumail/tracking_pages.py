@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from edumail.typography import french_spacing_html
+
 NEWS_WORDING = "Je souhaite recevoir les actualités et offres de formation par e-mail."
 _SERVICE_NOTE = (
     '<p class="note">Les e-mails liés à vos inscriptions (convocations, attestations) '
@@ -16,9 +18,10 @@ _SERVICE_NOTE = (
 CONFIRM_WORDING = "Je confirme vouloir recevoir les actualités et offres de formation par e-mail."
 
 _STYLE = """
-body{margin:0;background:#f4f5f7;color:#1f2933}
+body{margin:0;padding:0 16px;background:#f4f5f7;color:#1f2933}
 body{font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}
-main{max-width:480px;margin:48px auto;background:#fff;border-radius:8px;padding:32px}
+main{max-width:544px;margin:48px auto;background:#fff;border-radius:8px;padding:32px;box-sizing:border-box}
+@media (max-width:480px){main{margin:16px auto;padding:24px 20px}}
 main{box-shadow:0 1px 3px rgba(0,0,0,.1)}
 h1{font-size:1.3em;margin:0 0 16px}p{line-height:1.5}.centre{color:#52606d;font-size:.9em;margin-bottom:24px}
 button{background:#1f5fbf;color:#fff;border:0;border-radius:6px;padding:12px 20px;font-size:1em;cursor:pointer}
@@ -35,6 +38,7 @@ def mask(email: str | None) -> str:
 
 
 def _layout(centre: str, title: str, body: str) -> str:
+    body = french_spacing_html(body)
     return (
         '<!doctype html>\n<html lang="fr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -56,7 +56,7 @@ def test_preview_prints_the_html_and_the_subject(cli, library_project):
     result = cli("preview", "rappel-session")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("<!DOCTYPE html>")
-    assert "mardi 1 décembre 2026 à 9h00" in result.stdout
+    assert "mardi 1&nbsp;décembre 2026&nbsp;à&nbsp;9h00" in result.stdout
     assert "Subject: Votre formation commence le mardi 1 décembre à 9h00" in result.stderr
 
 
@@ -78,7 +78,7 @@ def test_preview_event_data_overrides_the_sample(cli, library_project):
         "session_start=2026-12-08T14:00",
     )
     assert "Nous vous attendons pour votre formation Word avancé." in result.stdout
-    assert "Début : mardi 8 décembre 2026 à 14h00" in result.stdout
+    assert "Début\u00a0: mardi 8\u00a0décembre 2026\u00a0à\u00a014h00" in result.stdout
 
 
 def test_preview_event_data_must_be_key_value(cli, library_project):
@@ -195,7 +195,7 @@ def test_each_mail_is_served_as_html_and_text(library_project):
         text = client.get("/mail/bienvenue.txt")
         missing = client.get("/mail/absent.html")
     assert html.status_code == 200 and html.text.startswith("<!DOCTYPE html>")
-    assert text.headers["content-type"].startswith("text/plain") and "Bienvenue Camille !" in text.text
+    assert text.headers["content-type"].startswith("text/plain") and "Bienvenue Camille\u00a0!" in text.text
     assert missing.status_code == 404
 
 
@@ -212,7 +212,7 @@ def test_a_broken_template_shows_its_error_in_the_page(project_dir):
 def test_the_server_renders_for_a_stored_contact(library_project):
     add_contact(library_project, "lea@example.org", "Léa", [])
     with TestClient(create_app(project_module.load(library_project), contact_email="lea@example.org")) as client:
-        assert "Bienvenue Léa !" in client.get("/mail/bienvenue.txt").text
+        assert "Bienvenue Léa\u00a0!" in client.get("/mail/bienvenue.txt").text
 
 
 # --- the real server, in a subprocess ---------------------------------------------

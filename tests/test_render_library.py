@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -97,15 +98,66 @@ def test_the_footer_has_unsubscribe_preferences_and_the_centre_name(library, nam
 @pytest.mark.parametrize("name", NAMES)
 def test_the_layout_survives_outlook(library, name):
     html = mail(library, name).html
-    assert '<table class="container" role="presentation"' in html and 'width="600"' in html
+    assert '<table class="container" role="presentation"' in html
     for table in re.findall(r"<table\b[^>]*>", html):
         assert 'role="presentation"' in table, table
     styles = " ".join(re.findall(r'style="([^"]*)"', html))
     for forbidden in ("display: flex", "display:flex", "grid", "float", "position"):
         assert forbidden not in styles, forbidden
-    assert not re.search(r"margin(-\w+)?:\s*(?!0[;\s\"]|0px)[^;\"]*[1-9]", styles), "padding, not margin"
     assert "<script" not in html.lower() and "<form" not in html.lower()
     assert not re.search(r'href="https?://\d+\.\d+\.\d+\.\d+', html)
+
+
+def _styles_of(html: str, tag: str) -> list[str]:
+    return re.findall(rf'<{tag}\b[^>]*\bstyle="([^"]*)"', html)
+
+
+_NONZERO = r"(?!0[;\s\"]|0px|0$)[^;\"]*[1-9]"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_layout_is_fluid_up_to_600px_with_a_ghost_table_for_outlook(library, name):
+    html = mail(library, name).html
+    container = re.search(r'<table class="container"[^>]*>', html).group(0)
+    assert 'width="100%"' in container
+    assert re.search(r"(?<![-\w])width: 100%;", container) and "max-width: 600px" in container
+    assert not re.search(r"(?<![-\w])width: ?600px", html), "no fixed 600 px wide element outside Outlook"
+    ghost = re.search(r"<!--\[if mso\]><table [^>]*>", html).group(0)
+    assert 'width="600"' in ghost and 'role="presentation"' in ghost
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_text_spacing_is_margin_and_cell_spacing_is_padding(library, name):
+    """Outlook for Windows ignores padding outside table cells: <p>, <h1>, <ul> space themselves with margins."""
+    html = mail(library, name).html
+    for tag in ("p", "h1", "h2", "ul", "li"):
+        for style in _styles_of(html, tag):
+            assert not re.search(r"padding(-\w+)?:\s*" + _NONZERO, style), f"<{tag} style={style!r}>"
+    assert any("margin: 0 0 16px 0" in style for style in _styles_of(html, "p"))
+    for tag in ("table", "td"):
+        for style in _styles_of(html, tag):
+            assert not re.search(r"margin(-\w+)?:\s*" + _NONZERO, style), f"<{tag} style={style!r}>"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outlook_gets_exact_line_heights_and_96_dpi(library, name):
+    html = mail(library, name).html
+    for tag in ("p", "h1", "li"):
+        for style in _styles_of(html, tag):
+            assert "mso-line-height-rule: exactly" in style, f"<{tag} style={style!r}>"
+    head = html[: html.index("</head>")]
+    assert re.search(
+        r"<!--\[if mso\]><xml><o:OfficeDocumentSettings>.*<o:PixelsPerInch>96</o:PixelsPerInch>.*<!\[endif\]-->",
+        head,
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_media_queries_come_after_the_charset(library, name):
+    html = mail(library, name).html
+    charset = html.index('<meta charset="utf-8">')
+    assert charset < 1024, "a client looks for the charset in the first 1024 bytes"
+    assert html.index("<style") > charset and html.index("@media") > charset
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -156,16 +208,16 @@ def test_the_message_is_text_first_and_html_last(library, name):
 def test_the_session_reminder_shows_french_dates(library):
     rendered = mail(library, "rappel-session")
     assert rendered.subject == "Votre formation commence le mardi 1 décembre à 9h00"
-    assert "mardi 1 décembre 2026 à 9h00" in rendered.html
-    assert "Début : mardi 1 décembre 2026 à 9h00" in rendered.text
-    assert "Excel : tableaux croisés dynamiques" in rendered.text
-    assert "12 rue de la République" in rendered.text
+    assert "mardi 1&nbsp;décembre 2026&nbsp;à&nbsp;9h00" in rendered.html
+    assert "Début\u00a0: mardi 1\u00a0décembre 2026\u00a0à\u00a09h00" in rendered.text
+    assert "Excel\u00a0: tableaux croisés dynamiques" in rendered.text
+    assert "12\u00a0rue de la République" in rendered.text
 
 
 def test_the_enrolment_confirmation_summarises_the_session(library):
     rendered = mail(library, "confirmation-inscription")
     assert rendered.subject == "Inscription confirmée : Excel : tableaux croisés dynamiques"
-    assert "mardi 1 décembre 2026" in rendered.preheader
+    assert "mardi 1\u00a0décembre 2026" in rendered.preheader
 
 
 def test_the_survey_links_to_the_survey(library):
@@ -181,7 +233,7 @@ def test_double_optin_links_to_the_confirmation(library):
 
 
 def test_the_newsletter_is_dated_by_now(library):
-    assert mail(library, "newsletter").subject == "La lettre de Centre de formation Exemple – novembre 2026"
+    assert mail(library, "newsletter").subject == "La lettre du Centre de formation Exemple – novembre 2026"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -199,15 +251,29 @@ def test_renders_with_only_the_required_event_data(library, name):
     assert mail(library, name, event=sparse).text.strip()
 
 
+# A hole left by an empty variable: a space or nothing before a comma, a comma opening a line or a subject.
+_HOLE = re.compile(r"(?:^|\n|[ \u00a0])[,.]|,\s*[,.]|\(\s*\)")
+
+
+@pytest.mark.parametrize("who", [{"email": "x@example.org"}, {"email": "x@example.org", "first_name": ""}])
 @pytest.mark.parametrize("name", NAMES)
-def test_renders_for_a_contact_without_a_first_name(library, name):
-    rendered = mail(library, name, who={"email": "x@example.org"})
-    assert " ," not in rendered.text and "Bonjour," in rendered.text or "Bienvenue !" in rendered.text
+def test_reads_well_for_a_contact_without_a_first_name(library, name, who):
+    rendered = mail(library, name, who=who)
+    body = rendered.html.split("<body", 1)[1].split(">", 1)[1].split("</div>", 1)[1]  # after the preheader
+    visible = html_module.unescape(re.sub(r"<[^>]+>", "", body))
+    for part in (rendered.subject, rendered.preheader, rendered.text, visible):
+        assert not _HOLE.search(part), f"{name}: {_HOLE.search(part).group(0)!r} in {part[:200]!r}"
+    assert re.search(r"\b(Bonjour|Bienvenue)[,\u00a0]", rendered.text), "the greeting stands without a name"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_greets_the_contact_by_first_name(library, name):
+    assert re.search(r"\b(Bonjour|Bienvenue) Camille\b", mail(library, name).text)
 
 
 def test_the_optional_fields_fall_back_to_sensible_french(library):
     event = {"formation": "Word", "session_start": "2026-12-01T09:00"}
-    assert "Lieu : l'adresse indiquée sur votre convocation" in mail(library, "rappel-session", event=event).text
+    assert "Lieu\u00a0: l'adresse indiquée sur votre convocation" in mail(library, "rappel-session", event=event).text
     assert (
         "Votre avis sur la formation que vous avez suivie"
         == mail(library, "enquete-satisfaction", event={"lien_enquete": "https://x.example"}).subject
@@ -218,3 +284,56 @@ def test_service_templates_need_their_session_data(library):
     assert required_event_fields(library, "rappel-session") == {"formation", "session_start"}
     assert required_event_fields(library, "confirmation-inscription") == {"formation", "session_start"}
     assert required_event_fields(library, "bienvenue") == set()
+
+
+def _text_nodes(html: str) -> str:
+    body = html.split("<body", 1)[1]
+    body = re.sub(r"<!--.*?-->|<style\b.*?</style>", "", body, flags=re.S)
+    return html_module.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_french_punctuation_never_starts_a_line(library, name):
+    """A no-break space before : ; ! ? (an ordinary one lets the sign wrap to the next line alone)."""
+    rendered = mail(library, name)
+    for part in (rendered.text, rendered.preheader, _text_nodes(rendered.html)):
+        found = re.search(r".{0,30}[ \t\n][:;!?»]", part)
+        assert found is None, f"{name}: {found.group(0)!r}"
+        assert not re.search(r"«[ \t\n]", part)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_french_punctuation_with_an_empty_first_name(library, name):
+    text = mail(library, name, who={"email": "x@example.org"}).text
+    assert not re.search(r"[ \t\n][:;!?]", text)
+
+
+def test_labels_dates_and_numbers_hold_together(library):
+    html = mail(library, "rappel-session").html
+    assert "Animée par&nbsp;:" in html
+    assert "1&nbsp;décembre" in html and "à&nbsp;9h00" in html
+    assert "12&nbsp;rue de la République, 69002&nbsp;Lyon" in html
+
+
+@pytest.mark.parametrize(
+    ("centre", "footer", "newsletter", "welcome"),
+    [
+        ("Centre de formation Exemple", "message du Centre de formation Exemple", "La lettre du Centre", "au Centre"),
+        ("Alpes Compétences", "message d'Alpes Compétences", "La lettre d'Alpes Compétences", "à Alpes Compétences"),
+        ("Formapro", "message de Formapro", "La lettre de Formapro", "à Formapro"),
+        ("La Maison des Langues", "message de la Maison des Langues", "La lettre de la Maison", "à la Maison"),
+        ("Institut Pasteur", "message de l'Institut Pasteur", "La lettre de l'Institut", "à l'Institut"),
+    ],
+)
+def test_the_centre_name_takes_de_du_or_d_apostrophe(centre, footer, newsletter, welcome):
+    library = TemplateLibrary(TEMPLATES, Settings(sender=Sender(centre, "contact@centre.example")))
+    assert footer in mail(library, "bienvenue").text
+    assert mail(library, "newsletter").subject.startswith(newsletter)
+    assert mail(library, "bienvenue").subject.startswith(f"Bienvenue {welcome}")
+    assert f"portez {welcome}" in mail(library, "bienvenue").text
+    assert f"les informations {footer.removeprefix('message ')}" in mail(library, "double-optin").text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_template_has_one_title(library, name):
+    assert len(re.findall(r"<h1\b", mail(library, name).html)) == 1

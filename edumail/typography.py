@@ -1,0 +1,128 @@
+"""French typography for rendered mail: no-break spaces, and `de`/`à` before a centre's name.
+
+A French line must not break before `: ; ! ? »`, after `«`, inside a date
+("1 décembre 2026 à 9h00") or an amount ("1 200 €"). The spaces are made
+no-break (U+00A0) in the text of a rendered mail, never in its markup. The
+plain U+00A0 is used before `; ! ?` too, not the narrow U+202F that the
+Imprimerie nationale prefers: Arial and Outlook for Windows fonts of some
+versions lack U+202F and would show a box.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+
+from edumail.render_sandbox import FilterError
+
+NBSP = "\u00a0"
+
+# Markup that is not text: comments (Outlook's conditional ones included), style and script blocks, tags.
+_MARKUP = re.compile(r"(<!--.*?-->|<style\b.*?</style\s*>|<script\b.*?</script\s*>|<[^>]*>)", re.S | re.I)
+_BEFORE_PUNCTUATION = re.compile(r"[ \t]+(?=[:;!?»])")
+_AFTER_GUILLEMET = re.compile(r"«[ \t]+")
+_AT_HOUR = re.compile(r"(?<![^\s(])à[ \t]+(?=\d)")  # "à 9h00"
+# "1 200", "15 €", "5 minutes", "12 rue", "1 décembre": a number holds on to what follows it.
+_AFTER_NUMBER = re.compile(r"(?<![^\s(«])(\d+(?:[.,]\d+)*)[ \t]+(?=[\w€%$£])")
+
+
+def french_spacing(text: str) -> str:
+    """Plain text with no-break spaces where French typography wants them."""
+    if not text:
+        return text
+    text = _BEFORE_PUNCTUATION.sub(NBSP, text)
+    text = _AFTER_GUILLEMET.sub("«" + NBSP, text)
+    text = _AT_HOUR.sub("à" + NBSP, text)
+    return _AFTER_NUMBER.sub(lambda m: m.group(1) + NBSP, text)
+
+
+def french_spacing_html(page: str) -> str:
+    """The same, applied to the text of an HTML page only (tags, comments, style and script untouched)."""
+    parts = _MARKUP.split(page)
+    # re.split with one group: even indexes are text, odd ones the markup that separated them.
+    for i in range(0, len(parts), 2):
+        if parts[i]:
+            parts[i] = french_spacing(parts[i])
+    return "".join(parts)
+
+
+def tie_date(text: str) -> str:
+    """A formatted date that keeps "1 décembre" and "à 9h00" together (and a two-word date whole)."""
+    words = text.split(" ")
+    if len(words) == 2:
+        return NBSP.join(words)
+    out = words[0]
+    for before, word in zip(words, words[1:], strict=False):
+        out += (NBSP if before[:1].isdigit() or before == "à" else " ") + word
+    return out
+
+
+# --- de / du / d' ------------------------------------------------------------
+
+_VOWELS = set("aeiouyàâäéèêëîïôöùûüœæ")
+# A name that starts with one of these common nouns takes an article: "du Centre", "de la Maison", "de l'Institut".
+_MASCULINE = {
+    "atelier", "bureau", "cabinet", "campus", "centre", "cfa", "club", "cnam", "collège", "conservatoire",
+    "espace", "greta", "groupe", "institut", "laboratoire", "lycée", "organisme", "pôle", "réseau", "service",
+    "studio",
+}  # fmt: skip
+_FEMININE = {
+    "académie", "afpa", "agence", "association", "chambre", "cité", "coopérative", "école", "fabrique",
+    "fédération", "fondation", "maison", "mission", "plateforme", "société", "université",
+}  # fmt: skip
+_CONTRACTED = {
+    ("de", "le"): "du ",
+    ("de", "la"): "de la ",
+    ("de", "les"): "des ",
+    ("de", "l"): "de l'",
+    ("à", "le"): "au ",
+    ("à", "la"): "à la ",
+    ("à", "les"): "aux ",
+    ("à", "l"): "à l'",
+}
+PREPOSITIONS = ("de", "à")
+
+
+def elide(name: str, preposition: str = "de") -> str:
+    """`de` or `à` joined to a name as French writes it: d'Alpes Compétences, du Centre, à l'École, au Groupe."""
+    if preposition not in PREPOSITIONS:
+        raise ValueError(f"elide: preposition must be 'de' or 'à', got {preposition!r}")
+    text = " ".join(str(name).split())
+    if not text:
+        return preposition
+    article, rest = _article(text)
+    if article is not None:
+        return _CONTRACTED[(preposition, article)] + rest
+    first = text.split(" ", 1)[0].split("-", 1)[0].lower()
+    starts_with_vowel = first[:1] in _VOWELS
+    if first in _MASCULINE or first in _FEMININE:
+        if starts_with_vowel:
+            return _CONTRACTED[(preposition, "l")] + text
+        return _CONTRACTED[(preposition, "le" if first in _MASCULINE else "la")] + text
+    if preposition == "de" and starts_with_vowel:
+        return "d'" + text
+    return f"{preposition} {text}"
+
+
+def _article(text: str) -> tuple[str | None, str]:
+    """("le", "Centre X") for "Le Centre X"; ("l", "Atelier") for "L'Atelier"; (None, text) without article."""
+    lowered = text.lower()
+    for apostrophe in ("'", "’"):
+        if lowered.startswith("l" + apostrophe) and len(text) > 2:
+            return "l", text[2:]
+    word, _, rest = text.partition(" ")
+    if word.lower() in ("le", "la", "les") and rest:
+        return word.lower(), rest
+    return None, text
+
+
+def elide_filter(value: Any, preposition: str = "de") -> str:
+    """The `de` and `elide` template filters: `{{ sender.name | de }}`, `{{ sender.name | elide("à") }}`."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    try:
+        return elide(str(value), preposition)
+    except ValueError as exc:
+        raise FilterError(str(exc)) from None

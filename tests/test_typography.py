@@ -1,0 +1,79 @@
+"""French typography: no-break spaces in text (never in markup), and de/du/d' before a name."""
+
+from __future__ import annotations
+
+import pytest
+
+from edumail.typography import NBSP, elide, french_spacing, french_spacing_html, tie_date
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Lieu : Lyon", "Lieu\u00a0: Lyon"),
+        ("Et maintenant ?", "Et maintenant\u00a0?"),
+        ("Bienvenue !", "Bienvenue\u00a0!"),
+        ("la session ; les dates", "la session\u00a0; les dates"),
+        ("« Excel »", "«\u00a0Excel\u00a0»"),
+        ("1 200 €", "1\u00a0200\u00a0€"),
+        ("15 %", "15\u00a0%"),
+        ("environ 5 minutes", "environ 5\u00a0minutes"),
+        ("à 9h00", "à\u00a09h00"),
+        ("1, 2 et 3 jours", "1, 2\u00a0et 3\u00a0jours"),
+    ],
+)
+def test_french_spacing(text, expected):
+    assert french_spacing(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["https://centre.example/?a=1 ok", "10:30", "Bonjour!", "A4 papier", "Lieu\u00a0: Lyon"],
+)
+def test_french_spacing_leaves_alone_what_has_no_space_to_fix(text):
+    assert french_spacing(text) == text
+
+
+def test_french_spacing_html_touches_text_only():
+    page = (
+        '<style>a { color: red; } p :hover{}</style><p class="a ?" title="x : y">Lieu : Lyon</p>'
+        "<!--[if mso]><xml> : </xml><![endif]--><b>Excel</b> : avancé"
+    )
+    assert french_spacing_html(page) == (
+        '<style>a { color: red; } p :hover{}</style><p class="a ?" title="x : y">Lieu\u00a0: Lyon</p>'
+        "<!--[if mso]><xml> : </xml><![endif]--><b>Excel</b>\u00a0: avancé"
+    )
+
+
+def test_a_date_holds_together_but_may_break_after_the_weekday():
+    assert tie_date("mardi 1 décembre 2026 à 9h00") == f"mardi 1{NBSP}décembre 2026{NBSP}à{NBSP}9h00"
+    assert tie_date("décembre 2026") == f"décembre{NBSP}2026"
+
+
+@pytest.mark.parametrize(
+    ("name", "de", "a"),
+    [
+        ("Alpes Compétences", "d'Alpes Compétences", "à Alpes Compétences"),
+        ("Centre de formation Exemple", "du Centre de formation Exemple", "au Centre de formation Exemple"),
+        ("Formapro", "de Formapro", "à Formapro"),
+        ("Le Centre Rhône", "du Centre Rhône", "au Centre Rhône"),
+        ("La Maison des Langues", "de la Maison des Langues", "à la Maison des Langues"),
+        ("Maison de l'emploi", "de la Maison de l'emploi", "à la Maison de l'emploi"),
+        ("Les Ateliers du Code", "des Ateliers du Code", "aux Ateliers du Code"),
+        ("L'Atelier", "de l'Atelier", "à l'Atelier"),
+        ("L’Atelier", "de l'Atelier", "à l'Atelier"),
+        ("Institut Pasteur", "de l'Institut Pasteur", "à l'Institut Pasteur"),
+        ("École des Cadres", "de l'École des Cadres", "à l'École des Cadres"),
+        ("GRETA Lyon", "du GRETA Lyon", "au GRETA Lyon"),
+        ("Espace Formation", "de l'Espace Formation", "à l'Espace Formation"),
+        ("  Alpes   Compétences ", "d'Alpes Compétences", "à Alpes Compétences"),
+    ],
+)
+def test_elide(name, de, a):
+    assert elide(name) == de
+    assert elide(name, "à") == a
+
+
+def test_elide_refuses_another_preposition():
+    with pytest.raises(ValueError, match="'de' or 'à'"):
+        elide("Formapro", "pour")
