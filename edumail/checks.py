@@ -31,3 +31,19 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     counts["templates"] = len(library.names())
     project.close()
     return problems, counts
+
+
+def warnings(given: Path | None) -> list[str]:
+    """What works but should be fixed: printed by `check` without failing it."""
+    try:
+        project = project_module.load(given)
+    except ConfigError:
+        return []  # already reported as problems
+    found: list[str] = []
+    base = project.settings.tracking.base_url
+    if base and not base.lower().startswith("https://"):
+        found.append(
+            f"edumail.yaml: tracking.base_url is {base}: RFC 8058 one-click unsubscribe needs https, so mails go "
+            "without List-Unsubscribe-Post (Gmail and Yahoo want it from bulk senders); serve the tracker over https"
+        )
+    return found

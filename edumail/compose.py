@@ -75,12 +75,13 @@ class Composer:
         self.now = now
         self.sender = self.settings.sender
         self.tracking = self.settings.tracking.base_url
-        self.secret = project.secret() if self.tracking else b""
+        self.secret = _signing_key(project, required=bool(self.tracking))
+        self.one_click = (self.tracking or "").lower().startswith("https://")
         self._library = library
         self._dkim = _load_dkim(project)
         self._from = message.mailbox(self.sender.name, self.sender.email, "From")
         self._reply_to = message.mailbox("", self.sender.reply_to, "Reply-To") if self.sender.reply_to else None
-        self._mailto = f"mailto:{message.check_address(self.sender.email)}?subject=unsubscribe"
+        self._mailto_address = message.check_address(self.sender.email)
 
     @property
     def library(self) -> Any:
@@ -100,8 +101,9 @@ class Composer:
         contact = self._contact(store, mail)
         mail_id = int(mail["id"])
         marketing = mail["purpose"] == events.MARKETING
-        unsubscribe = tokens.unsubscribe_url(self.tracking, self.secret, mail_id) if self.tracking else self._mailto
-        preferences = tokens.preferences_url(self.tracking, self.secret, mail_id) if self.tracking else self._mailto
+        mailto = self._mailto(mail_id)
+        unsubscribe = tokens.unsubscribe_url(self.tracking, self.secret, mail_id) if self.tracking else mailto
+        preferences = tokens.preferences_url(self.tracking, self.secret, mail_id) if self.tracking else mailto
         rendered = self._render(mail, contact, context, unsubscribe, preferences)
         body_html, body_text = rendered.html, rendered.text
         if marketing:
@@ -116,15 +118,7 @@ class Composer:
 
         headers = self._headers(mail, contacts.display_name(contact), contact["email"], rendered.subject)
         if marketing:
-            if self.tracking:
-                headers.add(
-                    "List-Unsubscribe", message.fold_list("List-Unsubscribe", [f"<{unsubscribe}>", f"<{self._mailto}>"])
-                )
-                headers.add("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-            else:  # RFC 8058 one-click needs an https URI: without one, mailto only and no -Post
-                headers.add("List-Unsubscribe", f"<{self._mailto}>")
-            if mail.get("campaign_id"):
-                headers.add("Precedence", "bulk")
+            self._list_headers(headers, mail, unsubscribe, mailto)
         else:
             headers.add("Auto-Submitted", "auto-generated")
         data = message.build(headers, text=body_text, html=body_html)
@@ -138,6 +132,23 @@ class Composer:
         date = message.date((at or self.now).astimezone(self.settings.tz))
         data = message.insert_header(composed.unsigned, "Date", date, before="Message-ID")
         return Envelope(composed.sender, composed.recipient, self._sign(data), composed.message_id, composed.mail_id)
+
+    def _mailto(self, mail_id: int) -> str:
+        """The mailto: unsubscribe, carrying the same token as the https one (SPEC 18) when there is a key."""
+        if not self.secret:
+            return f"mailto:{self._mailto_address}?subject=unsubscribe"
+        token = tokens.sign(self.secret, tokens.Token("u", mail_id))
+        return f"mailto:{self._mailto_address}?subject=unsubscribe-{token}"
+
+    def _list_headers(self, headers: message.Headers, mail: dict[str, Any], unsubscribe: str, mailto: str) -> None:
+        if self.tracking:
+            headers.add("List-Unsubscribe", message.fold_list("List-Unsubscribe", [f"<{unsubscribe}>", f"<{mailto}>"]))
+        else:
+            headers.add("List-Unsubscribe", f"<{mailto}>")
+        if self.one_click:  # RFC 8058: one-click needs an https URI; http or mailto alone get no -Post
+            headers.add("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        if mail.get("campaign_id"):
+            headers.add("Precedence", "bulk")
 
     def _contact(self, store: Store, mail: dict[str, Any]) -> dict[str, Any]:
         if mail.get("contact_id") is None:
@@ -252,6 +263,16 @@ def _before_body_end(body: str, snippet: str) -> str:
         return body + snippet
     at = ends[-1].start()
     return body[:at] + snippet + body[at:]
+
+
+def _signing_key(project: Project, *, required: bool) -> bytes:
+    """The project's signing key; without tracking a missing key only leaves the mailto without its token."""
+    try:
+        return project.secret()
+    except EdumailError:
+        if required:
+            raise
+        return b""
 
 
 def _load_dkim(project: Project) -> tuple[bytes, bytes, bytes] | None:

@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edumail import keys
 from edumail import settings as settings_module
 from edumail.errors import EdumailError
-from edumail.settings import SECRET_FILE, Settings
+from edumail.settings import Settings
 from edumail.store import Store
 
 
@@ -45,19 +46,12 @@ class Project:
         return Store(self.database_path)
 
     def secret(self) -> bytes:
-        """The HMAC key: the secret_env variable, else .edumail-secret."""
-        value = os.environ.get(self.settings.tracking.secret_env)
-        if value:
-            return value.encode()
-        path = self.root / SECRET_FILE
-        if path.exists():
-            text = path.read_text(encoding="utf-8").strip()
-            if text:
-                return text.encode()
-        raise EdumailError(
-            f"no secret key: set {self.settings.tracking.secret_env} or create {path} "
-            '(edumail init writes one; `python -c "import secrets; print(secrets.token_urlsafe(32))"` makes one)'
-        )
+        """The HMAC key that signs: the secret_env variable, else the first line of .edumail-secret."""
+        return keys.signing_key(self.root, self.settings.tracking.secret_env)
+
+    def secrets(self) -> list[bytes]:
+        """Every key that verifies (SPEC 20), the signing one first."""
+        return keys.verifying_keys(self.root, self.settings.tracking.secret_env)
 
     def close(self) -> None:
         if self._store is not None:

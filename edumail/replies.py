@@ -20,7 +20,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
-from edumail import bounces, events
+from edumail import bounces, events, recording, tokens
 from edumail import contacts as contacts_module
 from edumail.errors import EdumailError
 from edumail.settings import Imap
@@ -31,6 +31,9 @@ SOURCE_IMAP = "inbox fetch"
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _FETCH_FIELDS = "MESSAGE-ID IN-REPLY-TO REFERENCES SUBJECT DATE FROM AUTO-SUBMITTED X-AUTORESPONDER CONTENT-TYPE"
 _BATCH = 200
+# What a List-Unsubscribe mailto sends (SPEC 18): Subject `unsubscribe-TOKEN`, the token of the https link.
+_UNSUBSCRIBE = re.compile(r"\bunsubscribe-(u[0-9a-f]{1,16}-[A-Za-z0-9_-]{16})(?![A-Za-z0-9_-])")
+UNSUBSCRIBE_METHOD = "mailto"
 
 
 @dataclass
@@ -42,29 +45,70 @@ class ReplyReport:
     automatic: int = 0
     already: int = 0
     unmatched: int = 0
+    unsubscribed: int = 0  # mailto: unsubscribes honoured
     contacts: set[int] = field(default_factory=set)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.messages} messages: {self.replies} replies recorded ({len(self.contacts)} contacts);"
             f" {self.already} already imported; {self.automatic} automatic answers ignored;"
             f" {self.unmatched} not replies to our mails"
         )
+        if self.unsubscribed:
+            text += f"; {self.unsubscribed} unsubscribed by mail"
+        return text
 
 
-def import_replies(store: Store, path: Path, now: datetime) -> ReplyReport:
-    """Record the replies found in an mbox file or Maildir folder (checked whole before recording)."""
+def import_replies(store: Store, path: Path, now: datetime, keys: list[bytes] | None = None) -> ReplyReport:
+    """Record the replies (and mailto: unsubscribes, verified with `keys`) in an mbox file or Maildir folder."""
     parsed = [(raw, bounces.parse_message(raw, label)) for label, raw in bounces.read_mailbox(path)]
-    return record_replies(store, parsed, now, SOURCE_FILE)
+    return record_replies(store, parsed, now, SOURCE_FILE, keys)
 
 
-def record_replies(store: Store, messages: Iterable[tuple[bytes, Message]], now: datetime, source: str) -> ReplyReport:
-    """Record `replied` for each message that answers a mail we sent; idempotent."""
+def record_replies(
+    store: Store,
+    messages: Iterable[tuple[bytes, Message]],
+    now: datetime,
+    source: str,
+    keys: list[bytes] | None = None,
+) -> ReplyReport:
+    """Record `replied` for each message that answers a mail we sent, and honour mailto: unsubscribes; idempotent."""
     report = ReplyReport()
     for raw, msg in messages:
         report.messages += 1
+        if keys and _unsubscribe_by_mail(store, raw, msg, now, source, keys, report):
+            continue
         _record_one(store, raw, msg, now, source, report)
     return report
+
+
+def _unsubscribe_by_mail(
+    store: Store, raw: bytes, msg: Message, now: datetime, source: str, keys: list[bytes], report: ReplyReport
+) -> bool:
+    """A mail sent to the List-Unsubscribe mailto: opt the contact out, with the mail as proof (SPEC 18)."""
+    found = _UNSUBSCRIBE.search(header_text(msg.get("Subject")))
+    token = tokens.verify_any(keys, found.group(1), "u") if found else None
+    mail = store.tracked_mail(token.ident) if token else None
+    if mail is None:
+        return False
+    key = "unsubscribe:" + bounces.message_key(msg, raw)
+    if store.seen_inbound(key):
+        report.already += 1
+        return True
+    if mail["contact_id"] is not None and not mail["forgotten_at"]:
+        proof = {
+            "method": UNSUBSCRIBE_METHOD,
+            "mail_id": mail["id"],
+            "message_id": mail["message_id"],
+            "request_message_id": bounces.message_key(msg, raw),
+            "request_from": header_text(msg.get("From")),
+            "request_date": str(msg.get("Date", "")),
+        }
+        with store.transaction():
+            recording.opt_out(store, mail, source=source, method=UNSUBSCRIBE_METHOD, proof=proof, now=now)
+            store.mark_inbound_seen(key, now)
+        report.unsubscribed += 1
+    return True
 
 
 def _record_one(store: Store, raw: bytes, msg: Message, now: datetime, source: str, report: ReplyReport) -> None:
@@ -138,14 +182,14 @@ def header_text(value: Any) -> str:
 # --- IMAP ---------------------------------------------------------------------------
 
 
-def fetch_replies(store: Store, settings: Imap | None, now: datetime) -> ReplyReport:
-    """Record the replies in the IMAP folder of the `imap:` settings (read-only: flags untouched)."""
+def fetch_replies(store: Store, settings: Imap | None, now: datetime, keys: list[bytes] | None = None) -> ReplyReport:
+    """Record the replies and mailto: unsubscribes in the IMAP folder of the `imap:` settings (flags untouched)."""
     imap = _require_settings(settings)
     conn = _connect(imap)
     try:
         _login(conn, imap)
         _select(conn, imap)
-        return record_replies(store, _fetch_headers(conn, imap), now, SOURCE_IMAP)
+        return record_replies(store, _fetch_headers(conn, imap), now, SOURCE_IMAP, keys)
     finally:
         _logout(conn)
 

@@ -141,7 +141,7 @@ class Tracker:
 
     def __init__(self, project: Project):
         self.project = project
-        self.secret = project.secret()
+        self.keys = project.secrets()
         self.api_token = project.settings.api.token()
         self.tz = project.settings.tz
         self.centre = project.settings.sender.name
@@ -153,7 +153,7 @@ class Tracker:
         text = request.path_params["token"]
         if kind == "o" and text.endswith(".gif"):
             text = text[:-4]
-        token = tokens.verify(self.secret, text, kind)
+        token = tokens.verify_any(self.keys, text, kind)
         if token is None:
             return None
         mail = store.tracked_mail(token.ident)
@@ -280,7 +280,7 @@ class Tracker:
 
     def _confirm(self, request: Request) -> Response:
         store = self.stores.get()
-        token = tokens.verify(self.secret, request.path_params["token"], "k")
+        token = tokens.verify_any(self.keys, request.path_params["token"], "k")
         contact = store.contact(token.ident) if token else None
         if contact is None or contact["forgotten_at"]:
             return _page(pages.not_found(self.centre), 404)

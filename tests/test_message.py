@@ -130,7 +130,10 @@ def test_a_marketing_mail_has_every_header_providers_require(tmp_path):
     assert parsed["Date"].datetime == NOW
     secret = project.secret()
     unsubscribe = tokens.unsubscribe_url("https://mail.centre.example", secret, mail_id)
-    assert parsed["List-Unsubscribe"] == f"<{unsubscribe}>, <mailto:contact@centre.example?subject=unsubscribe>"
+    token = unsubscribe.rpartition("/")[2]
+    assert parsed["List-Unsubscribe"] == (
+        f"<{unsubscribe}>, <mailto:contact@centre.example?subject=unsubscribe-{token}>"
+    )
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["Auto-Submitted"] is None
 
@@ -160,9 +163,10 @@ def test_without_tracking_links_are_untouched_and_unsubscribe_is_a_mailto_withou
     parsed, _, mail = sent_one(project)
     html = parsed.get_body(("html",)).get_content()
     assert 'href="https://centre.example/inscription"' in html and "/o/" not in html
-    assert parsed["List-Unsubscribe"] == "<mailto:contact@centre.example?subject=unsubscribe>"
+    token = tokens.sign(project.secret(), tokens.Token("u", mail["id"]))
+    assert parsed["List-Unsubscribe"] == f"<mailto:contact@centre.example?subject=unsubscribe-{token}>"
     assert parsed["List-Unsubscribe-Post"] is None
-    assert "mailto:contact@centre.example?subject=unsubscribe" in html
+    assert f"mailto:contact@centre.example?subject=unsubscribe-{token}" in html
     assert json.loads(mail["links"]) == []
 
 

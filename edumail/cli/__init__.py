@@ -34,6 +34,7 @@ _ORDER = (
     "bounces",
     "inbox",
     "purge",
+    "secret",
 )
 
 
@@ -88,6 +89,7 @@ from edumail.cli import delivery as _delivery  # noqa: E402,F401
 from edumail.cli import engine as _engine  # noqa: E402,F401
 from edumail.cli import forms as _forms  # noqa: E402,F401
 from edumail.cli import gdpr as _gdpr  # noqa: E402,F401
+from edumail.cli import hygiene as _hygiene  # noqa: E402,F401
 from edumail.cli import preview as _preview  # noqa: E402,F401
 from edumail.cli import project as _project  # noqa: E402,F401
 from edumail.cli import tracking as _tracking  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,24 +99,33 @@ def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Mail
 
 @inbox_app.command("import")
 def inbox_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
-    """Record replies to sent mails from a mailbox file or folder."""
-    from rich.markup import escape
-
-    from edumail import replies
-
-    report = replies.import_replies(current_project().store(), path, clock.now())
-    console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
-
-
-@inbox_app.command("fetch")
-def inbox_fetch() -> None:
-    """Record replies to sent mails from the IMAP mailbox in settings."""
+    """Record replies to sent mails, and unsubscribes sent by mail, from a mailbox file or folder."""
     from rich.markup import escape
 
     from edumail import replies
 
     project = current_project()
-    report = replies.fetch_replies(project.store(), project.settings.imap, clock.now())
+    report = replies.import_replies(project.store(), path, clock.now(), _keys(project))
+    console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
+
+
+@inbox_app.command("fetch")
+def inbox_fetch() -> None:
+    """Record replies to sent mails, and unsubscribes sent by mail, from the IMAP mailbox in settings."""
+    from rich.markup import escape
+
+    from edumail import replies
+
+    project = current_project()
+    report = replies.fetch_replies(project.store(), project.settings.imap, clock.now(), _keys(project))
     imap = project.settings.imap
     assert imap is not None
     console.print(f"[green]{escape(imap.host)} {escape(imap.folder)}:[/green] {report.summary()}", soft_wrap=True)
+
+
+def _keys(project: Any) -> list[bytes]:
+    """The keys that verify a mailto: unsubscribe's token; none (replies only) when the project has no key."""
+    try:
+        return list(project.secrets())
+    except EdumailError:
+        return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from edumail.cli import app
 from edumail.cli.common import console, state
@@ -33,6 +34,8 @@ def check() -> None:
     from edumail import checks
 
     problems, counts = checks.check(state.project_dir)
+    for warning in checks.warnings(state.project_dir):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     for problem in problems:
         typer.echo(str(problem))
     if problems:
