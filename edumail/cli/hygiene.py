@@ -6,7 +6,6 @@ import os
 
 import typer
 
-from edumail import keys
 from edumail.cli import app
 from edumail.cli.common import console, current_project
 
@@ -17,6 +16,8 @@ app.add_typer(secret_app, name="secret")
 @secret_app.command("rotate")
 def secret_rotate() -> None:
     """Put a new signing key first in .edumail-secret; the old ones keep verifying links already sent."""
+    from edumail import keys
+
     project = current_project()
     new, kept = keys.rotate(project.root)
     console.print(f"new signing key {new}; {len(kept)} older key(s) still verify: {', '.join(kept) or 'none'}")
@@ -28,5 +29,7 @@ def secret_rotate() -> None:
 @secret_app.command("list")
 def secret_list() -> None:
     """The keys that verify links, by fingerprint (the first signs); never the keys themselves."""
+    from edumail import keys
+
     project = current_project()
     console.print(keys.describe(project.secrets(), project.settings.tracking.secret_env))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from edumail.cli import app
 from edumail.cli.common import console, state
@@ -31,6 +30,8 @@ def init(
 @app.command()
 def check() -> None:
     """Validate settings, sequences and templates; print file:line: message for each problem."""
+    from rich.markup import escape
+
     from edumail import checks
 
     problems, counts = checks.check(state.project_dir)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from edumail import clock, keys
+from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project, err_console
 from edumail.errors import EdumailError, InputError
@@ -35,6 +35,8 @@ def serve(
     sock = _bind(host, port)
     base = project.settings.tracking.base_url
     console.print(f"edumail tracking server on http://{_show_host(host)}:{port} (Ctrl-C to stop)")
+    from edumail import keys  # noqa: PLC0415
+
     console.print(keys.describe(project.secrets(), project.settings.tracking.secret_env))
     if base:
         console.print(f"links in mails point to {base}: put this server behind it (HTTPS)")
