@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edumail import contacts, events, message, tokens
+from markupsafe import Markup
+
+from edumail import contacts, events, message, tokens, topics
 from edumail.errors import ConfigError, EdumailError, InputError
 from edumail.project import Project
 from edumail.store import Store
@@ -78,6 +80,7 @@ class Composer:
         self.secret = _signing_key(project, required=bool(self.tracking))
         self.one_click = (self.tracking or "").lower().startswith("https://")
         self._library = library
+        self._campaigns: dict[int, dict[str, Any]] = {}  # campaign id -> its data, letter, deadline, topic
         self._dkim = _load_dkim(project)
         self._from = message.mailbox(self.sender.name, self.sender.email, "From")
         self._reply_to = message.mailbox("", self.sender.reply_to, "Reply-To") if self.sender.reply_to else None
@@ -99,6 +102,9 @@ class Composer:
         if mail["template"] == NOTIFY:
             return self._notify(mail, context)
         contact = self._contact(store, mail)
+        context = self._campaign_context(store, mail, context)
+        if contact.get("id") is not None and topics.has_left(store, int(contact["id"]), context.get("topic")):
+            raise Skip(topics.reason_left(str(context["topic"])))
         mail_id = int(mail["id"])
         marketing = mail["purpose"] == events.MARKETING
         mailto = self._mailto(mail_id)
@@ -162,6 +168,23 @@ class Composer:
         if reason:
             raise Skip(reason)
         return {**contact, "_tags": store.tags_of(int(contact["id"]))}
+
+    def _campaign_context(self, store: Store, mail: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """A campaign's mail reads its --data as `event` and its letter as `content`; past --until it is dropped."""
+        campaign_id = mail.get("campaign_id")
+        if not campaign_id:
+            return context
+        extras = self._campaigns.get(int(campaign_id))
+        if extras is None:
+            extras = self._campaigns[int(campaign_id)] = store.campaign_extras(int(campaign_id))
+        if extras["until"] is not None and self.now > extras["until"]:
+            raise Skip(f"campaign ended (--until {extras['until'].isoformat()})")
+        merged = {**context, "event": {**extras["data"], **(context.get("event") or {})}}
+        if extras["content"] is not None:
+            merged["content"] = Markup(extras["content"])  # rendered from the campaign's Markdown by mdcontent
+        if extras["topic"]:
+            merged["topic"] = extras["topic"]
+        return merged
 
     def _render(
         self, mail: dict[str, Any], contact: dict[str, Any], context: dict[str, Any], unsubscribe: str, preferences: str

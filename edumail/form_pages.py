@@ -15,6 +15,7 @@ from edumail.forms import AUTOCOMPLETE, HONEYPOT, Form
 
 if TYPE_CHECKING:
     from edumail.forms import Outcome
+    from edumail.preferences import View
 
 STYLE = """
 *{box-sizing:border-box}
@@ -160,3 +161,109 @@ def snippet(form: Form, action: str, centre: str) -> str:
         f"<p><small>{escape(PRIVACY.format(centre=centre))}</small></p>\n"
         f'<button type="submit">{escape(form.button)}</button>\n</form>\n'
     )
+
+
+# --- the unsubscribe page and the preference centre -------------------------------------
+
+NEWS_WORDING = "Je souhaite recevoir les actualités et offres de formation par e-mail."
+EVERYTHING_WORDING = "Ne plus rien recevoir de nos actualités et offres"
+_SERVICE_NOTE = (
+    '<p class="note">Les e-mails liés à vos inscriptions (convocations, attestations) continueront de vous '
+    "parvenir.</p>"
+)
+
+
+def _masked(email: str) -> str:
+    local, _, domain = (email or "").partition("@")
+    return f"{local[:1]}•••@{domain}" if domain else ""
+
+
+def _button_form(fields: dict[str, str], label: str, secondary: bool = False) -> str:
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+    kind = ' class="secondary"' if secondary else ""
+    return f'<form method="post">{hidden}<button type="submit"{kind}>{escape(label)}</button></form>'
+
+
+def _undo(view: View) -> str:
+    if view.undo is None:
+        return ""
+    return '<p class="note">Une erreur ? Vous pouvez annuler pendant 30 jours.</p>' + _button_form(
+        {"action": "undo"}, "Annuler ma désinscription", secondary=True
+    )
+
+
+def unsubscribe_page(centre: str, view: View, labels: dict[str, str], preferences: str = "") -> str:
+    """GET /u/TOKEN: only this topic or everything (one button without topic); an undo when already done."""
+    who = f" à l’adresse {escape(_masked(view.email))}" if _masked(view.email) else ""
+    link = f'<p class="note"><a href="{escape(preferences)}">Choisir ce que je reçois</a></p>' if preferences else ""
+    if not view.receives:
+        body = '<p class="ok" role="status">Vous êtes déjà désinscrit(e).</p>' + _undo(view) + _SERVICE_NOTE
+        return page(centre, "Désinscription", body)
+    if view.topic and not view.topics.get(view.topic, True):
+        label = labels[view.topic]
+        body = (
+            f'<p class="ok" role="status">Vous ne recevez plus « {escape(label)} ».</p>{_undo(view)}'
+            f'<div class="actions">{_button_form({"scope": "all"}, "Ne plus rien recevoir")}</div>{link}'
+        )
+        return page(centre, "Désinscription", body)
+    if view.topic:
+        label = labels[view.topic]
+        body = (
+            f"<p>Cet e-mail fait partie de « <b>{escape(label)}</b> »{who}. Que souhaitez-vous ?</p>"
+            '<div class="actions">'
+            + _button_form({"scope": "topic"}, f"Ne plus recevoir « {label} »")
+            + _button_form({"scope": "all"}, "Ne plus rien recevoir", secondary=True)
+            + f"</div>{_SERVICE_NOTE}{link}"
+        )
+        return page(centre, "Se désinscrire", body)
+    body = (
+        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>{who}.</p>"
+        + _SERVICE_NOTE
+        + '<form method="post"><input type="hidden" name="confirm" value="yes">'
+        '<button type="submit">Confirmer la désinscription</button></form>' + link
+    )
+    return page(centre, "Se désinscrire", body)
+
+
+def unsubscribed_page(centre: str, view: View, labels: dict[str, str], scope: str) -> str:
+    """After POST /u/TOKEN: what was done, and the undo."""
+    if scope == "topic" and view.topic:
+        first = f"C’est fait : vous ne recevrez plus « {labels[view.topic]} »."
+        rest = "<p>Vous continuerez de recevoir nos autres envois.</p>"
+    else:
+        first = "C’est fait : vous êtes désinscrit(e)."
+        rest = f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>"
+    body = f'<p class="ok" role="status">{escape(first)}</p>{rest}{_undo(view)}{_SERVICE_NOTE}'
+    return page(centre, "Désinscription", body)
+
+
+def undone_page(centre: str, done: bool) -> str:
+    text = (
+        "Votre désinscription est annulée : vous recevrez de nouveau nos e-mails."
+        if done
+        else "Il n’y a plus de désinscription à annuler (plus de 30 jours, ou vos choix ont changé depuis)."
+    )
+    return page(centre, "Désinscription annulée" if done else "Désinscription", f'<p role="status">{escape(text)}</p>')
+
+
+def preferences_page(centre: str, view: View, labels: dict[str, str], saved: bool) -> str:
+    """GET/POST /p/TOKEN: one box per topic plus "everything"; a single box when there are no topics."""
+    state = "Vous recevez nos actualités." if view.receives else "Vous ne recevez pas nos actualités."
+    head = ('<p class="ok" role="status">Vos préférences sont enregistrées.</p>' if saved else "") + (
+        f"<p>{escape(_masked(view.email))} — {state}</p>"
+    )
+    if not labels:
+        boxes = (
+            '<div class="check"><input id="p-news" type="checkbox" name="news" value="on"'
+            + (" checked" if view.receives else "")
+            + f'><label for="p-news">{escape(NEWS_WORDING)}</label></div>'
+        )
+    else:
+        boxes = "".join(
+            _checkbox(f"topic_{name}", f"p-topic-{name}", label, view.receives and view.topics.get(name, True))
+            for name, label in labels.items()
+        )
+        boxes = f"<fieldset><legend>Je souhaite recevoir par e-mail :</legend>{boxes}</fieldset>"
+        boxes += _checkbox("everything", "p-everything", EVERYTHING_WORDING, False)
+    body = f'{head}<form method="post">{boxes}{_SERVICE_NOTE}<button type="submit">Enregistrer</button></form>'
+    return page(centre, "Vos préférences", body)

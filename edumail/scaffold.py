@@ -46,6 +46,12 @@ send_window:
 limits:
   marketing_per_week: 3
   max_late: 1d
+
+# The kinds of marketing a contact can leave one by one (preference and
+# unsubscribe pages); `topic:` in a sequence, `--topic` on `edumail send`.
+topics:
+  newsletter: La lettre mensuelle
+  offres: Offres et promotions
 """
 
 GITIGNORE = "edumail.db\nedumail.db-*\noutbox/\n.edumail-secret\n"
@@ -68,7 +74,7 @@ def init_project(
     """Create a project in `target`; refuses to touch an existing one. Returns what was written."""
     if (target / SETTINGS_FILE).exists():
         raise EdumailError(f"{target / SETTINGS_FILE} already exists: {target} is a project already (nothing changed)")
-    for sub in ("templates", "sequences"):
+    for sub in ("templates", "sequences", "forms"):
         if (target / sub).exists() and any((target / sub).iterdir()):
             raise EdumailError(f"{target / sub} exists and is not empty; choose an empty folder (nothing changed)")
     source = library_root()
@@ -78,6 +84,9 @@ def init_project(
     written.append("templates/")
     shutil.copytree(source / "sequences", target / "sequences", dirs_exist_ok=True)
     written.append("sequences/")
+    if (source / "forms").is_dir():
+        shutil.copytree(source / "forms", target / "forms", dirs_exist_ok=True)
+        written.append("forms/")
     shutil.copy(source / "contacts.csv.example", target / "contacts.csv.example")
     written.append("contacts.csv.example")
     (target / SETTINGS_FILE).write_text(SETTINGS_TEMPLATE.format(name=name, email=email), encoding="utf-8")

@@ -45,15 +45,19 @@ def join(
     source: str | None = None,
     proof: dict[str, Any] | None = None,
 ) -> bool:
-    """(Re)join one topic; logged when a source is given. False when already in."""
-    states = store.topic_states(contact_id)
-    if states.get(topic) == IN:
+    """Come back to a topic left (logged when a source is given); True when the contact had left it.
+
+    Without a source (a confirmed signup) the choice is only written down, so a later form does not
+    count the topic as never chosen.
+    """
+    state = store.topic_states(contact_id).get(topic)
+    if state == IN or (state is None and source is not None):
         return False
     with store.transaction():
         store.set_topic_state(contact_id, topic, IN, now)
         if source is not None:
             store.log_topic_change(contact_id, now, source, {**(proof or {}), "topic": topic, "change": "joined"})
-    return states.get(topic) == OUT or source is not None
+    return state == OUT
 
 
 def current(store: Store, contact_id: int, names: list[str]) -> dict[str, bool]:

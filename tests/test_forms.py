@@ -229,3 +229,20 @@ def test_a_topic_offered_on_the_form_but_not_ticked_is_left_at_confirmation(root
     contact = store(root).contact_by_email("lea@example.org")
     client.post(tokens.confirm_url("", b"test-secret-key-not-for-production", contact["id"]))
     assert store(root).topic_states(contact["id"]) == {"newsletter": "in", "offres": "out"}
+
+
+def test_init_ships_the_newsletter_form_and_two_topics(tmp_path):
+    from typer.testing import CliRunner
+
+    from edumail.cli import app
+
+    target = tmp_path / "centre"
+    assert CliRunner().invoke(app, ["init", str(target)]).exit_code == 0
+    project = project_module.load(target)
+    assert project.settings.topics == {"newsletter": "La lettre mensuelle", "offres": "Offres et promotions"}
+    form = forms.load_one(project, "newsletter")
+    assert form.topics == ("newsletter", "offres") and [f.name for f in form.fields] == ["email", "first_name"]
+    checked = CliRunner().invoke(app, ["--project", str(target), "check"])
+    assert checked.exit_code == 0 and "1 forms" in checked.output
+    with TestClient(create_app(project)) as test_client:
+        assert "Recevoir la lettre du centre" in test_client.get("/f/newsletter").text

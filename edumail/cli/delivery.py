@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,33 +26,46 @@ app.add_typer(outbox_app, name="outbox")
 @app.command()
 def send(
     template: str = typer.Argument(..., help="Template name (templates/NAME.html)."),
-    tag: list[str] | None = typer.Option(None, "--tag", help="Only contacts with this tag (repeatable)."),
-    stage: str | None = typer.Option(None, "--stage", help="Only contacts at this stage."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Only contacts with this tag (repeatable: all of them)."),
+    stage: list[str] | None = typer.Option(
+        None, "--stage", help="Only contacts at this stage (repeatable: one of them)."
+    ),
     where: list[str] | None = typer.Option(
         None, "--where", help="Only contacts whose field equals a value: field=value."
     ),
+    segment: str | None = typer.Option(None, "--segment", help="Only contacts of segments/NAME.yaml."),
+    topic: str | None = typer.Option(None, "--topic", help="A topic of edumail.yaml: who left it is skipped."),
+    data: list[str] | None = typer.Option(
+        None, "--data", help="Campaign data as key=value, read by the template as event.key (repeatable)."
+    ),
+    content: Path | None = typer.Option(
+        None, "--content", help="A Markdown file rendered into the template's content (the monthly letter)."
+    ),
     at: str | None = typer.Option(None, "--at", help="Schedule for this time (ISO 8601) instead of now."),
+    until: str | None = typer.Option(None, "--until", help="Drop what is not sent by this time (ISO 8601)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show who would receive it; send nothing."),
     limit: int | None = typer.Option(None, "--limit", help="At most N contacts."),
     name: str | None = typer.Option(None, "--name", help="Campaign name (default: template and date)."),
 ) -> None:
     """Send a one-off marketing campaign to matching contacts with consent."""
-    from edumail import campaigns
+    from edumail import campaign_spec, campaigns
 
     project = current_project()
     now = clock.now()
     when = parse_at(at, project) if at else now
-    plan = campaigns.create_campaign(
+    spec = campaign_spec.build(
         project,
-        template,
-        now=now,
-        at=when,
+        stages=stage,
         tags=tag,
-        stage=stage,
         where=parse_pairs(where, "--where"),
-        name=name,
-        limit=limit,
-        dry_run=dry_run,
+        segment=segment,
+        data=parse_pairs(data, "--data"),
+        content_file=content,
+        until=parse_at(until, project, "--until") if until else None,
+        topic=topic,
+    )
+    plan = campaigns.create_campaign(
+        project, template, now=now, at=when, spec=spec, name=name, limit=limit, dry_run=dry_run
     )
     _print_plan(plan, project.settings.tz)
     if dry_run:

@@ -50,6 +50,29 @@ class FormsMixin:
             (clock.to_db(at), source, json.dumps(proof, ensure_ascii=False, sort_keys=True), contact_id),
         )
 
+    def mail_topic(self: Store, mail_id: int) -> str | None:
+        """The topic a mail belongs to: its campaign's --topic, else the sequence's (kept in its context)."""
+        return self.scalar(
+            "SELECT COALESCE(c.topic, json_extract(m.context, '$.topic')) FROM mails m"
+            " LEFT JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = ?",
+            (mail_id,),
+        )
+
+    def last_unsubscribe(self: Store, mail_id: int) -> dict[str, Any] | None:
+        """The latest `unsubscribed` event made from this mail: {id, at (datetime), data (dict)}."""
+        row = self.row(
+            "SELECT id, at, data FROM events WHERE mail_id = ? AND name = 'unsubscribed' ORDER BY id DESC LIMIT 1",
+            (mail_id,),
+        )
+        if row is None:
+            return None
+        return {"id": row["id"], "at": clock.from_db(row["at"]), "data": json.loads(row["data"] or "{}")}
+
+    def last_consent_at(self: Store, contact_id: int) -> datetime | None:
+        """When the contact's consent log last changed."""
+        at = self.scalar("SELECT MAX(at) FROM consent_log WHERE contact_id = ?", (contact_id,))
+        return clock.from_db(at) if at else None
+
     # --- form signups -------------------------------------------------------------------
 
     def insert_form_signup(
@@ -105,8 +128,17 @@ class FormsMixin:
 
     # --- campaign extras (SPEC 16) ----------------------------------------------------
 
-    def campaign(self: Store, campaign_id: int) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM campaigns WHERE id = ?", (campaign_id,))
+    def campaign_extras(self: Store, campaign_id: int) -> dict[str, Any]:
+        """{data, content, until, topic} of a campaign: what its mails render with and when they expire."""
+        row = self.row("SELECT data, content, until, topic FROM campaigns WHERE id = ?", (campaign_id,))
+        if row is None:
+            return {"data": {}, "content": None, "until": None, "topic": None}
+        return {
+            "data": json.loads(row["data"] or "{}"),
+            "content": row["content"],
+            "until": clock.from_db(row["until"]) if row["until"] else None,
+            "topic": row["topic"],
+        }
 
     def set_campaign_extras(
         self: Store,
