@@ -70,22 +70,15 @@ def unsubscribe(
 def opt_out(
     store: Store, mail: dict[str, Any], *, source: str, method: str, proof: dict[str, Any], now: datetime
 ) -> bool:
-    """All marketing stops: consent opted_out (logged), `unsubscribed` recorded, marketing journeys ended."""
-    from edumail import journeys
+    """All marketing stops (recording.opt_out); the consent it replaces is kept for the undo."""
+    from edumail import recording
 
     contact = store.contact(int(mail["contact_id"]))
     if contact is None:
         return False
     previous = {"consent": contact["consent"], "basis": contact["consent_basis"]}
-    with store.transaction():
-        changed = contacts.set_consent(
-            store, contact["id"], events.OPTED_OUT, basis=None, now=now, source=source, proof=proof
-        )
-        if not changed:
-            return False
-        _record_unsubscribed(store, mail, {"method": method, "scope": ALL, "previous": previous}, now)
-        journeys.end_all(store, contact["id"], reason="unsubscribed", now=now)
-    return True
+    data = {"scope": ALL, "previous": previous}
+    return recording.opt_out(store, mail, source=source, method=method, proof=proof, now=now, data=data)
 
 
 def _record_unsubscribed(store: Store, mail: dict[str, Any], data: dict[str, Any], now: datetime) -> None:

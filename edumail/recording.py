@@ -74,9 +74,17 @@ def record_click(
 
 
 def opt_out(
-    store: Store, mail: dict[str, Any], *, source: str, method: str, proof: dict[str, Any], now: datetime
+    store: Store,
+    mail: dict[str, Any],
+    *,
+    source: str,
+    method: str,
+    proof: dict[str, Any],
+    now: datetime,
+    data: dict[str, Any] | None = None,
 ) -> bool:
-    """The contact of `mail` opts out: consent logged, `unsubscribed` recorded, marketing journeys ended."""
+    """The contact of `mail` opts out: consent logged, `unsubscribed` recorded (`data` added to its data),
+    marketing journeys ended."""
     with store.transaction():
         changed = contacts.set_consent(
             store, mail["contact_id"], events.OPTED_OUT, basis=None, now=now, source=source, proof=proof
@@ -88,7 +96,7 @@ def opt_out(
             mail["contact_id"],
             events.UNSUBSCRIBED,
             at=now,
-            data={"method": method},
+            data={"method": method, **(data or {})},
             source=source,
             now=now,
             mail_id=mail["id"],

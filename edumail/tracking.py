@@ -1,5 +1,6 @@
-"""The tracking server: open pixel, click redirects, unsubscribe and preferences
-pages, double opt-in confirmation and the events API (SPEC section 7).
+"""The tracking server: open pixel, click redirects, double opt-in confirmation and
+the events API (SPEC section 7); the unsubscribe and preference pages are
+web_preferences.py, the public forms web_forms.py, the body limit http_limits.py.
 
 `create_app(project)` returns a Starlette app. Every write is a short
 transaction on a per-thread Store (SQLite connections stay in their thread),
@@ -25,17 +26,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edumail import clock, contacts, events, forms, recording, tokens, web_forms
+from edumail import clock, contacts, events, forms, recording, tokens, web_forms, web_preferences
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
+from edumail.http_limits import MAX_BODY, BodyLimit, BodyTooLarge, too_large
 from edumail.project import Project
 from edumail.store import Store
 
 log = logging.getLogger("edumail.tracking")
 
-MAX_BODY = 64 * 1024
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
@@ -45,8 +45,6 @@ NO_CACHE = {
     "Pragma": "no-cache",
     "Expires": "0",
 }
-UNSUBSCRIBE_SOURCE = recording.UNSUBSCRIBE_SOURCE
-PREFERENCES_SOURCE = "preferences page"
 CONFIRM_SOURCE = "confirmation link"
 # Events whose meaning edumail owns: recording them from outside would make
 # stats and consent lie (an `unsubscribed` without a consent change...).
@@ -62,50 +60,6 @@ _RESERVED = frozenset(
         events.STAGE_CHANGED,
     }
 )
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = True
-                if too_big:
-                    await _too_large(scope.get("path", ""))(scope, receive, send)
-                    return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        await self.app(scope, limited, send)
-
-
-def _too_large(path: str = "") -> Response:
-    if path.startswith("/f/"):  # a person filled the public form: a calm page in French
-        return web_forms.too_large()
-    return PlainTextResponse(f"request body too large (limit {MAX_BODY // 1024} KiB)\n", status_code=413)
 
 
 class _Stores:
@@ -213,63 +167,6 @@ class Tracker:
             ip, agent = self._client(request)
             recording.record_click(store, mail, (token.index, url, len(links)), ip, agent, request.method, clock.now())
         return url
-
-    # --- unsubscribe and preferences ----------------------------------------------------
-
-    async def unsubscribe(self, request: Request) -> Response:
-        if request.method == "POST":
-            form = await _form(request)
-            method = "one-click" if form.get("List-Unsubscribe") == "One-Click" else "confirmation page"
-            return await run_in_threadpool(self._unsubscribe_post, request, method)
-        return await run_in_threadpool(self._unsubscribe_get, request)
-
-    def _unsubscribe_get(self, request: Request) -> Response:
-        found = self._mail(self.stores.get(), request, "u")
-        if found is None:
-            return _page(pages.not_found(self.centre), 404)
-        _, mail = found
-        if not recording.reachable(mail) or mail["consent"] == events.OPTED_OUT:
-            return _page(pages.unsubscribed(self.centre, already=True))
-        return _page(pages.unsubscribe_form(self.centre, pages.mask(mail["email"])))
-
-    def _unsubscribe_post(self, request: Request, method: str) -> Response:
-        store = self.stores.get()
-        found = self._mail(store, request, "u")
-        if found is None:
-            return _page(pages.not_found(self.centre), 404)
-        _, mail = found
-        if recording.reachable(mail):
-            self._opt_out(store, request, mail, UNSUBSCRIBE_SOURCE, method)
-        return _page(pages.unsubscribed(self.centre))
-
-    def _opt_out(self, store: Store, request: Request, mail: dict[str, Any], source: str, method: str) -> None:
-        proof = self._proof(request, mail, method=method)
-        recording.opt_out(store, mail, source=source, method=method, proof=proof, now=clock.now())
-
-    async def preferences(self, request: Request) -> Response:
-        form = await _form(request) if request.method == "POST" else None
-        return await run_in_threadpool(self._preferences, request, form)
-
-    def _preferences(self, request: Request, form: dict[str, str] | None) -> Response:
-        store = self.stores.get()
-        found = self._mail(store, request, "p")
-        if found is None:
-            return _page(pages.not_found(self.centre), 404)
-        _, mail = found
-        if not recording.reachable(mail):
-            return _page(pages.unsubscribed(self.centre, already=True))
-        saved = False
-        if form is not None:
-            wants_news = form.get("news") == "on"
-            if wants_news and mail["consent"] != events.OPTED_IN:
-                proof = self._proof(request, mail, form=PREFERENCES_SOURCE, wording=pages.NEWS_WORDING)
-                recording.opt_in(store, mail["contact_id"], source=PREFERENCES_SOURCE, proof=proof, now=clock.now())
-            elif not wants_news and mail["consent"] == events.OPTED_IN:
-                self._opt_out(store, request, mail, PREFERENCES_SOURCE, "preferences page")
-            mail = store.tracked_mail(mail["id"]) or mail
-            saved = True
-        receives = mail["consent"] == events.OPTED_IN
-        return _page(pages.preferences_form(self.centre, pages.mask(mail["email"]), receives, saved))
 
     # --- double opt-in ---------------------------------------------------------------
 
@@ -417,18 +314,19 @@ async def _edumail_error(request: Request, exc: Exception) -> Response:
 
 
 async def _body_too_large(request: Request, exc: Exception) -> Response:
-    return _too_large(request.url.path)
+    return too_large(request.url.path)
 
 
 def create_app(project: Project) -> Starlette:
     """The tracking server's ASGI app for `project` (reads the key and API token now)."""
     tracker = Tracker(project)
+    choices = web_preferences.PreferenceRoutes(project, tracker.stores.get, tracker.secret)
     Handler = Callable[[Request], Awaitable[Response]]
     routes: list[tuple[str, Handler, list[str]]] = [
         ("/o/{token}", tracker.open_pixel, ["GET"]),
         ("/c/{token}", tracker.click, ["GET"]),
-        ("/u/{token}", tracker.unsubscribe, ["GET", "POST"]),
-        ("/p/{token}", tracker.preferences, ["GET", "POST"]),
+        ("/u/{token}", choices.unsubscribe, ["GET", "POST"]),
+        ("/p/{token}", choices.preferences, ["GET", "POST"]),
         ("/k/{token}", tracker.confirm, ["GET", "POST"]),
         ("/api/events", tracker.api_event, ["POST"]),
         ("/healthz", tracker.healthz, ["GET"]),

@@ -1,4 +1,6 @@
-"""The French pages the tracking server shows: unsubscribe, preferences, confirmation.
+"""The French pages the tracking server shows: confirmation, already unsubscribed, link not found.
+
+(The unsubscribe and preference pages with topics are in form_pages.py.)
 
 Plain, self-contained HTML (no script, no external resource, no cookie); every
 value from the store or settings is escaped.
@@ -10,7 +12,6 @@ from html import escape
 
 from edumail.typography import french_spacing_html
 
-NEWS_WORDING = "Je souhaite recevoir les actualités et offres de formation par e-mail."
 _SERVICE_NOTE = (
     '<p class="note">Les e-mails liés à vos inscriptions (convocations, attestations) '
     "continueront de vous parvenir.</p>"
@@ -48,17 +49,6 @@ def _layout(centre: str, title: str, body: str) -> str:
     )
 
 
-def unsubscribe_form(centre: str, masked: str) -> str:
-    body = (
-        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>"
-        f"{' à l’adresse ' + escape(masked) if masked else ''}.</p>"
-        + _SERVICE_NOTE
-        + '<form method="post"><input type="hidden" name="confirm" value="yes">'
-        '<button type="submit">Confirmer la désinscription</button></form>'
-    )
-    return _layout(centre, "Se désinscrire", body)
-
-
 def unsubscribed(centre: str, already: bool = False) -> str:
     first = "Vous êtes déjà désinscrit(e)." if already else "C’est fait : vous êtes désinscrit(e)."
     body = (
@@ -66,19 +56,6 @@ def unsubscribed(centre: str, already: bool = False) -> str:
         f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>" + _SERVICE_NOTE
     )
     return _layout(centre, "Désinscription", body)
-
-
-def preferences_form(centre: str, masked: str, receives: bool, saved: bool) -> str:
-    state = "Vous recevez nos actualités." if receives else "Vous ne recevez pas nos actualités."
-    body = (
-        ('<p class="ok">Vos préférences sont enregistrées.</p>' if saved else "") + f"<p>{escape(masked)} — {state}</p>"
-        '<form method="post"><label><input type="checkbox" name="news" value="on"'
-        + (" checked" if receives else "")
-        + f"> {escape(NEWS_WORDING)}</label>"
-        + _SERVICE_NOTE
-        + '<button type="submit">Enregistrer</button></form>'
-    )
-    return _layout(centre, "Vos préférences", body)
 
 
 def confirm_form(centre: str, masked: str) -> str:

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 
 from edumail import clock, form_pages, forms
 from edumail.errors import ConfigError, NotFound
+from edumail.http_limits import BodyTooLarge
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,9 +90,9 @@ class FormRoutes:
         if not self.limiter.allow(ip, clock.now()):
             message = "Vous avez envoyé ce formulaire plusieurs fois en peu de temps. Réessayez dans une minute."
             return html(form_pages.calm_page(self.centre, "Un instant", message), 429, {"Retry-After": "60"})
-        posted = await _posted(request)
+        fields = await posted(request)
         agent = request.headers.get("user-agent", "")
-        return await run_in_threadpool(self._post, name, posted, ip, agent)
+        return await run_in_threadpool(self._post, name, fields, ip, agent)
 
     def _load(self, name: str) -> forms.Form | Response:
         try:
@@ -122,7 +123,7 @@ class FormRoutes:
         return html(form_pages.thanks_page(self.centre, form))
 
 
-async def _posted(request: Request) -> dict[str, str]:
+async def posted(request: Request) -> dict[str, str]:
     """The posted fields as text (urlencoded or multipart); {} for any other body."""
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -130,8 +131,8 @@ async def _posted(request: Request) -> dict[str, str]:
         return {}
     try:
         form = await request.form(max_files=0, max_fields=MAX_FIELDS)
-    except Exception as exc:  # noqa: BLE001 - a malformed or oversized form is treated as an empty one
-        if type(exc).__name__ == "BodyTooLarge":
-            raise
+    except BodyTooLarge:
+        raise
+    except Exception:  # noqa: BLE001 - a malformed form, or too many fields, is treated as an empty one
         return {}
     return {key: value for key, value in form.items() if isinstance(value, str)}

@@ -50,7 +50,7 @@ def centre(project_dir: Path, smtp_server: SmtpTestServer):
     )
     (project_dir / "crm.csv").write_text(CONTACTS, encoding="utf-8")
     cli = Cli(project_dir)
-    result = cli("contacts", "import", "crm.csv", "--consent", "opted_in", now="2026-03-01T10:00")
+    result = cli("contacts", "import", str(project_dir / "crm.csv"), "--consent", "opted_in", now="2026-03-01T10:00")
     assert result.exit_code == 0, result.output
     (project_dir / "lettre.md").write_text(LETTER, encoding="utf-8")
     return cli
@@ -62,7 +62,7 @@ def store(cli):
 
 def test_the_markdown_newsletter_arrives_with_its_text_part_and_its_call_to_action(centre, smtp_server):
     result = centre(
-        "send", "newsletter", "--content", "lettre.md", "--data", "lien_catalogue=https://www.centre.example/catalogue",
+        "send", "newsletter", "--content", str(centre.root / "lettre.md"), "--data", "lien_catalogue=https://www.centre.example/catalogue",
         "--tag", "webinar", now=NOW,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -85,7 +85,7 @@ def test_the_markdown_newsletter_arrives_with_its_text_part_and_its_call_to_acti
 
 def test_content_that_is_not_utf8_is_refused_and_nothing_is_queued(centre):
     (centre.root / "lettre.md").write_bytes("# Été\n\nCafé à volonté\n".encode("cp1252"))
-    result = centre("send", "newsletter", "--content", "lettre.md", now=NOW)
+    result = centre("send", "newsletter", "--content", str(centre.root / "lettre.md"), now=NOW)
     assert result.exit_code == 1
     assert "lettre.md:1: not UTF-8 text" in result.output and "save the file as UTF-8" in result.output
     assert store(centre).outbox_counts() == {}
@@ -93,21 +93,21 @@ def test_content_that_is_not_utf8_is_refused_and_nothing_is_queued(centre):
 
 def test_content_with_a_javascript_link_is_refused(centre):
     (centre.root / "lettre.md").write_text("# Titre\n\nCliquez [ici](javascript:alert(1)).\n", encoding="utf-8")
-    result = centre("send", "newsletter", "--content", "lettre.md", now=NOW)
+    result = centre("send", "newsletter", "--content", str(centre.root / "lettre.md"), now=NOW)
     assert result.exit_code == 1
     assert "lettre.md:3: link to javascript: is not allowed in a mail" in result.output
     assert store(centre).outbox_counts() == {}
 
 
 def test_content_for_a_template_that_does_not_show_it_is_refused(centre):
-    result = centre("send", "inactivite", "--content", "lettre.md", now=NOW)
+    result = centre("send", "inactivite", "--content", str(centre.root / "lettre.md"), now=NOW)
     assert result.exit_code == 1
     assert "template 'inactivite' does not show `content`" in result.output
 
 
 def test_a_missing_content_file_is_one_line(centre):
-    result = centre("send", "newsletter", "--content", "absent.md", now=NOW)
-    assert result.exit_code == 1 and "--content absent.md: no such file" in result.output
+    result = centre("send", "newsletter", "--content", str(centre.root / "absent.md"), now=NOW)
+    assert result.exit_code == 1 and "absent.md: no such file" in result.output
 
 
 def test_repeated_stage_means_one_of_and_repeated_tag_means_all_of(centre):

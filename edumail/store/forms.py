@@ -6,8 +6,6 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock
-
 if TYPE_CHECKING:
     from edumail.store import Store
 
@@ -26,7 +24,7 @@ class FormsMixin:
         self.execute(
             "INSERT INTO topic_choices (contact_id, topic, state, at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(contact_id, topic) DO UPDATE SET state = excluded.state, at = excluded.at",
-            (contact_id, topic, state, clock.to_db(at)),
+            (contact_id, topic, state, at),
         )
 
     def left_topic_ids(self: Store, topic: str) -> set[int]:
@@ -47,7 +45,7 @@ class FormsMixin:
         self.execute(
             "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof)"
             " SELECT id, ?, consent, consent_basis, ?, ? FROM contacts WHERE id = ?",
-            (clock.to_db(at), source, json.dumps(proof, ensure_ascii=False, sort_keys=True), contact_id),
+            (at, source, json.dumps(proof, ensure_ascii=False, sort_keys=True), contact_id),
         )
 
     def mail_topic(self: Store, mail_id: int) -> str | None:
@@ -66,12 +64,11 @@ class FormsMixin:
         )
         if row is None:
             return None
-        return {"id": row["id"], "at": clock.from_db(row["at"]), "data": json.loads(row["data"] or "{}")}
+        return {"id": row["id"], "at": row["at"], "data": json.loads(row["data"] or "{}")}
 
     def last_consent_at(self: Store, contact_id: int) -> datetime | None:
         """When the contact's consent log last changed."""
-        at = self.scalar("SELECT MAX(at) FROM consent_log WHERE contact_id = ?", (contact_id,))
-        return clock.from_db(at) if at else None
+        return self.moment("SELECT MAX(at) FROM consent_log WHERE contact_id = ?", (contact_id,))
 
     # --- form signups -------------------------------------------------------------------
 
@@ -94,7 +91,7 @@ class FormsMixin:
             (
                 contact_id,
                 form,
-                clock.to_db(at),
+                at,
                 ip,
                 user_agent,
                 wording,
@@ -120,7 +117,7 @@ class FormsMixin:
     def confirm_form_signups(self: Store, contact_id: int, at: datetime) -> None:
         self.execute(
             "UPDATE form_signups SET confirmed_at = ? WHERE contact_id = ? AND confirmed_at IS NULL",
-            (clock.to_db(at), contact_id),
+            (at, contact_id),
         )
 
     def form_signups_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
@@ -136,7 +133,7 @@ class FormsMixin:
         return {
             "data": json.loads(row["data"] or "{}"),
             "content": row["content"],
-            "until": clock.from_db(row["until"]) if row["until"] else None,
+            "until": row["until"] or None,
             "topic": row["topic"],
         }
 
@@ -154,7 +151,7 @@ class FormsMixin:
             (
                 json.dumps(data, ensure_ascii=False, sort_keys=True),
                 content,
-                clock.to_db(until) if until else None,
+                until,
                 topic,
                 campaign_id,
             ),
@@ -165,5 +162,5 @@ class FormsMixin:
     def set_imported_stage(self: Store, contact_id: int, stage: str, at: datetime) -> None:
         """Remember the stage the import file gave (without touching updated_at)."""
         self.execute(
-            "UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", (stage, clock.to_db(at), contact_id)
+            "UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", (stage, at, contact_id)
         )
