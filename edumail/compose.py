@@ -224,8 +224,9 @@ class Composer:
         subject = str(context.get("subject") or "edumail")
         body = str(context.get("body") or "")
         page = (
-            '<!doctype html><html><body><pre style="font-family:monospace;white-space:pre-wrap">'
-            f"{html_module.escape(body)}</pre></body></html>"
+            '<!doctype html><html lang="fr"><head><meta charset="utf-8"></head><body>'
+            '<div style="font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:22px;white-space:pre-wrap">'
+            f"{html_module.escape(body)}</div></body></html>"
         )
         headers = self._headers(mail, "", to, subject)
         headers.add("Auto-Submitted", "auto-generated")

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from edumail import clock
+from edumail.compose import NOTIFY
 from edumail.contacts import display_name
 from edumail.store import Store
 
@@ -58,6 +59,7 @@ def _timeline(store: Store, contact_id: int) -> list[dict[str, Any]]:
                 "kind": "mail",
                 "mail_id": mail["id"],
                 "template": mail["template"],
+                "to": mail["to_email"],
                 "subject": mail["subject"],
                 "status": mail["state"],
                 "sequence": mail["sequence"],
@@ -103,10 +105,15 @@ def describe(item: dict[str, Any]) -> str:
         reason = f": {item['reason']}" if item["reason"] else ""
         where = f"{item['sequence']} / {item['step']}" if item["step"] else item["sequence"]
         return f"{where}: {item['outcome']}{reason}"
-    where = f"{item['sequence']} / {item['step']}: " if item.get("sequence") and item.get("step") else ""
-    parts = [f"{where}mail {item['template']}", item["status"]]
+    step = str(item.get("step") or "")
+    alert = item["template"] == NOTIFY
+    if alert:
+        step = step.removesuffix(":notify")
+    where = f"{item['sequence']} / {step}: " if item.get("sequence") and step else ""
+    what = f"staff alert to {item.get('to') or 'the team'}" if alert else f"mail {item['template']}"
+    parts = [where + what, item["status"]]
     if item.get("subject"):
-        parts.insert(1, repr(item["subject"]))
+        parts.insert(1, f'"{item["subject"]}"')
     if item.get("opened"):
         parts.append("opened")
     if item.get("clicked"):

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
+from babel import Locale
+from babel.numbers import format_percent
+
 from edumail import clock, sequences
 from edumail.errors import InputError, NotFound
 from edumail.project import Project
 from edumail.store import Store
+from edumail.typography import french_spacing_html
 
 COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced")
 RATES = ("open_rate", "click_rate", "unsubscribe_rate", "bounce_rate")
@@ -238,6 +244,17 @@ def percent(rate: float | None) -> str:
     return "–" if rate is None else f"{rate * 100:.1f} %"
 
 
+def percent_in(locale: str) -> Callable[[float | None], str]:
+    """A rate as the locale writes it with one decimal: 0,0 % in French, 0.0% in English."""
+    parsed = Locale.parse(locale)
+    pattern = re.sub(r"0(?!.*0)", "0.0", parsed.percent_formats[None].pattern, count=1)
+
+    def show(rate: float | None) -> str:
+        return "–" if rate is None else format_percent(rate, pattern, locale=parsed)
+
+    return show
+
+
 # --- HTML report --------------------------------------------------------------------------------
 
 _CSS = """
@@ -253,8 +270,17 @@ th:first-child,td:first-child{text-align:left}th{color:#52606d;font-weight:600}
 """
 
 
-def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: str, generated: str, period: str) -> str:
-    """A self-contained HTML page (inline CSS and SVG, no script, nothing fetched)."""
+def html_report(
+    result: dict[str, Any],
+    days: list[dict[str, Any]],
+    *,
+    centre: str,
+    generated: str,
+    period: str,
+    locale: str = "fr_FR",
+) -> str:
+    """A self-contained HTML page in French (inline CSS and SVG, no script, nothing fetched)."""
+    show = percent_in(locale)
     parts = [
         '<!doctype html><html lang="fr"><head><meta charset="utf-8">',
         f"<title>Statistiques e-mail – {escape(centre)}</title><style>{_CSS}</style></head><body>",
@@ -272,16 +298,17 @@ def html_report(result: dict[str, Any], days: list[dict[str, Any]], *, centre: s
             within = f" en {_french_duration(goal['within'])}" if goal.get("within") else ""
             parts.append(
                 f"<p>Objectif <b>{escape(goal['event'])}</b>{within} : {sequence['converted']} parcours sur "
-                f"{sequence['journeys']} ({percent(sequence['conversion_rate'])}).</p>"
+                f"{sequence['journeys']} ({show(sequence['conversion_rate'])}).</p>"
             )
-        parts.append(_table("Étape", [(step["id"], step) for step in sequence["steps"]] + [("Total", sequence)]))
+        rows = [(step["id"], step) for step in sequence["steps"]] + [("Total", sequence)]
+        parts.append(_table("Étape", rows, show))
     if result["campaigns"]:
         parts.append("<h2>Campagnes</h2>")
-        parts.append(_table("Campagne", [(c["name"], c) for c in result["campaigns"]]))
+        parts.append(_table("Campagne", [(c["name"], c) for c in result["campaigns"]], show))
     if not result["sequences"] and not result["campaigns"]:
         parts.append("<p>Aucun envoi sur la période.</p>")
     parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return french_spacing_html("\n".join(parts))
 
 
 def _french_duration(text: str) -> str:
@@ -292,7 +319,7 @@ def _french_duration(text: str) -> str:
     return f"{amount} {one if amount == 1 else many}"
 
 
-def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
+def _table(first: str, rows: list[tuple[str, dict[str, Any]]], show: Callable[[float | None], str]) -> str:
     head = (
         f"<table><tr><th>{escape(first)}</th><th>Envoyés</th><th>Délivrés</th><th>Ouverts</th><th>Cliqués</th>"
         '<th>Désinscrits</th><th>Rebonds</th><th class="rate">Taux</th></tr>'
@@ -300,7 +327,7 @@ def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
     body = []
     for label, entry in rows:
         bars = "<br>".join(
-            _bar(css, entry[key], name)
+            _bar(css, entry[key], name, show)
             for css, key, name in (
                 ("o", "open_rate", "ouverture"),
                 ("c", "click_rate", "clic"),
@@ -313,9 +340,9 @@ def _table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
     return head + "".join(body) + "</table>"
 
 
-def _bar(css: str, rate: float | None, name: str) -> str:
+def _bar(css: str, rate: float | None, name: str, show: Callable[[float | None], str]) -> str:
     width = 0 if rate is None else max(1, round(rate * 160)) if rate else 0
-    return f'<span class="bar {css}" style="width:{width}px"></span>{percent(rate)} {name}'
+    return f'<span class="bar {css}" style="width:{width}px"></span>{show(rate)} {name}'
 
 
 def _daily_svg(days: list[dict[str, Any]]) -> str:

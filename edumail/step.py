@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import audience, contacts, events
+from edumail import audience, contacts, events, staff_alert
 from edumail.decisions import ALWAYS_EXIT, EXITED_MARKETING, Decision, EngineReport, contact_fields, show_delta
 from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
@@ -135,6 +135,12 @@ class StepRunner:
         run.changed = True
 
     def _queue_notify(self: Engine, run: _StepRun, address: str) -> None:
+        # The alert shows the contact as this step left it: its stage, tag and field actions ran already.
+        contact = (self.store.contact(run.contact["id"]) or run.contact) if run.changed else run.contact
+        tags = sorted(self.store.tags_of(contact["id"])) if run.changed else sorted(run.tags)
+        context = staff_alert.alert(
+            run.sequence, run.step, contact, tags, self._event_data(run.journey), run.mail_id is not None
+        )
         self.store.enqueue_mail(
             message_id=new_message_id(self.domain),
             template=NOTIFY_TEMPLATE,
@@ -143,7 +149,7 @@ class StepRunner:
             now=run.now,
             contact_id=run.contact["id"],
             to_email=address,
-            context=self._notify_context(run.sequence, run.step, run.contact, run.tags, run.journey),
+            context=context,
             journey_id=run.journey["id"],
             step_id=f"{run.step.id}:notify",
             sequence=run.sequence.name,
@@ -237,18 +243,3 @@ class StepRunner:
             "at": now.isoformat(),
         }
         return {"url": url, "body": body}
-
-    def _notify_context(
-        self: Engine, sequence: Sequence, step: Step, contact: dict[str, Any], tags: set[str], journey: dict[str, Any]
-    ) -> dict[str, Any]:
-        name = contacts.display_name(contact) or contact["email"]
-        lines = [
-            f"{name} <{contact['email']}> reached step {step.id!r} of the sequence {sequence.name!r}.",
-            "",
-            f"stage: {contact.get('stage') or '-'}",
-            f"tags: {', '.join(sorted(tags)) or '-'}",
-        ]
-        data = self._event_data(journey)
-        if data:
-            lines.append("event: " + ", ".join(f"{k}={v}" for k, v in sorted(data.items())))
-        return {"subject": f"[edumail] {sequence.name}: {name}", "body": "\n".join(lines)}

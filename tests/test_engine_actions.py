@@ -96,8 +96,44 @@ def test_actions_trigger_other_sequences_in_the_same_run(root: Path) -> None:
         "service",
         ada,
     )
-    assert context(alert)["subject"] == "[edumail] chaud: ada@example.org"
-    assert "ada@example.org> reached step 'step-1' of the sequence 'chaud'" in context(alert)["body"]
+    assert context(alert)["subject"] == "[edumail] ada@example.org\u00a0: chaud"
+    assert (
+        "ada@example.org> vient de passer l'étape 1\u00a0sur 1\u00a0de la séquence «\u00a0chaud\u00a0»"
+        in (context(alert)["body"])
+    )
+
+
+def test_the_staff_alert_is_french_names_the_description_and_shows_the_contact_after_the_step(root: Path) -> None:
+    write_sequence(
+        root,
+        "prospects-chauds",
+        "description: Prévenir l'équipe quand un prospect regarde les tarifs\n"
+        "trigger: {event: clic_tarifs}\n"
+        "steps:\n"
+        "  - id: alerte-interne-7\n"
+        "    stage: lead\n"
+        "    tag: prospect-chaud\n"
+        "    set: {score: 3}\n"
+        "    notify: equipe@centre.example\n",
+    )
+    project = open_project(root)
+    run(project, "2026-12-01T08:00")  # the sequence is live before the event
+    ada = add_contact(
+        project, "ada@example.org", stage="prospect", fields={"first_name": "Ada", "last_name": "Lovelace"}
+    )
+    event(project, ada, "clic_tarifs", "2026-12-01T09:00", page="/tarifs")
+    run(project, "2026-12-01T09:00")
+    (alert,) = mails(project)
+    subject, body = context(alert)["subject"], context(alert)["body"]
+    nbsp = "\u00a0"
+    assert subject == f"[edumail] Ada Lovelace{nbsp}: Prévenir l'équipe quand un prospect regarde les tarifs"
+    assert f"de la séquence «{nbsp}Prévenir l'équipe quand un prospect regarde les tarifs{nbsp}»" in body
+    assert "alerte-interne-7" not in body and "step" not in body
+    assert f"Stade{nbsp}: lead" in body and "prospect" + nbsp not in body
+    assert f"Étiquettes{nbsp}: prospect-chaud" in body
+    assert f"score{nbsp}: 3" in body
+    assert f"étiquette ajoutée{nbsp}: prospect-chaud" in body
+    assert "Tout son historique" in body and "edumail contacts show ada@example.org" in body
 
 
 def test_conditions_on_tags_stage_fields_and_events(root: Path) -> None:

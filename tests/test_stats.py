@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -130,6 +131,28 @@ def test_steps_follow_the_sequence_file_and_skip_steps_that_send_nothing(store: 
     assert sequence["sent"] == 4 and sequence["opened"] == 3
 
 
+def test_staff_alerts_are_not_mails_of_the_sequence(store: Store, scenario: dict) -> None:
+    """A `notify:` alert goes to the team about a contact: it is neither a send nor a step of the sequence."""
+    eve = contact(store, "eve@example.org")
+    stamp = clock.to_db(SENT_AT)
+    alert = store.enqueue_mail(
+        message_id="<alert@centre.example>",
+        template="__notify__",
+        purpose=events.SERVICE,
+        not_before=stamp,
+        now=stamp,
+        contact_id=eve,
+        to_email="equipe@centre.example",
+        sequence="relance",
+        step_id="relance-1:notify",
+    )
+    store.mark_mail_sent(alert, stamp, "[edumail] eve@example.org : relance", [])
+    defs, _ = stats.definitions(_project(store))
+    [sequence] = stats.compute(store, defs)["sequences"]
+    assert [s["id"] for s in sequence["steps"]] == ["relance-1", "relance-2"]
+    assert sequence["sent"] == 4 and _step(stats.compute(store, defs), "relance-1")["sent"] == 4
+
+
 def test_conversion_counts_journeys_that_reached_the_goal_in_time(store: Store, scenario: dict) -> None:
     defs, _ = stats.definitions(_project(store))
     [sequence] = stats.compute(store, defs)["sequences"]
@@ -249,7 +272,9 @@ def test_stats_html_report_is_one_self_contained_file(cli, scenario: dict, tmp_p
     assert page.startswith("<!doctype html>")
     assert "<svg" in page and "relance-1" in page and "newsletter-nov" in page
     assert "<script" not in page and "src=" not in page and "<link" not in page
-    assert "66.7 %" in page and "Objectif" in page and "en 2 semaines" in page
+    assert "66,7\u00a0%" in page and "0,0\u00a0%" in page and "66.7" not in page
+    assert "Objectif" in page and "en 2\u00a0semaines" in page
+    assert not re.search(r" [:;!?]", re.sub(r"<[^>]+>", "", page.split("</style>", 1)[1])), "French spacing"
 
 
 def test_stats_html_escapes_names(cli, store: Store, tmp_path: Path) -> None:

@@ -104,7 +104,12 @@ def stats(
         days = stats_module.daily(store, tz, sequence=sequence, since=start, until=end)
         shown = _period_text(start, end, tz)
         page = stats_module.html_report(
-            result, days, centre=project.settings.sender.name, generated=clock.show(clock.now(), tz), period=shown
+            result,
+            days,
+            centre=project.settings.sender.name,
+            generated=clock.show(clock.now(), tz),
+            period=shown,
+            locale=project.settings.locale,
         )
         try:
             html.write_text(page, encoding="utf-8")

@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 
 # A mail counts as sent once the server accepted it, or once it bounced
 # (a refusal at SMTP time leaves it 'failed' with a bounced event).
+# Mails to contacts; a staff alert (template __notify__) is about a contact, not to them.
 _SENT_MAILS = """
 SELECT m.id, m.contact_id, m.sequence, m.step_id, m.campaign_id,
        COALESCE(m.sent_at, m.sending_at, m.queued_at) AS t
 FROM mails m
-WHERE m.contact_id IS NOT NULL
+WHERE m.contact_id IS NOT NULL AND m.template <> '__notify__'
   AND (m.state = 'sent' OR EXISTS (SELECT 1 FROM events b WHERE b.mail_id = m.id AND b.name = 'bounced'))
 """
 
@@ -185,6 +186,7 @@ class TrackingMixin:
         """Mails to contacts sent in (after, upto]: what the demo's simulated readers receive."""
         return self.rows(
             "SELECT id, contact_id, template, purpose, sent_at, links FROM mails"
-            " WHERE state = 'sent' AND contact_id IS NOT NULL AND sent_at > ? AND sent_at <= ? ORDER BY sent_at, id",
+            " WHERE state = 'sent' AND contact_id IS NOT NULL AND template <> '__notify__'"
+            " AND sent_at > ? AND sent_at <= ? ORDER BY sent_at, id",
             (after, upto),
         )
