@@ -24,7 +24,7 @@ from jinja2.loaders import split_template_path
 from markupsafe import Markup
 
 from edumail import render_sandbox as sandbox
-from edumail import yamlfile
+from edumail import template_files, yamlfile
 from edumail.errors import ConfigError, NotFound, RenderError
 from edumail.htmlpage import style_after_charset
 from edumail.htmltext import html_to_text
@@ -42,9 +42,9 @@ GLOBALS = ("contact", "event", "sender", "now", "unsubscribe_url", "preferences_
 EXTRAS = ("confirm_url", "content", "topic")
 LAYOUT_VARIABLES = ("content", "subject", "preheader")
 FRONT_MATTER_KEYS = ("subject", "preheader", "layout")
-LAYOUTS_DIR = "layouts"
+LAYOUTS_DIR = template_files.LAYOUTS_DIR
 
-_NAME = re.compile(r"^\w[\w.-]*$")  # any letters: "relancé" is a fine name
+_NAME = template_files.NAME
 _EVENT_DOC = re.compile(r"\{#-?\s*event\s*:([^\n#]*)")
 
 
@@ -148,22 +148,15 @@ class TemplateLibrary:
 
     def names(self) -> list[str]:
         """Template names (templates/NAME.html), layouts excluded."""
-        return sorted(p.stem for p in self._files() if _NAME.match(p.stem))
-
-    def _files(self) -> list[Path]:
-        """templates/*.html except partials (`_x.html`) and hidden files."""
-        if not self.dir.is_dir():
-            return []
-        return [p for p in self.dir.glob("*.html") if p.is_file() and not p.name.startswith((".", "_"))]
+        return template_files.names(self.dir)
 
     def misnamed(self) -> list[Path]:
         """Template files whose name cannot be a template name (spaces, symbols)."""
-        return sorted(p for p in self._files() if not _NAME.match(p.stem))
+        return template_files.misnamed(self.dir)
 
     def layouts(self) -> list[str]:
         """Layout names (templates/layouts/NAME.html)."""
-        folder = self.dir / LAYOUTS_DIR
-        return sorted(p.stem for p in folder.glob("*.html") if p.is_file()) if folder.is_dir() else []
+        return template_files.layouts(self.dir)
 
     def exists(self, name: str) -> bool:
         """Is there a templates/NAME.html?"""

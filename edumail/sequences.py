@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edumail import segments, yamlfile
+from edumail import segments, template_files, yamlfile
 from edumail.errors import ConfigError, Problem
 from edumail.sequence_model import (
     ACTION_KEYS,
@@ -62,9 +62,7 @@ def files(project: Project) -> list[Path]:
 
 def available_templates(project: Project) -> list[str]:
     """Template names the project has, as the template library sees them."""
-    from edumail.render import TemplateLibrary
-
-    return sorted(TemplateLibrary(project.templates_dir, project.settings).names())
+    return template_files.names(project.templates_dir)
 
 
 def load(project: Project) -> tuple[list[Sequence], list[Problem]]:
