@@ -41,6 +41,13 @@ from typing import Any
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEMPLATE = "newsletter"
+SMALL = "court"  # a 1 KB mail: no layout, a few lines of text
+SMALL_SOURCE = (
+    "---\nsubject: Votre attestation, {{ contact.first_name }}\n---\n"
+    "<p>Bonjour {{ contact.first_name }},</p>\n"
+    + "<p>Votre attestation de formation est prête : vous la trouverez dans votre espace stagiaire.</p>\n" * 4
+    + "<p>Bien cordialement,<br>Centre de formation Exemple</p>\n"
+)
 
 _AIOSMTPD_SINK = r"""
 import asyncio, sys
@@ -115,6 +122,7 @@ def _project(root: Path, port: int, concurrency: int, n: int) -> Any:
     from edumail.scaffold import init_project
 
     init_project(root)
+    (root / "templates" / f"{SMALL}.html").write_text(SMALL_SOURCE, encoding="utf-8")
     settings = (root / "edumail.yaml").read_text(encoding="utf-8")
     settings = "\n".join(line for line in settings.splitlines() if not line.startswith("transport:"))
     settings += (
@@ -144,7 +152,7 @@ def _project(root: Path, port: int, concurrency: int, n: int) -> Any:
     return project
 
 
-def run_edumail(port: int, n: int, concurrency: int) -> dict[str, float]:
+def run_edumail(port: int, n: int, concurrency: int, template: str = TEMPLATE) -> dict[str, float]:
     """Queue a campaign of n mails, then time deliver() end to end."""
     from edumail import campaigns, delivery
 
@@ -153,7 +161,7 @@ def run_edumail(port: int, n: int, concurrency: int) -> dict[str, float]:
         project = _project(Path(folder) / "centre", port, concurrency, n)
         project.settings = _with_tracking(project.settings)
         started = time.perf_counter()
-        plan = campaigns.create_campaign(project, TEMPLATE, now=NOW)
+        plan = campaigns.create_campaign(project, template, now=NOW)
         queued = time.perf_counter() - started
         assert plan.queued == n, plan
         started = time.perf_counter()
@@ -172,8 +180,8 @@ def _with_tracking(settings: Any) -> Any:
     return replace(settings, tracking=replace(settings.tracking, base_url="https://mail.centre.example"))
 
 
-def sample_mail() -> tuple[str, str, str]:
-    """The newsletter as edumail renders it (subject, html, text), with FIRSTNAME to personalise."""
+def sample_mail(template: str = TEMPLATE) -> tuple[str, str, str]:
+    """A template as edumail renders it (subject, html, text), with FIRSTNAME to personalise."""
     from edumail import project as project_module
     from edumail.render import TemplateLibrary, render
     from edumail.scaffold import init_project
@@ -181,6 +189,7 @@ def sample_mail() -> tuple[str, str, str]:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "centre"
         init_project(root)
+        (root / "templates" / f"{SMALL}.html").write_text(SMALL_SOURCE, encoding="utf-8")
         project = project_module.load(root)
         library = TemplateLibrary(project.templates_dir, project.settings)
         contact = {
@@ -194,7 +203,7 @@ def sample_mail() -> tuple[str, str, str]:
         }
         rendered = render(
             library,
-            TEMPLATE,
+            template,
             contact=contact,
             event={},
             now=NOW,
@@ -203,6 +212,29 @@ def sample_mail() -> tuple[str, str, str]:
         )
         project.close()
     return rendered.subject, rendered.html, rendered.text
+
+
+_MEMORY = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import send
+figures = send.run_edumail(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[4]))
+hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({**figures, "hwm_kb": int(hwm)}))
+"""
+
+
+def run_memory(port: int, n: int, concurrency: int) -> dict[str, float]:
+    """A send of n mails (queue, then deliver) in a process of its own: its peak memory (VmHWM)."""
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY, str(port), str(n), here, str(concurrency)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**figures, "n": n, "peak_mb": round(figures["hwm_kb"] / 1024, 1)}
 
 
 # --- baselines ----------------------------------------------------------------------------------
@@ -307,6 +339,7 @@ def measure(
     slow_delay: float = 0.05,
     concurrency: int = 4,
     peer_n: int | None = None,
+    memory_n: int = 0,
 ) -> dict[str, Any]:
     """Every figure of this benchmark, as a dict (`peer_n`: mailmerge's campaign size, default n)."""
     mail = sample_mail()
@@ -321,6 +354,14 @@ def measure(
             result["edumail_peer_n"] = run_edumail(port, peer_n, concurrency)
         result["smtp_source_1"] = run_smtp_source(port, n, 1)
         result["smtp_source_4"] = run_smtp_source(port, n, concurrency)
+        small_n = max(n * 3 // 10, 100)
+        result["small"] = {
+            "n": small_n,
+            "edumail": run_edumail(port, small_n, concurrency, SMALL),
+            "bare_loop": run_bare_loop(port, small_n, sample_mail(SMALL)),
+        }
+        if memory_n:
+            result["memory"] = run_memory(port, memory_n, concurrency)
     edumail_rate = result["edumail"]["mails_per_s"]
     result["x_bare_loop"] = edumail_rate / result["bare_loop"]["mails_per_s"]
     if result["mailmerge"] and "mails_per_s" in result["mailmerge"]:
@@ -356,11 +397,19 @@ def _print(result: dict[str, Any]) -> None:
     print(f"  mailmerge                               {rate('mailmerge')}")
     print(f"  smtp-source (C), 1 session              {rate('smtp_source_1')}")
     print(f"  smtp-source (C), {result['concurrency']} sessions             {rate('smtp_source_4')}")
-    print(f"  edumail / bare loop: {result['x_bare_loop']:.2f}x (target 1.5x)")
+    print(f"  edumail / bare loop: {result['x_bare_loop']:.2f}x (target 2x)")
     if "x_mailmerge" in result:
         print(f"  edumail / mailmerge: {result['x_mailmerge']:.2f}x (target 2x)")
     if "of_smtp_source_4" in result:
         print(f"  edumail reaches {result['of_smtp_source_4'] * 100:.0f}% of smtp-source with as many sessions")
+    small = result["small"]
+    print(
+        f"{small['n']} mails of 1 KB: edumail {small['edumail']['mails_per_s']:.0f} mails/s,"
+        f" bare loop {small['bare_loop']['mails_per_s']:.0f} mails/s"
+        f" ({small['edumail']['mails_per_s'] / small['bare_loop']['mails_per_s']:.2f}x, target 1.2x)"
+    )
+    if "memory" in result:
+        print(f"peak memory of a {result['memory']['n']:,}-mail send: {result['memory']['peak_mb']} MB (target 150 MB)")
     slow = result["slow"]
     c = result["concurrency"]
     print(f"{slow['n']} mails into {result['slow_sink']}:")
@@ -374,9 +423,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--slow-n", type=int, default=200)
+    parser.add_argument("--memory-n", type=int, default=0, help="also the peak memory of a send this size")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    result = measure(args.n, slow_n=args.slow_n)
+    result = measure(args.n, slow_n=args.slow_n, memory_n=args.memory_n)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,0 +1,106 @@
+"""Start-up and imports, as whole `edumail` processes (what a cron line or an operator waits for).
+
+    python bench/startup.py [--contacts 100000] [--events 200000]
+
+Figures:
+  - `edumail --help`: the median of 9 processes (every cron line pays this start-up; target <= 0.15 s);
+  - `edumail contacts import` of a CSV of N contacts into an empty project (target >= 30,000 rows/s);
+  - `edumail events import` of a CSV of M events for those contacts and as many new addresses
+    (target >= 50,000 rows/s).
+Each import is timed around the whole process, start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EDUMAIL = [sys.executable, "-m", "edumail"]
+SETTINGS = "sender:\n  name: Centre de formation Exemple\n  email: contact@centre.example\ntimezone: Europe/Paris\n"
+
+
+def _process(args: list[str], root: Path | None = None) -> float:
+    env = {**os.environ, "EDUMAIL_SECRET": "bench-secret"}
+    if root is not None:
+        env["EDUMAIL_PROJECT"] = str(root)
+    started = time.perf_counter()
+    done = subprocess.run([*EDUMAIL, *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"edumail {' '.join(args)} failed: {done.stderr[-500:]}")
+    return seconds
+
+
+def help_seconds(runs: int = 9) -> float:
+    """Median wall time of `edumail --help` processes."""
+    return statistics.median(_process(["--help"]) for _ in range(runs))
+
+
+def _contacts_csv(path: Path, n: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "first_name", "last_name", "stage", "ville", "formation"])
+        for i in range(n):
+            writer.writerow([f"learner{i}@example.org", f"Prénom{i}", "Martin", "prospect", "Lyon", "excel"])
+
+
+def _events_csv(path: Path, n: int, contacts: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "name", "at", "formation"])
+        for i in range(n):
+            # Two thirds for known contacts, one third for addresses never seen (created, consent unknown).
+            who = f"learner{i % contacts}@example.org" if i % 3 else f"new{i}@example.org"
+            writer.writerow([who, "page_vue", f"2026-11-{1 + i % 27:02d}T{8 + i % 10:02d}:{i % 60:02d}", "excel"])
+
+
+def measure(contacts: int = 100_000, events: int = 200_000) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix="edumail-bench-startup-"))
+    try:
+        root = base / "centre"
+        for folder in (root / "templates", root / "sequences"):
+            folder.mkdir(parents=True)
+        (root / "edumail.yaml").write_text(SETTINGS, encoding="utf-8")
+        _contacts_csv(base / "contacts.csv", contacts)
+        _events_csv(base / "events.csv", events, contacts)
+        figures: dict[str, Any] = {"help_seconds": round(help_seconds(), 3)}
+        seconds = _process(["contacts", "import", str(base / "contacts.csv"), "--consent", "unknown"], root)
+        figures["contacts_import"] = {"rows": contacts, "seconds": round(seconds, 2), "rows_per_s": contacts / seconds}
+        seconds = _process(["events", "import", str(base / "events.csv")], root)
+        figures["events_import"] = {"rows": events, "seconds": round(seconds, 2), "rows_per_s": events / seconds}
+        return figures
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
+    args = parser.parse_args()
+    figures = measure(args.contacts, args.events)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"edumail --help                         {figures['help_seconds']:.3f} s (target <= 0.15 s)")
+    for key, target in (("contacts_import", 30_000), ("events_import", 50_000)):
+        f = figures[key]
+        print(
+            f"{key.replace('_', ' '):<38} {f['rows']:,} rows in {f['seconds']} s:"
+            f" {f['rows_per_s']:,.0f} rows/s (target >= {target:,})"
+        )
+
+
+if __name__ == "__main__":
+    main()
