@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from edumail import clock
 from edumail.store import Store
 
@@ -216,3 +218,51 @@ def test_a_failing_row_leaves_nothing_half_imported(cli, monkeypatch):
     result = cli("contacts", "import", path, now=NOW)
     assert result.exit_code != 0
     assert db(cli).count_contacts() == 0
+
+
+# --- address validation: the fast path agrees with email_validator ------------------------------
+
+ADDRESSES = [
+    "Lea.Martin@Example.ORG",
+    "  camille+news@centre.example ",
+    "a_b-c%d@sub.domain.fr",
+    "x@bücher.de",
+    "Zoé@example.org",
+    "\"quoted\"@example.org",
+    "a..b@example.org",
+    ".a@example.org",
+    "a.@example.org",
+    "a@localhost",
+    "a@x.test",
+    "a@x.local",
+    "a@1.2.3.4",
+    "a@-bad.example",
+    "a@bad-.example",
+    "a@exa_mple.org",
+    "no-at-sign.example.org",
+    "a@b@example.org",
+    "a" * 65 + "@example.org",
+    "a@" + "b" * 64 + ".example",
+    "a@" + ".".join(["b" * 60] * 4) + ".example",
+    "o'brien@example.ie",
+    "a@example.org.",
+    "",
+]
+
+
+@pytest.mark.parametrize("raw", ADDRESSES)
+def test_normalize_email_agrees_with_email_validator(raw):
+    from email_validator import EmailNotValidError, validate_email
+
+    from edumail.contacts import normalize_email
+    from edumail.errors import InputError
+
+    try:
+        expected = validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, ValueError):
+        expected = None
+    if expected is None or not raw.strip():
+        with pytest.raises(InputError):
+            normalize_email(raw)
+    else:
+        assert normalize_email(raw) == expected
