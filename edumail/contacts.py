@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -116,6 +117,53 @@ def get_or_create(store: Store, email: str, now: datetime, source: str) -> tuple
     created = store.contact(contact_id)
     assert created is not None
     return created, True
+
+
+@dataclass
+class Found:
+    """What record_events_by_address found: an id per address, how many were created, who was refused."""
+
+    ids: dict[str, int]
+    created: int = 0
+    forgotten: frozenset[str] = frozenset()
+
+
+def record_events_by_address(
+    store: Store, rows: list[tuple[str, str, datetime, dict[str, Any]]], *, source: str, created_by: str, now: datetime
+) -> Found:
+    """Many (address, name, at, data) events at once, as record_event_for: a new address becomes a contact
+    (consent unknown), a forgotten person is not recreated and their rows are dropped (Found.forgotten)."""
+    latest: dict[str, datetime] = {}
+    for address, name, at, _ in rows:
+        if name not in _NOT_INBOUND and (address not in latest or latest[address] < at):
+            latest[address] = at
+    addresses = list(dict.fromkeys(address for address, *_ in rows))
+    with store.transaction():
+        ids = store.contact_ids_by_email(addresses)
+        new = [address for address in addresses if address not in ids]
+        salt = suppression_salt(store) if new else ""
+        suppressed = store.suppressed_hashes() if new else set()
+        forgotten = frozenset(address for address in new if hash_address(salt, address) in suppressed)
+        created = [address for address in new if address not in forgotten]
+        proof = {"created_by": created_by}
+        ids.update(store.insert_bare_contacts(created, events.UNKNOWN, now, created_by, proof, inbound=latest))
+        store.insert_events([(ids[a], name, at, data) for a, name, at, data in rows if a in ids], source, now)
+        fresh = set(created)
+        store.touch_inbound_many({ids[a]: at for a, at in latest.items() if a in ids and a not in fresh})
+    return Found(ids, len(created), forgotten)
+
+
+def record_events(
+    store: Store, rows: list[tuple[int, str, datetime, dict[str, Any]]], *, source: str, now: datetime
+) -> None:
+    """record_event for many (contact id, name, at, data) rows of one source, in one transaction."""
+    latest: dict[int, datetime] = {}
+    for contact_id, name, at, _ in rows:
+        if name not in _NOT_INBOUND and (contact_id not in latest or latest[contact_id] < at):
+            latest[contact_id] = at
+    with store.transaction():
+        store.insert_events(rows, source, now)
+        store.touch_inbound_many(latest)
 
 
 def record_event(

@@ -16,10 +16,10 @@ from edumail import clock, csvfile, events, import_rules
 from edumail.contacts import (
     add_tags,
     clean_tags,
-    get_or_create,
     hash_address,
     normalize_email,
-    record_event,
+    record_events,
+    record_events_by_address,
     set_consent,
     set_stage,
     suppression_salt,
@@ -79,6 +79,7 @@ _ALIASES = {
     "fuseau_horaire": "timezone",
     **import_rules.COLUMN_ALIASES,
 }
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # json.dumps(..., options) makes one per call
 _RESERVED = {"consent", "basis", "id", "created_at", "updated_at", "consent_basis", "imported_stage", "imported_at"}
 
 
@@ -123,6 +124,7 @@ def import_contacts(
     merged = _merge_duplicates(_parse_rows(reader, columns, batch), path.name, problems)
     suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
     existing = store.contacts_by_emails(list(merged))
+    new: list[tuple[str, int, dict[str, str]]] = []
     with store.transaction():
         for address, (line, values, duplicates) in merged.items():
             if hash_address(salt, address) in suppressed and address not in existing:
@@ -130,13 +132,60 @@ def import_contacts(
                 report.suppressed += 1 + duplicates
                 report.skipped += 1 + duplicates
                 continue
-            changed = _import_row(store, batch, address, line, values, existing.get(address))
+            if address not in existing:
+                new.append((address, line, values))
+                report.updated += duplicates  # later rows for a new address are part of its creation
+                continue
+            changed = _import_row(store, batch, address, line, values, existing[address])
             # Later rows for the same address updated it (or changed nothing).
             if changed:
                 report.updated += duplicates
             else:
                 report.unchanged += duplicates
+        _create_all(store, batch, new)
     return report
+
+
+def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str, str]]]) -> None:
+    """The new contacts of a file in a few statements: contacts, consent log, stage and tag events."""
+    rows: list[dict[str, Any]] = []
+    consents: list[tuple[str, str | None, dict[str, Any]]] = []
+    now = batch.now
+    for address, line, values in new:
+        wanted = import_rules.row_consent(values, batch.consent, batch.basis)
+        state = wanted.state or events.UNKNOWN
+        basis = (wanted.basis or "opt_in") if state == events.OPTED_IN else None
+        stage = values.get("stage", "")
+        rows.append(
+            {
+                "email": address,
+                "first_name": values.get("first_name", ""),
+                "last_name": values.get("last_name", ""),
+                "stage": stage,
+                "timezone": values.get("timezone") or None,
+                "consent": state,
+                "consent_basis": basis,
+                "fields": _JSON(_fields_from_row(values)),
+                "imported_stage": stage or None,
+                "imported_at": now if stage else None,
+            }
+        )
+        proof: dict[str, Any] = {"file": batch.path.name, "line": line, "command": "contacts import"}
+        if wanted.from_cell:
+            proof["column"] = "consent"
+        consents.append((state, basis, proof))
+    ids = store.insert_contacts(rows, now)
+    store.log_consents([(ids[r["email"]], *c) for r, c in zip(rows, consents, strict=True)], now, batch.source)
+    stages = [(ids[r["email"]], events.STAGE_CHANGED, now, {"from": "", "to": r["stage"]}) for r in rows if r["stage"]]
+    tags = [
+        (ids[address], tag) for address, _, values in new for tag in clean_tags([values.get("tags", ""), *batch.tags])
+    ]
+    store.add_new_tags(tags, now)
+    record_events(store, stages, source=batch.source, now=now)
+    record_events(
+        store, [(cid, events.TAG_ADDED, now, {"tag": tag}) for cid, tag in tags], source=batch.source, now=now
+    )
+    batch.report.created += len(rows)
 
 
 def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tuple[int, str, dict[str, str]]]:
@@ -158,9 +207,9 @@ def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tup
 
 
 def _import_row(
-    store: Store, batch: _Batch, address: str, line: int, values: dict[str, str], contact: dict[str, Any] | None
+    store: Store, batch: _Batch, address: str, line: int, values: dict[str, str], contact: dict[str, Any]
 ) -> bool:
-    """Create or update one contact from its (merged) row; True when it changed."""
+    """Update one existing contact from its (merged) row; True when it changed."""
     report, now = batch.report, batch.now
     wanted = import_rules.row_consent(values, batch.consent, batch.basis)
     file_stage = values.get("stage", "")
@@ -168,33 +217,25 @@ def _import_row(
     if wanted.from_cell:
         proof["column"] = "consent"
     row_tags = clean_tags([values.get("tags", ""), *batch.tags])
-    if contact is None:
-        contact_id = _create_from_row(store, address, values, now, wanted.state, wanted.basis, batch.source, proof)
-        report.created += 1
-        changed = True
-    else:
-        if not batch.overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
-            report.stages_kept += 1
-            values = {k: v for k, v in values.items() if k != "stage"}
-        changed = _update_from_row(store, contact, values, now)
-        if wanted.state is not None:
-            if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
-                report.kept_opted_out += 1
-            elif set_consent(
-                store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=batch.source, proof=proof
-            ):
-                changed = True
-        contact_id = contact["id"]
-        if changed:
-            report.updated += 1
-        else:
-            report.unchanged += 1
+    if not batch.overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
+        report.stages_kept += 1
+        values = {k: v for k, v in values.items() if k != "stage"}
+    changed = _update_from_row(store, contact, values, now)
+    if wanted.state is not None:
+        if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
+            report.kept_opted_out += 1
+        elif set_consent(
+            store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=batch.source, proof=proof
+        ):
+            changed = True
     if file_stage:
-        store.set_imported_stage(contact_id, file_stage, now)
-    if row_tags and add_tags(store, contact_id, row_tags, now, batch.source) and contact is not None and not changed:
-        report.unchanged -= 1
-        report.updated += 1
+        store.set_imported_stage(contact["id"], file_stage, now)
+    if row_tags and add_tags(store, contact["id"], row_tags, now, batch.source):
         changed = True
+    if changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
     return changed
 
 
@@ -219,46 +260,6 @@ def _merge_duplicates(
 def _fields_from_row(values: dict[str, str]) -> dict[str, str]:
     skip = {"email", "first_name", "last_name", "stage", "tags", "timezone"} | _RESERVED
     return {k: v for k, v in values.items() if k not in skip and v != ""}
-
-
-def _create_from_row(
-    store: Store,
-    address: str,
-    values: dict[str, str],
-    now: datetime,
-    consent: str | None,
-    basis: str | None,
-    source: str,
-    proof: dict[str, Any],
-) -> int:
-    state = consent or events.UNKNOWN
-    basis = (basis or "opt_in") if state == events.OPTED_IN else None
-    stamp = now
-    contact_id = store.insert_contact(
-        {
-            "email": address,
-            "first_name": values.get("first_name", ""),
-            "last_name": values.get("last_name", ""),
-            "stage": values.get("stage", ""),
-            "timezone": values.get("timezone") or None,
-            "consent": state,
-            "consent_basis": basis,
-            "fields": json.dumps(_fields_from_row(values), ensure_ascii=False, sort_keys=True),
-        },
-        stamp,
-    )
-    store.log_consent(contact_id, stamp, state, basis, source, proof)
-    if values.get("stage"):
-        record_event(
-            store,
-            contact_id,
-            events.STAGE_CHANGED,
-            at=now,
-            data={"from": "", "to": values["stage"]},
-            source=source,
-            now=now,
-        )
-    return contact_id
 
 
 def _update_from_row(store: Store, contact: dict[str, Any], values: dict[str, str], now: datetime) -> bool:
@@ -315,15 +316,15 @@ def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventI
             continue
         data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
         parsed.append((line, address, name, at, data))
-    with store.transaction():
-        for line, address, name, at, data in parsed:
-            try:
-                contact, created = get_or_create(store, address, now, f"events import {path.name}")
-            except InputError as exc:
-                problems.append(f"{path.name}:{line}: {exc}; row skipped")
-                report.skipped += 1
-                continue
-            report.contacts_created += int(created)
-            record_event(store, contact["id"], name, at=at, data=data, source=f"import {path.name}", now=now)
-            report.recorded += 1
+    source, created_by = f"import {path.name}", f"events import {path.name}"
+    found = record_events_by_address(store, [row[1:] for row in parsed], source=source, created_by=created_by, now=now)
+    report.contacts_created, report.recorded = found.created, len(parsed)
+    for line, address, *_ in parsed:
+        if address in found.forgotten:
+            problems.append(
+                f"{path.name}:{line}: {address} asked to be forgotten; edumail will not recreate this contact;"
+                " row skipped"
+            )
+            report.skipped += 1
+            report.recorded -= 1
     return report

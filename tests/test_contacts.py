@@ -167,6 +167,25 @@ def test_events_import(cli):
     assert "e.csv:5: 'hier' is not an ISO 8601 date" in result.output
 
 
+def test_events_import_creates_each_new_contact_once_and_keeps_the_latest_sign_of_life(cli):
+    cli("event", "known@example.fr", "page_vue", "--at", "2026-11-01T10:00", now=NOW)
+    path = write_bytes(
+        cli,
+        "e.csv",
+        b"email,name,at\nnew@example.fr,page_vue,2026-11-10T10:00\nNew@Example.fr,devis,2026-11-12T09:00\n"
+        b"known@example.fr,email_opened,2026-11-15T10:00\nknown@example.fr,devis,2026-11-14T10:00\n",
+    )
+    result = cli("events", "import", path, now=NOW)
+    assert "4 recorded, 1 new contact(s), 0 skipped" in result.output, result.output
+    store = db(cli)
+    new, known = store.contact_by_email("new@example.fr"), store.contact_by_email("known@example.fr")
+    assert [e["name"] for e in store.events_of(new["id"])] == ["page_vue", "devis"]
+    assert [entry["consent"] for entry in store.consent_log(new["id"])] == ["unknown"]
+    # An open is not a sign of life (SPEC 3); the later devis is.
+    assert new["last_inbound_at"] == clock.parse_iso("2026-11-12T09:00", clock.zone("Europe/Paris"))
+    assert known["last_inbound_at"] == clock.parse_iso("2026-11-14T10:00", clock.zone("Europe/Paris"))
+
+
 def test_show_tells_the_story(cli):
     path = write_bytes(cli, "c.csv", b"email;prenom;etape\nmarie@example.fr;Marie;prospect\n")
     cli("contacts", "import", path, "--consent", "opted_in", now=NOW)
@@ -201,20 +220,15 @@ def test_consent_command_logs_source(cli):
     assert (contact["consent"], contact["consent_basis"]) == ("opted_in", "professional")
 
 
-def test_a_failing_row_leaves_nothing_half_imported(cli, monkeypatch):
-    from edumail import contacts_import
-
+def test_a_failing_row_leaves_nothing_half_imported(cli):
     path = write_bytes(cli, "c.csv", b"email\na@example.fr\nb@example.fr\n")
-    calls = {"n": 0}
-    original = contacts_import._create_from_row
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("disk full")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(contacts_import, "_create_from_row", failing)
+    # A real fault inside the transaction: the database refuses the second consent log entry.
+    store = db(cli)
+    store.execute(
+        "CREATE TRIGGER fail_second BEFORE INSERT ON consent_log WHEN (SELECT COUNT(*) FROM consent_log) >= 1"
+        " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    store.close()
     result = cli("contacts", "import", path, now=NOW)
     assert result.exit_code != 0
     assert db(cli).count_contacts() == 0

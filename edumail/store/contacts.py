@@ -7,6 +7,8 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from edumail.clock import to_db
+
 if TYPE_CHECKING:
     from edumail.store import Store
 
@@ -20,6 +22,23 @@ CONTACT_COLUMNS = (
     "timezone",
     "fields",
 )
+# What an import writes when it creates a contact.
+IMPORT_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "stage",
+    "timezone",
+    "consent",
+    "consent_basis",
+    "fields",
+    "imported_stage",
+    "imported_at",
+)
+
+
+def _db(value: Any) -> Any:
+    return to_db(value) if isinstance(value, datetime) else value
 
 
 class ContactsMixin:
@@ -41,6 +60,66 @@ class ContactsMixin:
                 found[row["email"]] = row
         return found
 
+    def contact_ids_by_email(self: Store, emails: list[str]) -> dict[str, int]:
+        """{address: id} of the existing contacts among many addresses (chunked IN queries)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.execute(f"SELECT email, id FROM contacts WHERE email IN ({marks})", chunk).fetchall())
+        return found
+
+    def insert_bare_contacts(
+        self: Store,
+        emails: list[str],
+        consent: str,
+        now: datetime,
+        source: str,
+        proof: dict[str, Any],
+        inbound: dict[str, datetime],
+    ) -> dict[str, int]:
+        """New contacts known only by address (and their last sign of life), each with its consent log entry."""
+        stamp = to_db(now)
+        self.conn.executemany(
+            "INSERT INTO contacts (email, consent, fields, created_at, updated_at, last_inbound_at)"
+            " VALUES (?, ?, '{}', ?, ?, ?)",
+            ((email, consent, stamp, stamp, to_db(inbound[email]) if email in inbound else None) for email in emails),
+        )
+        ids = self.contact_ids_by_email(emails)
+        shown = json.dumps(proof, ensure_ascii=False, sort_keys=True)
+        self.conn.executemany(
+            "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, NULL, ?, ?)",
+            ((ids[email], stamp, consent, source, shown) for email in emails),
+        )
+        return ids
+
+    def insert_contacts(self: Store, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
+        """Many new contacts at once (imports): {address: id}. Each row has every key of IMPORT_COLUMNS."""
+        stamp = to_db(now)
+        self.conn.executemany(
+            f"INSERT INTO contacts ({', '.join(IMPORT_COLUMNS)}, created_at, updated_at)"
+            f" VALUES ({', '.join('?' * len(IMPORT_COLUMNS))}, ?, ?)",
+            ([*map(_db, map(row.__getitem__, IMPORT_COLUMNS)), stamp, stamp] for row in rows),
+        )
+        return self.contact_ids_by_email([row["email"] for row in rows])
+
+    def log_consents(
+        self: Store, rows: list[tuple[int, str, str | None, dict[str, Any]]], at: datetime, source: str
+    ) -> None:
+        """log_consent for many contacts: (contact id, consent, basis, proof) each."""
+        stamp, dumps = to_db(at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        self.conn.executemany(
+            "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, ?, ?, ?)",
+            ((contact_id, stamp, consent, basis, source, dumps(proof)) for contact_id, consent, basis, proof in rows),
+        )
+
+    def add_new_tags(self: Store, rows: list[tuple[int, str]], now: datetime) -> None:
+        """Tags of contacts that have none yet (just created): (contact id, tag) each."""
+        stamp = to_db(now)
+        self.conn.executemany(
+            "INSERT INTO tags (contact_id, tag, added_at) VALUES (?, ?, ?)", ((c, t, stamp) for c, t in rows)
+        )
+
     def insert_contact(self: Store, values: dict[str, Any], now: datetime) -> int:
         values = {k: v for k, v in values.items() if k in CONTACT_COLUMNS}
         values.setdefault("fields", "{}")
@@ -60,6 +139,14 @@ class ContactsMixin:
         self.execute(
             f"UPDATE contacts SET {assignments}, updated_at = ? WHERE id = ?",
             [*changes.values(), now, contact_id],
+        )
+
+    def touch_inbound_many(self: Store, latest: dict[int, datetime]) -> None:
+        """touch_inbound for many contacts: {contact id: latest sign of life}."""
+        self.conn.executemany(
+            "UPDATE contacts SET last_inbound_at = ?1"
+            " WHERE id = ?2 AND (last_inbound_at IS NULL OR last_inbound_at < ?1)",
+            ((to_db(at), contact_id) for contact_id, at in latest.items()),
         )
 
     def touch_inbound(self: Store, contact_id: int, at: datetime) -> None:
@@ -130,6 +217,17 @@ class ContactsMixin:
         )
 
     # --- events ---------------------------------------------------------------------
+
+    def insert_events(
+        self: Store, rows: list[tuple[int, str, datetime, dict[str, Any]]], source: str, recorded_at: datetime
+    ) -> None:
+        """Many events of one source at once: (contact id, name, at, data) each."""
+        recorded, dumps = to_db(recorded_at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        self.conn.executemany(
+            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine)"
+            " VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
+            ((contact_id, name, to_db(at), recorded, dumps(data), source) for contact_id, name, at, data in rows),
+        )
 
     def insert_event(
         self: Store,
