@@ -320,7 +320,7 @@ async def _body_too_large(request: Request, exc: Exception) -> Response:
 def create_app(project: Project) -> Starlette:
     """The tracking server's ASGI app for `project` (reads the key and API token now)."""
     tracker = Tracker(project)
-    choices = web_preferences.PreferenceRoutes(project, tracker.stores.get, tracker.secret)
+    choices = web_preferences.PreferenceRoutes(project, tracker.stores.get, tracker.keys)
     Handler = Callable[[Request], Awaitable[Response]]
     routes: list[tuple[str, Handler, list[str]]] = [
         ("/o/{token}", tracker.open_pixel, ["GET"]),

@@ -38,15 +38,15 @@ def _page(body: str, status: int = 200) -> HTMLResponse:
 class PreferenceRoutes:
     """The unsubscribe and preference handlers, bound to one project and the server's stores."""
 
-    def __init__(self, project: Project, store: Callable[[], Store], secret: bytes):
+    def __init__(self, project: Project, store: Callable[[], Store], keys: list[bytes]):
         self.store = store
-        self.secret = secret
+        self.keys = keys  # the first signs, every one verifies (SPEC 20)
         self.centre = project.settings.sender.name
         self.labels = dict(project.settings.topics)
         self.base = project.settings.tracking.base_url or ""
 
     def _mail(self, request: Request, kind: str) -> dict[str, Any] | None:
-        token = tokens.verify(self.secret, request.path_params["token"], kind)
+        token = tokens.verify_any(self.keys, request.path_params["token"], kind)
         return self.store().tracked_mail(token.ident) if token else None
 
     @staticmethod
@@ -68,7 +68,7 @@ class PreferenceRoutes:
         if not recording.reachable(mail):
             return _page(pages.unsubscribed(self.centre, already=True))
         store, now = self.store(), clock.now()
-        link = tokens.preferences_url(self.base, self.secret, int(mail["id"])) if self.base else ""
+        link = tokens.preferences_url(self.base, self.keys[0], int(mail["id"])) if self.base else ""
         if form is None:
             view = preferences.view(store, mail, self.labels, now)
             return _page(form_pages.unsubscribe_page(self.centre, view, self.labels, link))
