@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import audience, contacts, events, staff_alert
+from edumail import audience, contacts, events, staff_alert, topics
 from edumail.decisions import ALWAYS_EXIT, EXITED_MARKETING, Decision, EngineReport, contact_fields, show_delta
 from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
@@ -167,7 +167,7 @@ class StepRunner:
             not_before=run.due,
             now=run.now,
             contact_id=run.contact["id"],
-            context={"event": self._event_data(run.journey)},
+            context=self._mail_context(run),
             journey_id=run.journey["id"],
             step_id=run.step.id,
             sequence=run.sequence.name,
@@ -175,10 +175,18 @@ class StepRunner:
         if run.mail_id is None:
             run.withheld = "already queued for this journey"
 
+    def _mail_context(self: Engine, run: _StepRun) -> dict[str, Any]:
+        context: dict[str, Any] = {"event": self._event_data(run.journey)}
+        if run.sequence.topic:  # the unsubscribe page offers to leave only this topic
+            context["topic"] = run.sequence.topic
+        return context
+
     def _mail_refusal(self: Engine, sequence: Sequence, contact: dict[str, Any], now: datetime) -> str | None:
         refusal = contacts.may_receive(contact, sequence.purpose)
         if refusal is not None:
             return refusal
+        if topics.has_left(self.store, int(contact["id"]), sequence.topic):
+            return topics.reason_left(str(sequence.topic))
         limit = self.settings.limits.marketing_per_week
         if sequence.purpose == events.MARKETING and limit:
             recent = audience.weekly_marketing(self.store, now, [contact["id"]]).get(contact["id"], 0)

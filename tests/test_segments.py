@@ -119,3 +119,24 @@ def test_a_step_at_that_is_neither_a_time_nor_a_field_is_explained(project_dir):
     write_sequence(project_dir, "s", "trigger: {event: d}\nsteps:\n  - at: demain\n    tag: x\n")
     result = Cli(project_dir)("check")
     assert "sequences/s.yaml:3: at: expected a time such as 2026-12-01T09:00" in result.output
+
+
+def test_a_sequence_with_a_topic_skips_who_left_it_and_tags_its_mails(project_dir):
+    from journeys_support import context, event, journal, mails
+
+    from edumail import topics
+
+    install_library(project_dir, sequences=False)
+    add_settings(project_dir, "topics:\n  newsletter: La lettre mensuelle\n")
+    write_sequence(project_dir, "lettre", "topic: newsletter\ntrigger: {event: abonne}\nsteps:\n  - send: newsletter\n")
+    project = open_project(project_dir)
+    run(project, "2026-12-01T08:00")
+    ada = add_contact(project, "ada@example.org")
+    bob = add_contact(project, "bob@example.org")
+    topics.leave(project.store(), bob, "newsletter", T("2026-12-01T08:30"), "test", {})
+    event(project, ada, "abonne", "2026-12-01T09:00")
+    event(project, bob, "abonne", "2026-12-01T09:00")
+    run(project, "2026-12-01T10:00")
+    (mail,) = mails(project)
+    assert mail["contact_id"] == ada and context(mail)["topic"] == "newsletter"
+    assert ("lettre", "newsletter", "skipped", "left topic newsletter") in journal(project, bob)
