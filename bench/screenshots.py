@@ -92,19 +92,34 @@ def render_templates(project: Path, names: list[str], out: Path) -> list[Page]:
     return pages
 
 
-def render_tracking_pages(centre: str, out: Path) -> list[Page]:
-    """The pages `edumail serve` shows a person: unsubscribe, preferences, double opt-in confirmation."""
-    from edumail import tracking_pages as pages_module
+def render_pages(project: Path, centre: str, out: Path) -> list[Page]:
+    """The pages `edumail serve` shows a person: unsubscribe, preferences, double opt-in, the signup form."""
+    from edumail import form_pages, forms, tracking_pages
+    from edumail import project as project_module
+    from edumail.preferences import View
 
-    masked = pages_module.mask("camille.martin@example.org")
-    shown = {
-        "page-desinscription": pages_module.unsubscribe_form(centre, masked),
-        "page-desinscrit": pages_module.unsubscribed(centre),
-        "page-preferences": pages_module.preferences_form(centre, masked, True, False),
-        "page-confirmation": pages_module.confirm_form(centre, masked),
+    loaded = project_module.load(project)
+    labels = dict(loaded.settings.topics)
+    email = "camille.martin@example.org"
+    masked = tracking_pages.mask(email)
+    topic = next(iter(labels), None)
+    in_topic = View(email, True, topic, {name: True for name in labels})
+    no_topic = View(email, True, None, {name: True for name in labels})
+    makers = {
+        "page-desinscription-theme": lambda: form_pages.unsubscribe_page(centre, in_topic, labels, "#preferences"),
+        "page-desinscription": lambda: form_pages.unsubscribe_page(centre, no_topic, labels, "#preferences"),
+        "page-desinscrit": lambda: form_pages.unsubscribed_page(centre, no_topic, labels, "all"),
+        "page-preferences": lambda: form_pages.preferences_page(centre, no_topic, labels, False),
+        "page-confirmation": lambda: tracking_pages.confirm_form(centre, masked),
+        "page-formulaire": lambda: form_pages.form_page(centre, forms.load_one(loaded, "newsletter"), "/f/newsletter"),
     }
     pages = []
-    for name, text in shown.items():
+    for name, make in makers.items():
+        try:
+            text = make()
+        except Exception as exc:  # noqa: BLE001 - a page whose code moved is reported, the others still shot
+            print(f"{name}: not rendered ({type(exc).__name__}: {exc})", file=sys.stderr)
+            continue
         path = out / f"{name}.html"
         path.write_text(text, encoding="utf-8")
         pages.append(Page(name, path))
@@ -164,7 +179,7 @@ def collect(out: Path, names: list[str] | None, centre: str) -> list[Page]:
         project = make_project(Path(work), centre)
         chosen = names or template_names(project)
         pages = render_templates(project, chosen, html_dir)
-    return pages + render_tracking_pages(centre, html_dir)
+        return pages + ([] if names else render_pages(project, centre, html_dir))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,14 +49,11 @@ def french_spacing_html(page: str) -> str:
 
 
 def tie_date(text: str) -> str:
-    """A formatted date that keeps "1 décembre" and "à 9h00" together (and a two-word date whole)."""
+    """A formatted date that breaks after its weekday at most: "mardi" / "1 décembre 2026 à 9h00"."""
     words = text.split(" ")
-    if len(words) == 2:
-        return NBSP.join(words)
-    out = words[0]
-    for before, word in zip(words, words[1:], strict=False):
-        out += (NBSP if before[:1].isdigit() or before == "à" else " ") + word
-    return out
+    if len(words) > 2 and words[0].isalpha() and words[1][:1].isdigit():
+        return words[0] + " " + NBSP.join(words[1:])
+    return NBSP.join(words)
 
 
 # --- de / du / d' ------------------------------------------------------------

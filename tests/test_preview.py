@@ -56,7 +56,7 @@ def test_preview_prints_the_html_and_the_subject(cli, library_project):
     result = cli("preview", "rappel-session")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("<!DOCTYPE html>")
-    assert "mardi 1&nbsp;décembre 2026&nbsp;à&nbsp;9h00" in result.stdout
+    assert "mardi 1&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h00" in result.stdout
     assert "Subject: Votre formation commence le mardi 1 décembre à 9h00" in result.stderr
 
 

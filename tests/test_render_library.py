@@ -208,7 +208,7 @@ def test_the_message_is_text_first_and_html_last(library, name):
 def test_the_session_reminder_shows_french_dates(library):
     rendered = mail(library, "rappel-session")
     assert rendered.subject == "Votre formation commence le mardi 1 décembre à 9h00"
-    assert "mardi 1&nbsp;décembre 2026&nbsp;à&nbsp;9h00" in rendered.html
+    assert "mardi 1&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h00" in rendered.html
     assert "Début\u00a0: mardi 1\u00a0décembre 2026\u00a0à\u00a09h00" in rendered.text
     assert "Excel\u00a0: tableaux croisés dynamiques" in rendered.text
     assert "12\u00a0rue de la République" in rendered.text

@@ -46,7 +46,8 @@ def test_french_spacing_html_touches_text_only():
 
 
 def test_a_date_holds_together_but_may_break_after_the_weekday():
-    assert tie_date("mardi 1 décembre 2026 à 9h00") == f"mardi 1{NBSP}décembre 2026{NBSP}à{NBSP}9h00"
+    assert tie_date("mardi 1 décembre 2026 à 9h00") == f"mardi 1{NBSP}décembre{NBSP}2026{NBSP}à{NBSP}9h00"
+    assert tie_date("1 décembre 2026") == f"1{NBSP}décembre{NBSP}2026"
     assert tie_date("décembre 2026") == f"décembre{NBSP}2026"
 
 
