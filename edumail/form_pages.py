@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from edumail.forms import AUTOCOMPLETE, HONEYPOT, Form
+from edumail.typography import elide, french_spacing_html
 
 if TYPE_CHECKING:
     from edumail.forms import Outcome
@@ -34,7 +35,7 @@ input:focus,button:focus{outline:3px solid #f0b429;outline-offset:2px}
 fieldset{border:0;margin:0 0 16px;padding:0}legend{font-weight:600;margin:0 0 8px;padding:0}
 button{background:#1f5fbf;color:#fff;border:0;border-radius:6px;padding:12px 20px;font-size:1em;cursor:pointer}
 button.secondary{background:#fff;color:#1f5fbf;border:2px solid #1f5fbf}
-.actions{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 0}
+.actions{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 16px}form{margin:0 0 16px}
 .error{color:#b3261e;font-size:.95em;margin:6px 0 0}[aria-invalid=true]{border-color:#b3261e}
 .summary{border:2px solid #b3261e;border-radius:6px;padding:12px 14px;margin:0 0 18px}
 .summary ul{margin:6px 0 0;padding-left:20px}
@@ -42,14 +43,19 @@ button.secondary{background:#fff;color:#1f5fbf;border:2px solid #1f5fbf}
 .hp{position:absolute!important;left:-10000px;top:auto;width:1px;height:1px;overflow:hidden}
 """
 PRIVACY = (
-    "Vos données servent uniquement à {centre} pour vous écrire. Chaque e-mail contient un lien pour vous "
+    "Vos données servent uniquement {centre_a} pour vous écrire. Chaque e-mail contient un lien pour vous "
     "désinscrire ou choisir ce que vous recevez."
 )
+
+
+def _privacy(centre: str) -> str:
+    return PRIVACY.format(centre_a=elide(centre, "à"))
 
 
 def page(centre: str, title: str, body: str, *, robots: bool = False) -> str:
     """A complete page in French around `body` (already escaped HTML)."""
     meta = "" if robots else '<meta name="robots" content="noindex">'
+    body = french_spacing_html(body)
     return (
         '<!doctype html>\n<html lang="fr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -133,7 +139,7 @@ def form_page(centre: str, form: Form, action: str, outcome: Outcome | None = No
     body = (
         f'{summary}{intro}<form method="post" action="{escape(action)}" accept-charset="utf-8">'
         f"{form_fields(form, outcome)}"
-        f'<p class="note">{escape(PRIVACY.format(centre=centre))}</p>'
+        f'<p class="note">{escape(_privacy(centre))}</p>'
         f'<button type="submit">{escape(form.button)}</button></form>'
     )
     return page(centre, form.title, body, robots=True)
@@ -158,7 +164,7 @@ def snippet(form: Form, action: str, centre: str) -> str:
         f"<style>.edumail-form .hp{{position:absolute!important;left:-10000px;width:1px;height:1px;"
         "overflow:hidden}.edumail-form label{display:block}</style>\n"
         f"{intro}{form_fields(form)}\n"
-        f"<p><small>{escape(PRIVACY.format(centre=centre))}</small></p>\n"
+        f"<p><small>{escape(_privacy(centre))}</small></p>\n"
         f'<button type="submit">{escape(form.button)}</button>\n</form>\n'
     )
 
@@ -217,7 +223,7 @@ def unsubscribe_page(centre: str, view: View, labels: dict[str, str], preference
         )
         return page(centre, "Se désinscrire", body)
     body = (
-        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>{who}.</p>"
+        f"<p>Vous ne recevrez plus les actualités et offres <b>{escape(elide(centre))}</b>{who}.</p>"
         + _SERVICE_NOTE
         + '<form method="post"><input type="hidden" name="confirm" value="yes">'
         '<button type="submit">Confirmer la désinscription</button></form>' + link
@@ -232,7 +238,7 @@ def unsubscribed_page(centre: str, view: View, labels: dict[str, str], scope: st
         rest = "<p>Vous continuerez de recevoir nos autres envois.</p>"
     else:
         first = "C’est fait : vous êtes désinscrit(e)."
-        rest = f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>"
+        rest = f"<p>Vous ne recevrez plus les actualités et offres <b>{escape(elide(centre))}</b>.</p>"
     body = f'<p class="ok" role="status">{escape(first)}</p>{rest}{_undo(view)}{_SERVICE_NOTE}'
     return page(centre, "Désinscription", body)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from edumail.typography import french_spacing_html
+from edumail.typography import elide, french_spacing_html
 
 _SERVICE_NOTE = (
     '<p class="note">Les e-mails liés à vos inscriptions (convocations, attestations) '
@@ -53,14 +53,14 @@ def unsubscribed(centre: str, already: bool = False) -> str:
     first = "Vous êtes déjà désinscrit(e)." if already else "C’est fait : vous êtes désinscrit(e)."
     body = (
         f'<p class="ok">{first}</p>'
-        f"<p>Vous ne recevrez plus les actualités et offres de <b>{escape(centre)}</b>.</p>" + _SERVICE_NOTE
+        f"<p>Vous ne recevrez plus les actualités et offres <b>{escape(elide(centre))}</b>.</p>" + _SERVICE_NOTE
     )
     return _layout(centre, "Désinscription", body)
 
 
 def confirm_form(centre: str, masked: str) -> str:
     body = (
-        f"<p>Pour recevoir les actualités de <b>{escape(centre)}</b>"
+        f"<p>Pour recevoir les actualités <b>{escape(elide(centre))}</b>"
         f"{' à l’adresse ' + escape(masked) if masked else ''}, confirmez votre inscription.</p>"
         f'<form method="post"><p class="note">{escape(CONFIRM_WORDING)}</p>'
         '<button type="submit">Je confirme</button></form>'
