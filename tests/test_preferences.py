@@ -70,7 +70,7 @@ def test_the_unsubscribe_page_of_a_topic_mail_offers_only_this_topic_or_everythi
     mail = topic_mail(store)
     page = client.get(u(mail))
     assert page.status_code == 200
-    assert "Ne plus recevoir « La lettre mensuelle »" in page.text and "Ne plus rien recevoir" in page.text
+    assert "Ne plus recevoir «\u00a0La lettre mensuelle\u00a0»" in page.text and "Ne plus rien recevoir" in page.text
     assert 'name="scope" value="topic"' in page.text and 'name="scope" value="all"' in page.text
     assert lea(store)["consent"] == events.OPTED_IN and events_named(store, events.UNSUBSCRIBED) == []
 
@@ -78,7 +78,7 @@ def test_the_unsubscribe_page_of_a_topic_mail_offers_only_this_topic_or_everythi
 def test_only_this_topic_leaves_the_topic_and_keeps_the_rest(client, store):
     mail = topic_mail(store)
     page = client.post(u(mail), data={"scope": "topic"})
-    assert "vous ne recevrez plus « La lettre mensuelle »" in page.text
+    assert "vous ne recevrez plus «\u00a0La lettre mensuelle\u00a0»" in page.text
     assert "Annuler ma désinscription" in page.text
     contact = lea(store)
     assert contact["consent"] == events.OPTED_IN
@@ -91,7 +91,7 @@ def test_only_this_topic_leaves_the_topic_and_keeps_the_rest(client, store):
     assert proof["topic"] == "newsletter" and proof["change"] == "left" and proof["ip"] == "testclient"
     assert proof["mail_id"] == mail
     again = client.get(u(mail))
-    assert "Vous ne recevez plus « La lettre mensuelle »" in again.text and "Ne plus rien recevoir" in again.text
+    assert "Vous ne recevez plus «\u00a0La lettre mensuelle\u00a0»" in again.text and "Ne plus rien recevoir" in again.text
 
 
 def test_everything_opts_out(client, store):

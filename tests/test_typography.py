@@ -78,3 +78,16 @@ def test_elide(name, de, a):
 def test_elide_refuses_another_preposition():
     with pytest.raises(ValueError, match="'de' or 'à'"):
         elide("Formapro", "pour")
+
+
+def test_the_pages_a_person_sees_elide_the_centre_name_and_space_french_punctuation():
+    from edumail import form_pages, tracking_pages
+    from edumail.preferences import View
+
+    confirm = tracking_pages.confirm_form("Centre de formation Exemple", "c•••@example.org")
+    assert "les actualités <b>du Centre de formation Exemple</b>" in confirm
+    view = View("camille@example.org", True, None, {})
+    page = form_pages.unsubscribe_page("Alpes Compétences", view, {})
+    assert "offres <b>d&#x27;Alpes Compétences</b>" in page
+    done = form_pages.unsubscribed_page("Alpes Compétences", view, {}, "all")
+    assert "C’est fait\u00a0: vous êtes désinscrit(e)." in done
