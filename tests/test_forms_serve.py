@@ -102,9 +102,9 @@ def test_signup_form_double_opt_in_then_a_campaign_to_the_topic(centre, smtp_ser
 
         unsubscribe = re.search(r"<(http://127\.0\.0\.1:\d+/u/[^>]+)>", letter["List-Unsubscribe"]).group(1)
         offer = request(port, "GET", urlsplit(unsubscribe).path).body.decode()
-        assert "Ne plus recevoir « La lettre mensuelle »" in offer
+        assert "Ne plus recevoir «\u00a0La lettre mensuelle\u00a0»" in offer
         done = request(port, "POST", urlsplit(unsubscribe).path, body=b"scope=topic", headers=FORM)
-        assert "vous ne recevrez plus « La lettre mensuelle »" in done.body.decode()
+        assert "vous ne recevrez plus «\u00a0La lettre mensuelle\u00a0»" in done.body.decode()
     store = project_module.load(root).store()
     lea = store.contact_by_email("lea@example.org")
     assert lea["consent"] == "opted_in" and store.topic_states(lea["id"])["newsletter"] == "out"
