@@ -41,6 +41,11 @@ def export(store: Store, email: str, now: datetime) -> dict[str, Any]:
         "journeys": [{**j, "steps": [s for s in steps if s["journey_id"] == j["id"]]} for j in journeys],
         "mails": [_mail_view(m) for m in store.mails_of(cid)],
         "webhooks": [{**t, "payload": _json(t["payload"])} for t in store.tasks_detail_of(cid)],
+        "topics": store.topic_states(cid),
+        "form_signups": [
+            {**f, "topics": _json(f["topics"]), "form_snapshot": _json(f["form_snapshot"])}
+            for f in store.form_signups_of(cid)
+        ],
     }
 
 
@@ -111,6 +116,7 @@ def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: s
         store.blank_tasks_of(cid, reason)
         result.events = store.blank_events_of(cid)
         store.delete_tags_of(cid)
+        store.erase_forms_and_topics_of(cid)
         store.blank_consent_log_of(cid)
         store.log_consent(cid, stamp, "opted_out", None, reason, {"command": _COMMANDS[reason]})
         store.anonymise_contact_row(cid, stamp)

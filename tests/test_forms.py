@@ -246,3 +246,16 @@ def test_init_ships_the_newsletter_form_and_two_topics(tmp_path):
     assert checked.exit_code == 0 and "1 forms" in checked.output
     with TestClient(create_app(project)) as test_client:
         assert "Recevoir la lettre du centre" in test_client.get("/f/newsletter").text
+
+
+def test_export_shows_the_signup_and_forget_erases_it(root, client):
+    post(client, **GOOD)
+    cli = Cli(root)
+    exported = json.loads(cli("contacts", "export", "lea@example.org", now=NOW).output)
+    (signup,) = exported["form_signups"]
+    assert signup["form"] == "newsletter" and signup["ip"] == "testclient" and signup["topics"] == ["newsletter"]
+    assert cli("contacts", "forget", "lea@example.org", "--yes", now=NOW).exit_code == 0
+    db = store(root)
+    (row,) = db.rows("SELECT * FROM form_signups")
+    assert row["ip"] is None and row["user_agent"] == "" and row["form_snapshot"] == "{}"
+    assert db.rows("SELECT * FROM topic_choices") == []

@@ -123,6 +123,15 @@ class FormsMixin:
     def form_signups_of(self: Store, contact_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM form_signups WHERE contact_id = ? ORDER BY id", (contact_id,))
 
+    def erase_forms_and_topics_of(self: Store, contact_id: int) -> None:
+        """Right to erasure: the signups' IP, user agent and form lose their content; topic choices go."""
+        self.execute(
+            "UPDATE form_signups SET ip = NULL, user_agent = '', wording = '', topics = '[]', form_snapshot = '{}'"
+            " WHERE contact_id = ?",
+            (contact_id,),
+        )
+        self.execute("DELETE FROM topic_choices WHERE contact_id = ?", (contact_id,))
+
     # --- campaign extras (SPEC 16) ----------------------------------------------------
 
     def campaign_extras(self: Store, campaign_id: int) -> dict[str, Any]:
