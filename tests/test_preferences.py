@@ -91,7 +91,9 @@ def test_only_this_topic_leaves_the_topic_and_keeps_the_rest(client, store):
     assert proof["topic"] == "newsletter" and proof["change"] == "left" and proof["ip"] == "testclient"
     assert proof["mail_id"] == mail
     again = client.get(u(mail))
-    assert "Vous ne recevez plus «\u00a0La lettre mensuelle\u00a0»" in again.text and "Ne plus rien recevoir" in again.text
+    assert (
+        "Vous ne recevez plus «\u00a0La lettre mensuelle\u00a0»" in again.text and "Ne plus rien recevoir" in again.text
+    )
 
 
 def test_everything_opts_out(client, store):
