@@ -19,13 +19,11 @@ def test_deciders_do_not_stand_on_the_send_stack(module):
 
 # --- size limits and import guards (STYLE.md, README "Code layout") ------------------------------
 # `python tests/test_layout.py` lists every module over 500 lines, function over 60 lines and
-# `except ImportError` around an edumail import. Items another change is still working on are
-# strict xfails below: each one fails the suite the day it holds, so it is struck off then.
+# `except ImportError` around an edumail import.
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edumail"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
-PENDING: set[str] = set()  # issue 11, core11's part: the splits of these modules and functions
 
 
 def _modules() -> list[tuple[str, str]]:
@@ -77,14 +75,8 @@ def found_offenders() -> dict[str, int]:
 
 
 def test_no_module_over_500_lines_no_function_over_60_no_import_guard(found_offenders):
-    found = {k: v for k, v in found_offenders.items() if k not in PENDING}
+    found = found_offenders
     assert found == {}, "over the limits (STYLE.md), or a guard around edumail's own import: " + ", ".join(found)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 11: pending in core11's part; strike it off PENDING when it holds")
-@pytest.mark.parametrize("item", sorted(PENDING))
-def test_pending_items_still_break_the_limits(item, found_offenders):
-    assert item not in found_offenders
 
 
 def test_the_layout_check_sees_a_long_function_and_a_guard(tmp_path, monkeypatch):
@@ -99,4 +91,4 @@ def test_the_layout_check_sees_a_long_function_and_a_guard(tmp_path, monkeypatch
 
 if __name__ == "__main__":
     for where, size in offenders().items():
-        print(f"{where}: {size}{' (pending)' if where in PENDING else ''}")
+        print(f"{where}: {size}")
