@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import delivery, lease, sequences, webhooks, yamlfile
+from edumail import lease, sequences, yamlfile
 from edumail.engine import Engine, EngineReport
 from edumail.errors import EdumailError, Problem
 
 if TYPE_CHECKING:
+    from edumail import webhooks
     from edumail.project import Project
     from edumail.store import Store
 
@@ -123,6 +124,8 @@ def run_once(
             report = engine.run(now)
             summary = RunSummary(now, False, report, problems=[str(p) for p in problems])
             if store.due_tasks("webhook", now, 1):
+                from edumail import webhooks  # HTTP client, TLS: loaded only when a webhook is due
+
                 summary.webhooks = webhooks.process(store, project.secret(), now)
             summary.pending_webhooks = store.pending_tasks("webhook")
         if deliver:
@@ -146,6 +149,8 @@ def _broken_names(project: Project, problems: list[Problem]) -> frozenset[str]:
 
 
 def _deliver(project: Project, now: datetime, dry_run: bool, stop: Any) -> tuple[Any, str]:
+    from edumail import delivery  # the send stack: not loaded by `run --no-deliver` or `plan`
+
     if stop is not None:
         return delivery.deliver(project, now=now, dry_run=dry_run, stop=stop), ""
     return delivery.deliver(project, now=now, dry_run=dry_run), ""
