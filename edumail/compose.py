@@ -24,6 +24,7 @@ from edumail.errors import ConfigError, EdumailError, InputError
 from edumail.project import Project
 from edumail.store import Store
 from edumail.transport import Envelope
+from edumail.typography import elide
 
 NOTIFY = "__notify__"  # template name of a staff alert: context {"subject", "body"}
 DKIM_HEADERS = [
@@ -44,10 +45,10 @@ DKIM_OVERSIGN = [b"From", b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsu
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _FOOTER_HTML = (
-    '<p style="margin:0;padding:16px;font-size:12px;color:#666666;text-align:center">'
-    'Vous recevez cet e-mail de {sender}. <a href="{url}" style="color:#666666">Se désinscrire</a></p>'
+    '<p style="margin:16px;padding:0;font-size:12px;color:#666666;text-align:center">'
+    'Vous recevez cet e-mail {sender}. <a href="{url}" style="color:#666666">Se désinscrire</a></p>'
 )
-_FOOTER_TEXT = "\n\n--\nVous recevez cet e-mail de {sender}.\nSe désinscrire : {url}\n"
+_FOOTER_TEXT = "\n\n--\nVous recevez cet e-mail {sender}.\nSe désinscrire\u00a0: {url}\n"
 _PIXEL = '<img src="{url}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0">'
 
 
@@ -255,11 +256,11 @@ class Composer:
         return _HREF.sub(replace, body), links
 
     def _ensure_unsubscribe(self, body_html: str, body_text: str, url: str) -> tuple[str, str]:
-        sender = html_module.escape(self.sender.name)
+        sender = html_module.escape(elide(self.sender.name))
         if url not in body_html and html_module.escape(url) not in body_html:
             body_html = _before_body_end(body_html, _FOOTER_HTML.format(sender=sender, url=html_module.escape(url)))
         if url not in body_text:
-            body_text = body_text.rstrip("\n") + _FOOTER_TEXT.format(sender=self.sender.name, url=url)
+            body_text = body_text.rstrip("\n") + _FOOTER_TEXT.format(sender=elide(self.sender.name), url=url)
         return body_html, body_text
 
     def _sign(self, data: bytes) -> bytes:

@@ -35,7 +35,7 @@ input:focus,button:focus{outline:3px solid #f0b429;outline-offset:2px}
 fieldset{border:0;margin:0 0 16px;padding:0}legend{font-weight:600;margin:0 0 8px;padding:0}
 button{background:#1f5fbf;color:#fff;border:0;border-radius:6px;padding:12px 20px;font-size:1em;cursor:pointer}
 button.secondary{background:#fff;color:#1f5fbf;border:2px solid #1f5fbf}
-.actions{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 16px}form{margin:0 0 16px}
+.actions{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 16px}form{margin:0 0 16px}.actions form{margin:0}
 .error{color:#b3261e;font-size:.95em;margin:6px 0 0}[aria-invalid=true]{border-color:#b3261e}
 .summary{border:2px solid #b3261e;border-radius:6px;padding:12px 14px;margin:0 0 18px}
 .summary ul{margin:6px 0 0;padding-left:20px}

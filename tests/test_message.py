@@ -177,6 +177,8 @@ def test_a_marketing_template_without_an_unsubscribe_link_gets_one(tmp_path):
     url = tokens.unsubscribe_url("https://mail.centre.example", project.secret(), mail_id)
     assert url in parsed.get_body(("html",)).get_content()
     assert url in parsed.get_body(("plain",)).get_content()
+    assert "Vous recevez cet e-mail du Centre de formation Exemple." in parsed.get_body(("plain",)).get_content()
+    assert f"Se désinscrire\u00a0: {url}" in parsed.get_body(("plain",)).get_content()
 
 
 def test_a_service_mail_is_marked_auto_submitted_without_one_click(tmp_path):
