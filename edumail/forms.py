@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ KEYS = ("title", "intro", "fields", "consent", "tags", "topics", "thanks", "butt
 FIELD_KEYS = ("name", "label", "required")
 HONEYPOT = "website"  # a field people never see; bots fill it
 MAX_VALUE = 500  # characters in one posted value
+RESEND_AFTER = timedelta(hours=1)  # a second post for an unconfirmed address records nothing before that
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _FORM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
 _RESERVED = {"stage", "consent", "tags", "timezone", "basis", "topics", HONEYPOT}
@@ -277,6 +278,9 @@ def submit(
     if contacts.is_forgotten(store, address):
         outcome.ignored = "forgotten"
         return outcome
+    if _asked_lately(store, address, now):
+        outcome.ignored = "already asked within the hour"  # no second confirmation mail to that inbox
+        return outcome
     source = f"form {form.name}"
     with store.transaction():
         contact, _ = contacts.get_or_create(store, address, now, source)
@@ -300,6 +304,13 @@ def submit(
         )
     outcome.recorded = True
     return outcome
+
+
+def _asked_lately(store: Store, address: str, now: datetime) -> bool:
+    """A confirmation is already on its way: posting the address again (by anyone) sends no more mail."""
+    found = store.contact_by_email(address)
+    pending = store.pending_form_signup(int(found["id"])) if found else None
+    return pending is not None and now - pending["at"] < RESEND_AFTER
 
 
 def _fill_empty_fields(store: Store, contact: dict[str, Any], values: dict[str, str], now: datetime) -> None:

@@ -97,11 +97,13 @@ def test_a_post_records_the_contact_the_subscribed_event_and_the_proof(root, cli
     assert signup["event_id"] == event["id"]
 
 
-def test_a_post_never_overwrites_what_is_stored(root, client):
-    post(client, **GOOD)
-    post(client, **{**GOOD, "first_name": "Pirate", "ville": "Nulle part"})
+def test_a_post_never_overwrites_what_is_stored(root, client, monkeypatch):
+    post(client, **{**GOOD, "ville": ""})
+    monkeypatch.setenv("EDUMAIL_NOW", "2026-11-20T12:00:00+01:00")
+    post(client, **{**GOOD, "first_name": "Pirate", "ville": "Lyon"})
     contact = store(root).contact_by_email("lea@example.org")
     assert contact["first_name"] == "Léa" and json.loads(contact["fields"]) == {"ville": "Lyon"}
+    assert len(events_named(store(root), "subscribed")) == 2
 
 
 @pytest.mark.parametrize(
@@ -259,3 +261,12 @@ def test_export_shows_the_signup_and_forget_erases_it(root, client):
     (row,) = db.rows("SELECT * FROM form_signups")
     assert row["ip"] is None and row["user_agent"] == "" and row["form_snapshot"] == "{}"
     assert db.rows("SELECT * FROM topic_choices") == []
+
+
+def test_posting_an_unconfirmed_address_again_within_the_hour_sends_no_second_confirmation(root, client, monkeypatch):
+    post(client, **GOOD)
+    assert post(client, **GOOD).status_code == 200
+    assert len(events_named(store(root), "subscribed")) == 1
+    monkeypatch.setenv("EDUMAIL_NOW", "2026-11-20T11:30:00+01:00")
+    post(client, **GOOD)
+    assert len(events_named(store(root), "subscribed")) == 2
