@@ -18,6 +18,7 @@ def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
     return {
         "contact": _card(contact),
         "tags": store.tags_of(contact_id),
+        "topics": store.topic_states(contact_id),  # topics chosen ("in") or left ("out"); others: never asked
         "consent_log": [
             {**entry, "proof": json.loads(entry["proof"] or "{}")} for entry in store.consent_log(contact_id)
         ],

@@ -216,3 +216,13 @@ def test_a_queued_mail_of_a_topic_left_is_cancelled_at_delivery(root, client, st
     deliver(project_module.load(root), now=clock.now())
     row = store.row("SELECT state, last_error FROM mails WHERE id = ?", (queued,))
     assert row["state"] == "cancelled" and "left topic newsletter" in row["last_error"]
+
+
+def test_contacts_show_lists_the_topics_left(root, client, store):
+    from conftest import Cli
+
+    mail = topic_mail(store)
+    client.post(u(mail), data={"scope": "topic"})
+    shown = Cli(root)("contacts", "show", "lea@example.org")
+    assert "left topics: newsletter" in shown.output
+    assert "unsubscribe link" in shown.output and "topic=newsletter" in shown.output

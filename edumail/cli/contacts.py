@@ -115,6 +115,9 @@ def _print_story(told: dict, tz: object) -> None:
     basis = f" ({person['consent_basis']})" if person["consent_basis"] else ""
     console.print(f"  stage: {person['stage'] or '-'}   consent: {person['consent']}{basis}")
     console.print(f"  tags: {', '.join(told['tags']) or '-'}")
+    left = [name for name, state in told.get("topics", {}).items() if state == "out"]
+    if left:
+        console.print(f"  left topics: {', '.join(left)}")
     if person["fields"]:
         console.print("  fields: " + ", ".join(f"{k}={v}" for k, v in person["fields"].items()))
     if person["bounced_at"]:
