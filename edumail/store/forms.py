@@ -170,6 +170,4 @@ class FormsMixin:
 
     def set_imported_stage(self: Store, contact_id: int, stage: str, at: datetime) -> None:
         """Remember the stage the import file gave (without touching updated_at)."""
-        self.execute(
-            "UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", (stage, at, contact_id)
-        )
+        self.execute("UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", (stage, at, contact_id))
