@@ -151,8 +151,12 @@ def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str,
     rows: list[dict[str, Any]] = []
     consents: list[tuple[str, str | None, dict[str, Any]]] = []
     now = batch.now
+    consent_of: dict[tuple[str | None, str | None], import_rules.RowConsent] = {}  # a file has few distinct cells
     for address, line, values in new:
-        wanted = import_rules.row_consent(values, batch.consent, batch.basis)
+        cells = (values.get("consent"), values.get("basis"))
+        wanted = consent_of.get(cells)
+        if wanted is None:
+            wanted = consent_of[cells] = import_rules.row_consent(values, batch.consent, batch.basis)
         state = wanted.state or events.UNKNOWN
         basis = (wanted.basis or "opt_in") if state == events.OPTED_IN else None
         stage = values.get("stage", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ CONTACT_COLUMNS = (
     "timezone",
     "fields",
 )
-# What an import writes when it creates a contact.
+# What an import writes when it creates a contact (and imported_at, a time).
 IMPORT_COLUMNS = (
     "email",
     "first_name",
@@ -33,7 +34,6 @@ IMPORT_COLUMNS = (
     "consent_basis",
     "fields",
     "imported_stage",
-    "imported_at",
 )
 
 
@@ -95,11 +95,11 @@ class ContactsMixin:
 
     def insert_contacts(self: Store, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
         """Many new contacts at once (imports): {address: id}. Each row has every key of IMPORT_COLUMNS."""
-        stamp = to_db(now)
+        stamp, values = to_db(now), operator.itemgetter(*IMPORT_COLUMNS)
         self.conn.executemany(
-            f"INSERT INTO contacts ({', '.join(IMPORT_COLUMNS)}, created_at, updated_at)"
-            f" VALUES ({', '.join('?' * len(IMPORT_COLUMNS))}, ?, ?)",
-            ([*map(_db, map(row.__getitem__, IMPORT_COLUMNS)), stamp, stamp] for row in rows),
+            f"INSERT INTO contacts ({', '.join(IMPORT_COLUMNS)}, imported_at, created_at, updated_at)"
+            f" VALUES ({', '.join('?' * len(IMPORT_COLUMNS))}, ?, ?, ?)",
+            ((*values(row), _db(row["imported_at"]), stamp, stamp) for row in rows),
         )
         return self.contact_ids_by_email([row["email"] for row in rows])
 
@@ -223,10 +223,31 @@ class ContactsMixin:
     ) -> None:
         """Many events of one source at once: (contact id, name, at, data) each."""
         recorded, dumps = to_db(recorded_at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        times: dict[datetime, str] = {}  # an import repeats its times (`now` for stage and tag events)
+        texts: dict[tuple[Any, ...], str] = {}  # and its small payloads ({"tag": "vip"})
+
+        def text_of(at: datetime) -> str:
+            found = times.get(at)
+            if found is None:
+                found = times[at] = to_db(at)
+            return found
+
+        def data_of(data: dict[str, Any]) -> str:
+            key = tuple(data.items())
+            try:
+                found = texts.get(key)
+            except TypeError:  # a list or a mapping among the values: not worth a key
+                return dumps(data)
+            if found is None:
+                found = dumps(data)
+                if len(texts) < 10_000:
+                    texts[key] = found
+            return found
+
         self.conn.executemany(
             "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine)"
             " VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
-            ((contact_id, name, to_db(at), recorded, dumps(data), source) for contact_id, name, at, data in rows),
+            ((contact_id, name, text_of(at), recorded, data_of(data), source) for contact_id, name, at, data in rows),
         )
 
     def insert_event(
