@@ -70,9 +70,16 @@ def preview(
     contact: dict[str, Any],
     event_data: dict[str, Any] | None = None,
     now: datetime | None = None,
+    content: str | None = None,
 ) -> Rendered:
-    """Template NAME rendered for `contact` with the sample event data, overridden by `event_data`."""
+    """Template NAME rendered for `contact` with the sample event data, overridden by `event_data`
+    (and `content`, the HTML of a campaign's Markdown letter, as `send --content` gives it)."""
     links = preview_links(project)
+    extra: dict[str, Any] = {"confirm_url": links.confirm_url}
+    if content is not None:
+        from markupsafe import Markup
+
+        extra["content"] = Markup(content)
     event = {**sample_event(name), **(event_data or {})}
     return render(
         library,
@@ -82,7 +89,7 @@ def preview(
         now=now or clock.now(),
         unsubscribe_url=links.unsubscribe_url,
         preferences_url=links.preferences_url,
-        extra={"confirm_url": links.confirm_url},
+        extra=extra,
     )
 
 

@@ -190,3 +190,15 @@ def test_a_segment_chooses_the_same_contacts_for_a_campaign_and_a_sequence(centr
 def test_an_unknown_segment_is_one_line(centre):
     result = centre("send", "newsletter", "--segment", "nope", now=NOW)
     assert result.exit_code == 1 and "unknown segment 'nope'" in result.output
+
+
+def test_preview_shows_the_letter_as_send_would(centre):
+    result = centre("preview", "newsletter", "--content", str(centre.root / "lettre.md"), "--text", now=NOW)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Les nouvelles de mars" in result.output and "notre site (https://www.centre.example/sessions)" in result.output
+    )
+    bad = centre.root / "bad.md"
+    bad.write_text("[x](javascript:alert(1))\n", encoding="utf-8")
+    refused = centre("preview", "newsletter", "--content", str(bad), now=NOW)
+    assert refused.exit_code == 1 and "bad.md:1: link to javascript:" in refused.output

@@ -18,6 +18,7 @@ def preview(
     template: str | None = typer.Argument(None, help="Template name (templates/NAME.html)."),
     contact: str | None = typer.Option(None, "--contact", help="Render for this contact (default: a sample)."),
     event_data: list[str] | None = typer.Option(None, "--event-data", help="Event data as key=value (repeatable)."),
+    content: Path | None = typer.Option(None, "--content", help="A Markdown letter, shown as `send --content` does."),
     out: Path | None = typer.Option(None, "--out", help="Write the HTML to this file."),
     text: bool = typer.Option(False, "--text", help="Print the text part instead of the HTML."),
     open_: bool = typer.Option(False, "--open", help="Open the result in the browser."),
@@ -25,12 +26,13 @@ def preview(
     port: int = typer.Option(8026, "--port", help="Port for --serve (127.0.0.1)."),
 ) -> None:
     """Render a template exactly as it would be sent."""
+    from edumail import mdcontent
     from edumail import preview as core
     from edumail.render import TemplateLibrary
 
     project = current_project()
     if serve:
-        if template or out or text or event_data:
+        if template or out or text or event_data or content:
             raise InputError("--serve shows every template: give no TEMPLATE, --event-data, --out or --text with it")
         url = f"http://127.0.0.1:{port}/"
         err_console.print(f"Serving previews of {project.templates_dir} on {url} (Ctrl+C to stop)")
@@ -47,6 +49,7 @@ def preview(
         template,
         contact=core.preview_contact(project, contact),
         event_data=parse_pairs(event_data, "--event-data"),
+        content=mdcontent.render_file(content) if content is not None else None,
     )
     err_console.print(f"Subject: {rendered.subject}", markup=False)
     if rendered.preheader:
