@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edumail import forms, render, render_check, segments, sequences
+from edumail import forms, live_edits, render, render_check, segments, sequences
 from edumail import project as project_module
 from edumail.errors import ConfigError, Problem
+
+
+def live_edits_notes(given: Path | None) -> list[str]:
+    """What the sequence edits since the last run will do to the journeys in flight (SPEC 12)."""
+    try:
+        project = project_module.load(given)
+    except ConfigError:
+        return []
+    loaded, problems = sequences.load(project)
+    broken = {Path(p.file).stem for p in problems}
+    found = live_edits.notes(project.store(), loaded, broken)
+    project.close()
+    return found
 
 
 def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:

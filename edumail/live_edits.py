@@ -91,6 +91,21 @@ def changes(store: Store, sequence: Sequence, old: Snapshot | None) -> list[str]
     return lines
 
 
+def notes(store: Store, loaded: list[Sequence], broken: set[str]) -> list[str]:
+    """For `check`: what the edits since the last run will do to the journeys in flight."""
+    seen = store.sequences_seen()
+    lines = []
+    for sequence in loaded:
+        row = seen.get(sequence.name)
+        if row is not None:
+            lines.extend(changes(store, sequence, row["steps"]))
+    names = {s.name for s in loaded}
+    for name, count in sorted(store.sequences_in_flight().items()):
+        if name not in names and name not in broken:
+            lines.append(f"sequence {name!r}: its file is gone; the next run ends its {_n(count)} (sequence removed)")
+    return lines
+
+
 def _what(before: str | None, after: str | None, old: dict[str, str], new: dict[str, str]) -> str:
     if before == after:
         if before is not None and old.get(before) != new.get(before):

@@ -37,6 +37,8 @@ def check() -> None:
     problems, counts = checks.check(state.project_dir)
     for warning in checks.warnings(state.project_dir):
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+    for note in checks.live_edits_notes(state.project_dir):
+        console.print(f"[yellow]live edit:[/yellow] {escape(note)}", soft_wrap=True)
     for problem in problems:
         typer.echo(str(problem))
     if problems:
