@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts
+from edumail import clock, contacts, live_edits
 from edumail.decisions import ALWAYS_EXIT, BATCH, EXITED_MARKETING, Decision, EngineReport, contact_fields, show_delta
 from edumail.journeys import JOURNEY
 from edumail.sequences import Sequence
@@ -31,6 +31,8 @@ class Enrolment:
             if row is None:
                 with self.store.transaction():
                     self.store.add_sequence_seen(sequence.name, now, upto)
+                    self.store.set_sequence_steps(sequence.name, live_edits.snapshot(sequence))
+                self._left_out(sequence, upto, report)
                 row = {
                     "first_seen_at": now,
                     "first_event_id": upto,
@@ -46,6 +48,18 @@ class Enrolment:
                 self._enrol_inactive(sequence, row, now, report)
             else:
                 self._enrol_scheduled(sequence, row, now, report)
+
+    def _left_out(self: Engine, sequence: Sequence, upto: int, report: EngineReport) -> None:
+        """A new event sequence enrols nobody from older events (SPEC 4): say how many, and how to enrol them."""
+        name = sequence.trigger.event
+        if self.backfill or sequence.trigger.kind != "event" or name is None:
+            return
+        older = self.store.count_events_named(name, upto)
+        if older:
+            report.notes.append(
+                f"{sequence.name}: {older} {name} event{'s' if older != 1 else ''} recorded before this sequence "
+                "existed left out; `edumail run --once --backfill` enrols them"
+            )
 
     def _enrol_events(
         self: Engine, sequence: Sequence, row: dict[str, Any], upto: int, now: datetime, report: EngineReport

@@ -72,3 +72,16 @@ def test_a_far_future_date_fails_that_journey_alone(root: Path) -> None:
         bob
     ]
     run(project, "2026-12-02T09:05")  # and the next runs go on
+
+
+def test_the_first_run_says_how_many_older_events_it_left_out(root: Path, cli) -> None:  # noqa: ANN001
+    write_sequence(root, "bienvenue", "trigger: {event: inscrit}\nsteps:\n  - send: bienvenue\n")
+    project = open_project(root)
+    for n in range(3):
+        event(project, add_contact(project, f"p{n}@example.org"), "inscrit", "2026-11-30T10:00")
+    project.close()
+    result = cli("run", "--once", now="2026-12-01T08:00")
+    assert "bienvenue: 3 inscrit events recorded before this sequence existed left out" in result.output
+    assert "edumail run --once --backfill" in result.output
+    again = cli("run", "--once", now="2026-12-01T08:05")
+    assert "left out" not in again.output  # said once, at the first run

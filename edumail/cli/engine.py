@@ -69,7 +69,7 @@ def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
         if len(reasons) > 15:
             console.print(f"  ... and {len(reasons) - 15} other reasons (see `edumail contacts show EMAIL`)")
     for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     hooks = summary.webhooks
     if hooks is not None and (hooks.delivered or hooks.retrying or hooks.failed):
         console.print(f"Webhooks: {hooks.delivered} delivered, {hooks.retrying} to retry, {hooks.failed} given up")

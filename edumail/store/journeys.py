@@ -92,6 +92,12 @@ class JourneysMixin:
             [*wanted, after_id, upto_id, limit],
         )
 
+    def count_events_named(self: Store, name: str, upto_id: int) -> int:
+        """Events of that name a person made, up to that id."""
+        return int(
+            self.scalar("SELECT COUNT(*) FROM events WHERE name = ? AND id <= ? AND machine = 0", (name, upto_id)) or 0
+        )
+
     def event_data(self: Store, event_id: int | None) -> dict[str, Any]:
         if event_id is None:
             return {}
