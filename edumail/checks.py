@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edumail import forms, live_edits, render, render_check, segments, sequences
+from edumail import forms, live_edits, render, render_check, segments, sequences, trigger_data
 from edumail import project as project_module
 from edumail.errors import ConfigError, Problem
 
@@ -34,11 +34,12 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     if segments.files(project):
         counts["segments"] = len(segments.files(project))
     problems.extend(sequences.check(project))
+    library = render.TemplateLibrary(project.templates_dir, project.settings)
+    problems.extend(trigger_data.check(sequences.load(project)[0], library))
     problems.extend(forms.check(project))
     if forms.files(project):
         counts["forms"] = len(forms.files(project))
     counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
-    library = render.TemplateLibrary(project.templates_dir, project.settings)
     fields = project.store().custom_field_names()
     problems.extend(render_check.check_templates(library, contact_fields=fields))
     counts["templates"] = len(library.names())

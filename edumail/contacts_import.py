@@ -7,6 +7,7 @@ is reported as file:line and skipped, the rest is imported in one transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -293,7 +294,14 @@ class EventImportReport:
     problems: list[str] | None = None
 
 
-def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventImportReport:
+def import_events(
+    store: Store,
+    path: Path,
+    *,
+    now: datetime,
+    tz: Any,
+    warn: Callable[[str, dict[str, Any]], list[str]] | None = None,
+) -> EventImportReport:
     """Record events from a CSV (email, name, at, then data columns) in one transaction."""
     header, reader = csvfile.rows(path)
     columns = {name: _ALIASES.get(name, name) for name in header if name}
@@ -331,4 +339,7 @@ def import_events(store: Store, path: Path, *, now: datetime, tz: Any) -> EventI
             )
             report.skipped += 1
             report.recorded -= 1
+    for line, address, name, _, data in parsed:
+        if address not in found.forgotten:
+            problems.extend(f"{path.name}:{line}: warning: {w}; recorded" for w in (warn(name, data) if warn else []))
     return report

@@ -89,6 +89,7 @@ class Trigger:
     inactive: timedelta | None = None
     schedule: str | None = None
     at: datetime | None = None  # UTC
+    data: tuple[str, ...] = ()  # event trigger: the keys its events carry (`data: [formation, session_start]`)
 
     def accepts(self, data: dict[str, Any]) -> bool:
         """For an event trigger: does this event's data pass `where:`?"""

@@ -130,7 +130,7 @@ def _trigger(raw: Any, file: str, line: int, tz: Any, problems: list[Problem]) -
             )
         )
         return None
-    if not _unknown_keys(raw, (*TRIGGER_KINDS, "where"), "trigger", file, line, problems):
+    if not _unknown_keys(raw, (*TRIGGER_KINDS, "where", "data"), "trigger", file, line, problems):
         return None
     kinds = [k for k in TRIGGER_KINDS if k in raw]
     if len(kinds) != 1:
@@ -141,9 +141,11 @@ def _trigger(raw: Any, file: str, line: int, tz: Any, problems: list[Problem]) -
         return None
     kind = kinds[0]
     value, kline = raw[kind], line_of(raw, kind, line)
-    if "where" in raw and kind != "event":
-        problems.append(Problem(file, line_of(raw, "where", line), "trigger.where: only an event trigger takes where:"))
-        return None
+    for key in ("where", "data"):
+        if key in raw and kind != "event":
+            where_line = line_of(raw, key, line)
+            problems.append(Problem(file, where_line, f"trigger.{key}: only an event trigger takes {key}:"))
+            return None
     if kind == "event":
         return _event_trigger(raw, value, file, line, kline, problems)
     if kind == "segment":
@@ -190,7 +192,13 @@ def _event_trigger(
             Problem(file, line_of(raw, "where", line), "trigger.where: expected a mapping such as {formation: excel}")
         )
         return None
-    return Trigger("event", line, event=value.strip(), where=dict(where))
+    data = raw.get("data") or []
+    if not isinstance(data, list) or not all(isinstance(k, str) and k.strip().isidentifier() for k in data):
+        problems.append(
+            Problem(file, line_of(raw, "data", line), "trigger.data: expected a list of keys such as [formation, lieu]")
+        )
+        return None
+    return Trigger("event", line, event=value.strip(), where=dict(where), data=tuple(k.strip() for k in data))
 
 
 def _goal(raw: Any, file: str, line: int, problems: list[Problem]) -> Goal | None:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from edumail import clock, contacts, events, forms, recording, tokens, web_forms, web_preferences
+from edumail import clock, contacts, events, forms, recording, tokens, trigger_data, web_forms, web_preferences
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
 from edumail.http_limits import MAX_BODY, BodyLimit, BodyTooLarge, too_large
@@ -225,7 +225,11 @@ class Tracker:
             event_id, created = recording.record_posted_event(store, address, name, at, data, now)
         except InputError as exc:
             return _bad(str(exc))
-        return JSONResponse({"id": event_id, "contact_created": created}, status_code=201)
+        answer: dict[str, Any] = {"id": event_id, "contact_created": created}
+        warnings = trigger_data.warnings_for(self.project, name, data)
+        if warnings:
+            answer["warnings"] = warnings
+        return JSONResponse(answer, status_code=201)
 
     def _parse_event(self, payload: Any) -> tuple[str, str, datetime | None, dict[str, Any]]:
         if not isinstance(payload, dict):

@@ -216,7 +216,9 @@ def event(
     at: str | None = typer.Option(None, "--at", help="When it happened (ISO 8601; default now)."),
 ) -> None:
     """Record an event for a contact."""
-    from edumail import contacts
+    from rich.markup import escape
+
+    from edumail import contacts, trigger_data
 
     project = current_project()
     when = parse_at(at, project)
@@ -227,6 +229,8 @@ def event(
     console.print(
         f"recorded {name} for {email.strip().lower()} at {clock.show(when, project.settings.tz)} (#{event_id})"
     )
+    for warning in trigger_data.warnings_for(project, name.strip(), values):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 @events_app.command("import")
@@ -235,9 +239,17 @@ def events_import(
 ) -> None:
     """Record events from a CSV file."""
     from edumail import contacts_import as csv_import
+    from edumail import sequences, trigger_data
 
     project = current_project()
-    report = csv_import.import_events(project.store(), file, now=clock.now(), tz=project.settings.tz)
+    loaded, _ = sequences.load(project)
+    report = csv_import.import_events(
+        project.store(),
+        file,
+        now=clock.now(),
+        tz=project.settings.tz,
+        warn=lambda name, data: trigger_data.warnings(loaded, name, data),
+    )
     for problem in report.problems or []:
         console.print(f"[yellow]{problem}[/yellow]")
     console.print(
