@@ -39,20 +39,25 @@ def snapshot(sequence: Sequence) -> Snapshot:
 
 
 def anchor(old: Snapshot | None, ids: list[str], last: str | None) -> str | None:
-    """The step to count as the last one run when `last` is no longer in the file.
+    """Where a journey stands in the new file when the last step it ran is no longer there.
 
-    The last step at or before `last` in the old order that is still in the file,
-    else None (the journey goes on with the first step of the file).
+    It goes on with the first step that followed `last` in the old order and is
+    still in the file; what the file now has between that step and the ones
+    before (a renamed `last`, a step put in its place) stands where the journey
+    already was, so it never runs. Returns the id to count as the last one run
+    (None: the journey goes on with the first step); `last` unchanged when the
+    old order does not know it either.
     """
     if last is None or last in ids:
         return last
     old_ids = [step_id for step_id, _ in old or []]
     if last not in old_ids:
-        return None
-    for earlier in reversed(old_ids[: old_ids.index(last)]):
-        if earlier in ids:
-            return earlier
-    return None
+        return last
+    following = [step_id for step_id in old_ids[old_ids.index(last) + 1 :] if step_id in ids]
+    if not following:
+        return ids[-1] if ids else None
+    position = ids.index(following[0])
+    return ids[position - 1] if position else None
 
 
 def next_index(ids: list[str], last: str | None) -> int:

@@ -129,3 +129,11 @@ def test_migration_2_gives_existing_journeys_the_id_of_their_last_step(project: 
     store.execute("DELETE FROM schema_version WHERE version = 2")
     store.close()
     assert Store(path).row("SELECT last_step_id FROM journeys WHERE contact_id = ?", (ada,)) == {"last_step_id": "a"}
+
+
+def test_renaming_the_step_a_journey_just_ran_does_not_send_it_again(project: Project) -> None:
+    ada = _start(project)
+    run(project, "2026-12-03T09:05")  # b sent, waiting on c
+    _edit(project, A + B.replace("id: b", "id: b-renamed") + C)
+    run(project, "2026-12-05T09:05")
+    assert [s for s, _, _ in sent(project, ada)] == ["a", "b", "c"]
