@@ -47,6 +47,8 @@ def one_line(summary: RunSummary) -> str:
     elif summary.delivery_note:
         parts.append(summary.delivery_note)
     line = "run: " + ", ".join(parts)
+    for problem in summary.problems:
+        line += f"\n  skipped: {problem}"
     for error in report.errors:
         line += f"\n  error: {error}"
     return line

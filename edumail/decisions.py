@@ -39,6 +39,11 @@ class EngineReport:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def failed(self) -> list[Decision]:
+        """The journeys that failed this run (each logged with its reason; `errors` says them in words)."""
+        return [d for d in self.decisions if d.outcome == "failed"]
+
     def count(self, outcome: str, sequence: str | None = None) -> int:
         return sum(1 for d in self.decisions if d.outcome == outcome and (sequence is None or d.sequence == sequence))
 
