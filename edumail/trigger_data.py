@@ -9,6 +9,7 @@ import and API call `warnings` / `warnings_for`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edumail.errors import Problem, RenderError
@@ -68,8 +69,19 @@ def warnings(loaded: list[Sequence], name: str, data: dict[str, Any]) -> list[st
 
 
 def warnings_for(project: Project, name: str, data: dict[str, Any]) -> list[str]:
-    """`warnings` against the project's sequences (those that load)."""
+    """`warnings` against the project's sequences (those that load), re-read only when a file changed."""
     from edumail import sequences
 
-    loaded, _ = sequences.load(project)
-    return warnings(loaded, name, data)
+    try:
+        signature = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sequences.files(project))
+    except OSError:  # a file removed meanwhile: read them again
+        signature = ()
+    cached = _LOADED.get(project.root)
+    if cached is None or cached[0] != signature:
+        cached = (signature, sequences.load(project)[0])
+        _LOADED[project.root] = cached
+    return warnings(cached[1], name, data)
+
+
+# The API server records many events: its sequences are parsed again only when a file changed.
+_LOADED: dict[Path, tuple[tuple[tuple[str, int, int], ...], list[Sequence]]] = {}
