@@ -329,7 +329,7 @@ class Engine(Enrolment, StepRunner):
             if row["steps"] != new:
                 with self.store.transaction():
                     self.store.set_sequence_steps(sequence.name, new)
-        for name in self.store.sequences_in_flight():
+        for name in seen:
             if name not in self.sequences and name not in self.broken:
                 self._removed(name, now, report)
 
