@@ -1,4 +1,6 @@
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +83,15 @@ def test_two_connections_share_the_file(tmp_path):
         one.insert_contact({"email": "a@b.fr"}, "2026-01-01T00:00:00.000000Z")
     assert two.count_contacts() == 1
     assert isinstance(two.conn, sqlite3.Connection)
+
+
+def test_reading_the_store_does_not_load_sqlite_utils(tmp_path):
+    # Every command opens the store: sqlite-utils (60 ms of imports) is for introspection only (issue 17).
+    code = (
+        "import sys\nfrom edumail.store import Store\n"
+        f"store = Store({str(tmp_path / 'edumail.db')!r})\n"
+        "assert store.rows('SELECT * FROM contacts') == []\n"
+        "print('sqlite_utils' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

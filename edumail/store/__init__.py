@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from edumail.clock import from_db, to_db
 from edumail.errors import EdumailError
 from edumail.store.audience import AudienceMixin
@@ -62,7 +60,6 @@ class Store(
         except sqlite3.DatabaseError as exc:
             raise EdumailError(f"{self.path}: cannot open the database ({exc}); is it an edumail.db?") from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self._depth = 0
         self._lock = threading.RLock()
         self._migrate()
@@ -94,10 +91,22 @@ class Store(
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, _params(params))
 
+    @property
+    def db(self) -> Any:
+        """sqlite-utils over this connection, for introspection (table names, schemas); loaded on first use."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
     def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
         """Rows as dicts, times as aware datetimes."""
-        for found in self.db.query(sql, _params(params)):
-            yield _times(found)
+        cursor = self.conn.execute(sql, _params(params))
+        names = [column[0] for column in cursor.description or ()]
+        # A write with RETURNING (claiming a mail) completes, and commits outside a transaction,
+        # only once its rows are read: read them all now.
+        rows = cursor if sql.split(None, 1)[0].upper() == "SELECT" else cursor.fetchall()
+        for row in rows:
+            yield _times(dict(zip(names, row, strict=True)))
 
     def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return list(self.query(sql, params))
