@@ -105,7 +105,7 @@ def form_fields(form: Form, outcome: Outcome | None = None) -> str:
         _checkbox("consent", "f-consent", form.consent, False, required=True, error=errors.get("consent"))
         + _error("f-consent", errors.get("consent"))
     )
-    return "".join(parts)
+    return "\n".join(parts)
 
 
 def _checkbox(
@@ -162,7 +162,7 @@ def snippet(form: Form, action: str, centre: str) -> str:
         f"<!-- edumail: formulaire « {escape(form.name)} » ; les réponses vont à {escape(action)} -->\n"
         f'<form class="edumail-form" method="post" action="{escape(action)}" accept-charset="utf-8">\n'
         f"<style>.edumail-form .hp{{position:absolute!important;left:-10000px;width:1px;height:1px;"
-        "overflow:hidden}.edumail-form label{display:block}</style>\n"
+        "overflow:hidden}.edumail-form .field label{display:block}</style>\n"
         f"{intro}{form_fields(form)}\n"
         f"<p><small>{escape(_privacy(centre))}</small></p>\n"
         f'<button type="submit">{escape(form.button)}</button>\n</form>\n'
