@@ -195,6 +195,9 @@ def record_event_for(
     """Record an event by address, creating an unknown contact (consent `unknown`) if needed."""
     if not name or not name.strip():
         raise InputError("an event needs a name")
+    from edumail import sessions  # noqa: PLC0415 - sessions builds on this module
+
+    sessions.check_link(store, name.strip(), data)
     contact, _ = get_or_create(store, email, now, source)
     return record_event(store, contact["id"], name.strip(), at=at, data=data, source=source, now=now)
 

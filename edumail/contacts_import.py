@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edumail import clock, csvfile, events, import_rules
+from edumail import clock, csvfile, events, import_rules, sessions
 from edumail.contacts import (
     add_tags,
     clean_tags,
@@ -322,11 +322,12 @@ def import_events(
             if not name:
                 raise InputError("empty event name")
             at = clock.parse_iso(values["at"], tz) if values.get("at") else now
+            data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
+            sessions.check_link(store, name, data)
         except InputError as exc:
             problems.append(f"{path.name}:{line}: {exc}; row skipped")
             report.skipped += 1
             continue
-        data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
         parsed.append((line, address, name, at, data))
     source, created_by = f"import {path.name}", f"events import {path.name}"
     found = record_events_by_address(store, [row[1:] for row in parsed], source=source, created_by=created_by, now=now)

@@ -37,3 +37,11 @@ BASES = ("opt_in", "customer", "professional")
 # Purposes of a sequence or mail.
 MARKETING = "marketing"
 SERVICE = "service"
+
+# Sessions (SPEC 13): recorded by edumail when a session moves or is cancelled...
+SESSION_CHANGED = "session_changed"
+SESSION_CANCELLED = "session_cancelled"
+# ...and names the library's sequences expect from the centre's systems.
+PRESENT = "present"
+ABSENT = "absent"
+EVALUATION_COMPLETEE = "evaluation_completee"

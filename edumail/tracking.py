@@ -27,7 +27,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from edumail import clock, contacts, events, forms, recording, tokens, trigger_data, web_forms, web_preferences
+from edumail import (
+    clock,
+    contacts,
+    events,
+    forms,
+    recording,
+    sessions,
+    tokens,
+    trigger_data,
+    web_forms,
+    web_preferences,
+)
 from edumail import tracking_pages as pages
 from edumail.errors import EdumailError, InputError
 from edumail.http_limits import MAX_BODY, BodyLimit, BodyTooLarge, too_large
@@ -58,6 +69,8 @@ _RESERVED = frozenset(
         events.TAG_ADDED,
         events.TAG_REMOVED,
         events.STAGE_CHANGED,
+        events.SESSION_CHANGED,
+        events.SESSION_CANCELLED,
     }
 )
 
@@ -260,6 +273,27 @@ class Tracker:
                 raise InputError(f"'at': {exc}") from None
         return email, name.strip(), when, data
 
+    async def api_session(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            payload = json.loads(await request.body() or b"", parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError):
+            return _bad('the body is not JSON: send {"id": ..., "start"?: ..., "end"?: ..., "lieu"?: ...}')
+        return await run_in_threadpool(self._api_session, payload)
+
+    def _api_session(self, payload: Any) -> Response:
+        try:
+            session_id, values, reason = sessions.from_json(payload, self.tz)
+            store, now = self.stores.get(), clock.now()
+            change = sessions.upsert(store, session_id, values, now=now, source="api", reason=reason)
+        except InputError as exc:
+            return _bad(str(exc))
+        body = {"id": session_id, "created": change.created, "changed": change.changed, "learners": change.learners}
+        return JSONResponse(body, status_code=201 if change.created else 200)
+
     # --- health ------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -333,6 +367,7 @@ def create_app(project: Project) -> Starlette:
         ("/p/{token}", choices.preferences, ["GET", "POST"]),
         ("/k/{token}", tracker.confirm, ["GET", "POST"]),
         ("/api/events", tracker.api_event, ["POST"]),
+        ("/api/sessions", tracker.api_session, ["POST"]),
         ("/healthz", tracker.healthz, ["GET"]),
         ("/f/{name}", web_forms.FormRoutes(project, tracker.stores.get).form, ["GET", "POST"]),
     ]

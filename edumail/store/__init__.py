@@ -3,7 +3,7 @@
 One file shared by `run`, `serve` and cron jobs: WAL mode, a busy timeout,
 short write transactions (BEGIN IMMEDIATE). Area modules add their queries
 to `Store` as mixins, one per area: audience, campaigns, contacts, gdpr,
-journeys, locks, outbox, tasks, tracking.
+journeys, locks, outbox, sessions, tasks, tracking.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from edumail.store.journeys import JourneysMixin
 from edumail.store.locks import LocksMixin
 from edumail.store.outbox import OutboxMixin
 from edumail.store.schema import MIGRATIONS
+from edumail.store.sessions import SessionsMixin
 from edumail.store.tasks import TasksMixin
 from edumail.store.tracking import TrackingMixin
 
@@ -40,6 +41,7 @@ class Store(
     JourneysMixin,
     LocksMixin,
     OutboxMixin,
+    SessionsMixin,
     TasksMixin,
     TrackingMixin,
     GdprMixin,
@@ -206,6 +208,8 @@ TIME_COLUMNS = frozenset(
         "confirmed_at",
         "started_at",
         "updated_at",
+        "start_at",
+        "end_at",
     }
 )
 

@@ -245,9 +245,12 @@ class ContactsMixin:
             return found
 
         self.conn.executemany(
-            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine)"
-            " VALUES (?, ?, ?, ?, ?, ?, NULL, 0)",
-            ((contact_id, name, text_of(at), recorded, data_of(data), source) for contact_id, name, at, data in rows),
+            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, NULL, 0, ?)",
+            (
+                (contact_id, name, text_of(at), recorded, data_of(data), source, session_of(data))
+                for contact_id, name, at, data in rows
+            ),
         )
 
     def insert_event(
@@ -262,8 +265,8 @@ class ContactsMixin:
         machine: bool = False,
     ) -> int:
         cursor = self.execute(
-            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 contact_id,
                 name,
@@ -273,6 +276,7 @@ class ContactsMixin:
                 source,
                 mail_id,
                 int(machine),
+                session_of(data),
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -297,3 +301,9 @@ class ContactsMixin:
 
     def add_suppression(self: Store, digest: str, at: datetime, reason: str) -> None:
         self.execute("INSERT OR IGNORE INTO suppressions (hash, at, reason) VALUES (?, ?, ?)", (digest, at, reason))
+
+
+def session_of(data: dict[str, Any]) -> str | None:
+    """The session an event's data names (SPEC 13), kept in its own indexed column."""
+    session = data.get("session")
+    return None if session in (None, "") else str(session)

@@ -225,10 +225,33 @@ UPDATE journeys SET last_step_id = (
 ALTER TABLE sequences_seen ADD COLUMN steps TEXT;            -- JSON [[id, timing], ...] as last run (check compares)
 """
 
+# Training sessions (SPEC 13): the centre's calendar, and which events and journeys hang on a session.
+V3 = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,                       -- the centre's code, e.g. EXCEL-2026-12-LYON
+    formation TEXT NOT NULL DEFAULT '',
+    start_at TEXT NOT NULL,                    -- UTC
+    end_at TEXT NOT NULL,                      -- UTC
+    lieu TEXT NOT NULL DEFAULT '',
+    formateur TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'planned',    -- planned | cancelled
+    fields TEXT NOT NULL DEFAULT '{}',         -- JSON object of custom fields (other columns)
+    cancel_reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX sessions_start ON sessions(start_at);
+ALTER TABLE events ADD COLUMN session_id TEXT;  -- data.session, so a session's events are one index away
+CREATE INDEX events_session ON events(session_id, contact_id, name);
+ALTER TABLE journeys ADD COLUMN session_id TEXT;  -- a session journey: its trigger event named a session
+CREATE INDEX journeys_session ON journeys(session_id, state);
+"""
+
 # (version, SQL script), sorted by version. Versions are reserved per change; the store applies
 # every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
+    (3, V3),
     (6, V6),
 ]
