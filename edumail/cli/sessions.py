@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from edumail import clock, contacts, sessions
+from edumail import clock
 from edumail.cli import app
 from edumail.cli.common import console, current_project, parse_at, parse_pairs
 
@@ -22,6 +21,8 @@ def sessions_import(
     file: Path = typer.Argument(..., help="CSV: id, formation, start, end, lieu, formateur, status, other columns."),
 ) -> None:
     """Create or update sessions from a CSV file (upsert by id); a bad row stops the whole file."""
+    from edumail import sessions
+
     project = current_project()
     report = sessions.import_sessions(project.store(), file, now=clock.now(), tz=project.settings.tz)
     for change in report.changes:
@@ -36,6 +37,8 @@ def sessions_list(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List sessions by start, with their learner count."""
+    from rich.table import Table
+
     project = current_project()
     tz = project.settings.tz
     store = project.store()
@@ -60,6 +63,10 @@ def sessions_show(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a session: its learners, their attendance, mails and evaluations."""
+    from rich.table import Table
+
+    from edumail import sessions
+
     project = current_project()
     tz = project.settings.tz
     store = project.store()
@@ -93,6 +100,8 @@ def sessions_set(
     pairs: list[str] = typer.Argument(None, metavar="FIELD=VALUE...", help="e.g. start=2026-12-14T09:30 lieu=Lyon"),
 ) -> None:
     """Change one session; moving it tells each learner and re-times their mails at the next run."""
+    from edumail import sessions
+
     project = current_project()
     values = parse_pairs(pairs, "FIELD=VALUE (quote a value with a space: start='14/10/2026 09:30')")
     change = sessions.set_fields(project.store(), session_id, values, now=clock.now(), tz=project.settings.tz)
@@ -105,6 +114,8 @@ def sessions_cancel(
     reason: str | None = typer.Option(None, "--reason", help="Why (kept with the session and in the notice)."),
 ) -> None:
     """Cancel a session: each learner gets `session_cancelled` and their session journeys end."""
+    from edumail import sessions
+
     project = current_project()
     change = sessions.cancel(project.store(), session_id, reason=reason, now=clock.now())
     console.print(change.describe(project.settings.tz), soft_wrap=True)
@@ -125,6 +136,8 @@ def _as_json(session: dict[str, Any], tz: Any) -> dict[str, Any]:
 
 
 def _learner_json(entry: dict[str, Any]) -> dict[str, Any]:
+    from edumail import contacts, sessions
+
     evaluation = entry["evaluation"]
     return {
         "email": entry["contact"]["email"],
