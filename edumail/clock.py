@@ -17,14 +17,25 @@ UTC = UTC
 _DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Dates outside these years are refused where they enter (SPEC 10): no stored value can overflow later.
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+MAX_DURATION = timedelta(days=100 * 366)  # a `wait` longer than a century is a typo
+_DATE_LIKE = re.compile(r"^\s*[+-]?\d{4,}-\d{2}-\d{2}([T ]|\s*$)")
+_local_zone: ZoneInfo | timezone = UTC
 
 
-def now() -> datetime:
-    """The current time (aware, UTC): EDUMAIL_NOW when set, else the system clock."""
+def use_zone(tz: ZoneInfo | timezone) -> None:
+    """The project's timezone: EDUMAIL_NOW without an offset is read in it (SPEC 10)."""
+    global _local_zone
+    _local_zone = tz
+
+
+def now(tz: ZoneInfo | timezone | None = None) -> datetime:
+    """The current time (aware, UTC): EDUMAIL_NOW when set (local time without offset), else the system clock."""
     value = os.environ.get("EDUMAIL_NOW")
     if value:
         try:
-            return parse_iso(value, UTC)
+            return parse_iso(value, tz or _local_zone)
         except InputError as exc:
             raise InputError(f"EDUMAIL_NOW: {exc}") from None
     return datetime.now(UTC)
@@ -47,9 +58,27 @@ def parse_iso(value: str, default_tz: ZoneInfo | timezone) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(f"{value!r} is not an ISO 8601 date (expected e.g. 2026-12-01T09:00 or 2026-12-01)") from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise InputError(_out_of_range(value, parsed.year))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_tz)
     return parsed.astimezone(UTC)
+
+
+def _out_of_range(value: object, year: int) -> str:
+    return f"{value!r}: the year {year} is outside {FIRST_YEAR}-{LAST_YEAR}; check the date"
+
+
+def looks_like_date(value: object) -> bool:
+    """True for text that starts like an ISO date (`2026-12-01...`): event data that sequences may compute with."""
+    return isinstance(value, str) and bool(_DATE_LIKE.match(value))
+
+
+def check_date_text(value: str) -> None:
+    """Refuse ISO date text outside the allowed years; other text is left alone."""
+    match = re.match(r"^\s*([+-]?\d{4,})-", value)
+    if match and not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+        raise InputError(_out_of_range(value, int(match.group(1))))
 
 
 def to_db(moment: datetime) -> str:
@@ -74,7 +103,13 @@ def parse_duration(value: object) -> timedelta:
     if not match:
         raise InputError(f"{value!r} is not a duration (expected a number and a unit: 30m, 24h, 7d, 2w)")
     amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        duration = timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        duration = MAX_DURATION * 2
+    if duration > MAX_DURATION:
+        raise InputError(f"{value!r} is longer than a century; check the number")
+    return duration
 
 
 def local(moment: datetime, tz: ZoneInfo | timezone) -> datetime:

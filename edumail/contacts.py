@@ -17,7 +17,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from edumail import events, journeys
+from edumail import eventdata, events, journeys
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -195,6 +195,8 @@ def record_event_for(
     """Record an event by address, creating an unknown contact (consent `unknown`) if needed."""
     if not name or not name.strip():
         raise InputError("an event needs a name")
+    eventdata.check_text(name, "name")
+    eventdata.check(data)
     from edumail import sessions  # noqa: PLC0415 - sessions builds on this module
 
     sessions.check_link(store, name.strip(), data)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from edumail import clock, csvfile, events, import_rules, sessions
+from edumail import clock, csvfile, eventdata, events, import_rules, sessions
 from edumail.contacts import (
     add_tags,
     clean_tags,
@@ -322,7 +322,7 @@ def import_events(
             if not name:
                 raise InputError("empty event name")
             at = clock.parse_iso(values["at"], tz) if values.get("at") else now
-            data = {k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""}
+            data = eventdata.check({k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""})
             sessions.check_link(store, name, data)
         except InputError as exc:
             problems.append(f"{path.name}:{line}: {exc}; row skipped")

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edumail import keys
+from edumail import clock, keys
 from edumail import settings as settings_module
 from edumail.errors import EdumailError
 from edumail.settings import Settings
@@ -72,4 +72,6 @@ def load(given: Path | None = None) -> Project:
     root = project_dir(given).resolve()
     if not root.is_dir():
         raise EdumailError(f"{root}: no such folder (give --project DIR or set EDUMAIL_PROJECT)")
-    return Project(root=root, settings=settings_module.load(root))
+    loaded = settings_module.load(root)
+    clock.use_zone(loaded.tz)
+    return Project(root=root, settings=loaded)

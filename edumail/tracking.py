@@ -30,6 +30,7 @@ from starlette.routing import Route
 from edumail import (
     clock,
     contacts,
+    eventdata,
     events,
     forms,
     recording,
@@ -216,6 +217,8 @@ class Tracker:
             payload = json.loads(body or b"", parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError):
             return _bad('the body is not JSON: send {"email": ..., "name": ..., "at"?: ..., "data"?: {...}}')
+        except RecursionError:
+            return _bad("the JSON is nested too deeply; send flat data values")
         return await run_in_threadpool(self._api_record, payload)
 
     def _authorized(self, request: Request) -> bool:
@@ -262,6 +265,9 @@ class Tracker:
             data = {}
         if not isinstance(data, dict):
             raise InputError("'data' must be a JSON object")
+        eventdata.check_text(email, "email")
+        eventdata.check_text(name, "name")
+        eventdata.check(data)
         at = payload.get("at")
         when = None
         if at is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from edumail import clock
 from edumail.cli import app
 
 SETTINGS = """\
@@ -45,6 +46,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("EDUMAIL_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("EDUMAIL_SECRET", "test-secret-key-not-for-production")
+    clock.use_zone(clock.UTC)  # the last project loaded in this process sets it
 
 
 @pytest.fixture

@@ -448,6 +448,13 @@ def test_api_is_closed_when_no_token_is_set(project_dir: Path, store: Store, now
         (b'{"email": "a@example.org", "name": "email_opened"}', "recorded by edumail"),
         (b"\xff\xfe", "not JSON"),
         (b'{"email": "a@example.org", "name": "x", "data": {"n": NaN}}', "not JSON"),
+        (b'{"email": "a@example.org", "name": "x", "at": "9999-12-31T23:59:59"}', "outside 1900-2199"),
+        (b'{"email": "a@example.org", "name": "x", "at": "0001-01-01T00:00+01:00"}', "outside 1900-2199"),
+        (b'{"email": "a@example.org", "name": "x", "data": {"session_end": "9999-12-31"}}', "data.session_end"),
+        (b'{"email": "a@example.org", "name": "x\\ud800"}', "Unicode"),
+        (b'{"email": "a@example.org", "name": "x", "data": {"n": "\\udc00"}}', "Unicode"),
+        (b'{"email": "a@example.org", "name": "x", "data": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested"),
+        (b'{"email": "a@example.org", "name": "x", "data": {"a": ' + b"[" * 300 + b"]" * 300 + b"}}", "nested"),
     ],
 )
 def test_api_bad_input_is_400_with_a_message(client: TestClient, store: Store, body: bytes, message: str) -> None:
