@@ -82,21 +82,105 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
 
 
+MAX_NODES = 100_000  # values after expanding aliases (*name): far more than any real file, far less than a bomb
+
+
 def loads(text: str, name: str) -> Any:
-    """Parse YAML text; syntax errors become ConfigError at `name:line`."""
+    """Parse YAML text; syntax errors become ConfigError at `name:line`, in words a non-programmer acts on."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, name)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        what = exc.problem or str(exc)
-        raise ConfigError([Problem(name, line, f"not valid YAML: {what}")]) from None
+        line, what = explain(exc, text)
+        raise ConfigError([Problem(name, line, what)]) from None
     except yaml.reader.ReaderError as exc:  # PyYAML gives only an offset into the text: make it a line
         line = text.count("\n", 0, exc.position) + 1
         what = f"character U+{exc.character:04X} is not allowed (a control or special character); remove it"
         raise ConfigError([Problem(name, line, f"not valid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, 0, f"not valid YAML: {exc}")]) from None
+    except RecursionError:
+        what = "nested thousands of levels deep; check the brackets and the indentation"
+        raise ConfigError([Problem(name, 0, what)]) from None
+    finally:
+        loader.dispose()
+
+
+def _check_size(root: yaml.Node, name: str) -> None:
+    """Refuse aliases that expand past MAX_NODES (a "billion laughs" file would hang every command)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 0) for child in children)
+            if sizes[id(node)] > MAX_NODES:
+                line = node.start_mark.line + 1
+                raise ConfigError(
+                    [
+                        Problem(
+                            name,
+                            line,
+                            f"the aliases (*name) here expand to more than {MAX_NODES:,} values; "
+                            "write the values out instead of repeating aliases",
+                        )
+                    ]
+                )
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, str]:
+    """The line and plain words for the mistakes people make in YAML by hand; else PyYAML's words."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 0
+    problem = exc.problem or str(exc)
+    lines = text.splitlines()
+    shown = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "'\\t'" in problem and "cannot start any token" in problem:
+        return line, "a tab is used to indent this line; YAML needs spaces: replace the tab with spaces"
+    if "could not find expected ':'" in problem and exc.context_mark is not None:
+        line = exc.context_mark.line + 1
+        return line, "a ':' is missing after the key on this line (write `key: value`)"
+    if _unquoted_braces(shown):
+        key = shown.split(":", 1)[0].strip() if ":" in shown else "key"
+        return line, f'a value that starts with {{{{ ... }}}} must be in quotes: write {key}: "{{{{ ... }}}} ..."'
+
+    if "mapping values are not allowed here" in problem:
+        return line, (
+            "a ':' here is not expected: put the value in quotes if it contains ': ', "
+            "or check that this line is indented like the lines above"
+        )
+    if problem.startswith(("expected <block end>", "did not find expected key", "did not find expected '-'")):
+        return line, (
+            "this line is not indented like the lines above it: keys at the same level start in the same "
+            "column, and what belongs to a key is indented more (use spaces)"
+        )
+    if "found unexpected end of stream" in problem and exc.context and "quoted" in exc.context:
+        line = exc.context_mark.line + 1 if exc.context_mark else line
+        return line, "a quote opened on this line is never closed; add the closing quote"
+    return line, f"not valid YAML: {problem}"
+
+
+def _unquoted_braces(line: str) -> bool:
+    value = line.split(":", 1)[1].strip() if ":" in line else line.strip().lstrip("- ")
+    return value.startswith("{{") or (value.startswith("{") and "{{" in value)
 
 
 def load(path: Path, name: str | None = None) -> Any:
@@ -108,6 +192,9 @@ def load(path: Path, name: str | None = None) -> Any:
         raise ConfigError([Problem(shown, 0, "file not found")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(shown, 0, f"not UTF-8 text (byte {exc.start}); save it as UTF-8")]) from None
+    except OSError as exc:
+        what = f"cannot read the file ({exc.strerror}); check its permissions"
+        raise ConfigError([Problem(shown, 0, what)]) from None
     return loads(text, shown)
 
 

@@ -106,4 +106,4 @@ def test_smtp_transport_without_smtp_section_is_an_error(tmp_path):
 
 def test_unquoted_jinja_braces_are_a_clear_error(tmp_path):
     found = problems_of(write(tmp_path, "sender: {name: A, email: a@b.fr}\ndatabase: {{ x }}\n"))
-    assert found[0].startswith("edumail.yaml:2:") and "quote a value" in found[0]
+    assert found[0].startswith("edumail.yaml:2:") and "must be in quotes" in found[0]
