@@ -87,8 +87,9 @@ MAX_NODES = 100_000  # values after expanding aliases (*name): far more than any
 
 def loads(text: str, name: str) -> Any:
     """Parse YAML text; syntax errors become ConfigError at `name:line`, in words a non-programmer acts on."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -107,7 +108,8 @@ def loads(text: str, name: str) -> Any:
         what = "nested thousands of levels deep; check the brackets and the indentation"
         raise ConfigError([Problem(name, 0, what)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_size(root: yaml.Node, name: str) -> None:

@@ -46,7 +46,7 @@ def project(project_dir: Path) -> Project:
 
 
 def test_plan_lists_what_will_be_sent_and_when(project: Project, cli) -> None:  # noqa: ANN001
-    result = cli("plan", "--days", "14", now="2026-12-01T12:00")  # UTC: 13:00 in Paris
+    result = cli("plan", "--days", "14", now="2026-12-01T12:00Z")  # UTC: 13:00 in Paris
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Plan from 2026-12-01 13:00 to 2026-12-15 13:00 (Europe/Paris)" in out
@@ -63,7 +63,7 @@ def test_plan_lists_what_will_be_sent_and_when(project: Project, cli) -> None:  
 
 
 def test_plan_json(project: Project, cli) -> None:  # noqa: ANN001
-    result = cli("plan", "--days", "3", "--json", now="2026-12-01T12:00")
+    result = cli("plan", "--days", "3", "--json", now="2026-12-01T12:00Z")
     data = json.loads(result.output)
     assert data["timezone"] == "Europe/Paris"
     first = data["items"][0]
@@ -90,10 +90,10 @@ def test_plan_json(project: Project, cli) -> None:  # noqa: ANN001
 
 def test_plan_only_one_sequence_and_unknown_names(project: Project, cli) -> None:  # noqa: ANN001
     data = json.loads(
-        cli("plan", "--days", "30", "--json", "--sequence", "rappel-session", now="2026-12-01T12:00").output
+        cli("plan", "--days", "30", "--json", "--sequence", "rappel-session", now="2026-12-01T12:00Z").output
     )
     assert {i["sequence"] for i in data["items"]} == {"rappel-session"}
-    result = cli("plan", "--sequence", "rappel-sesion", now="2026-12-01T12:00")
+    result = cli("plan", "--sequence", "rappel-sesion", now="2026-12-01T12:00Z")
     assert result.exit_code == 1 and "no sequence 'rappel-sesion' (did you mean 'rappel-session'?)" in result.output
 
 
@@ -148,5 +148,5 @@ def test_plan_sees_mails_a_sequence_action_will_cause(project_dir: Path) -> None
 
 def test_plan_stops_on_bad_sequences_like_run(project: Project, cli) -> None:  # noqa: ANN001
     write_sequence(project.root, "casse", "trigger: {event: x}\nsteps:\n  - send: nope\n")
-    result = cli("plan", now="2026-12-01T12:00")
+    result = cli("plan", now="2026-12-01T12:00Z")
     assert result.exit_code == 1 and "sequences/casse.yaml:3: unknown template 'nope'" in result.output
