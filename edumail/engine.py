@@ -372,8 +372,8 @@ class Engine(Enrolment, StepRunner):
                 return None, f"at: {step.at.text}: {owner} has no {step.at.field!r}"
             try:
                 base = clock.shift(clock.parse_iso(str(raw), tz), step.at.offset, tz)
-            except InputError:
-                return None, f"at: {step.at.text}: {owner}'s {step.at.field} = {raw!r} is not a date"
+            except InputError as exc:
+                return None, f"at: {step.at.text}: {owner}'s {step.at.field}: {exc}"
         elif step.wait is not None:
             base = clock.shift(last, step.wait, tz)
         else:

@@ -182,7 +182,8 @@ def test_at_field_that_is_not_a_date_skips_with_the_value(project: Project) -> N
         "rappel-session",
         "rappel-session",
         "skipped",
-        "at: event.session_start - 24h: the trigger event's session_start = 'jeudi prochain' is not a date",
+        "at: event.session_start - 24h: the trigger event's session_start: 'jeudi prochain' is not an ISO 8601 date"
+        " (expected e.g. 2026-12-01T09:00 or 2026-12-01)",
     ) in journal(project, ada)
 
 

@@ -52,6 +52,7 @@ def test_a_typo_in_one_file_skips_it_and_its_journeys_wait(root: Path) -> None:
 
 
 def test_a_far_future_date_fails_that_journey_alone(root: Path) -> None:
+    # `wait: 9999999w` is refused when the file loads (a century at most): that sequence is skipped, reported.
     write_sequence(root, "loin", "trigger: {event: x}\nsteps:\n  - send: bienvenue\n  - wait: 9999999w\n    tag: [a]\n")
     write_sequence(root, "fin", "trigger: {event: z}\nsteps:\n  - at: event.session_end + 1d\n    send: bienvenue\n")
     write_sequence(root, "proche", "trigger: {event: y}\nsteps:\n  - send: bienvenue\n")
@@ -59,15 +60,15 @@ def test_a_far_future_date_fails_that_journey_alone(root: Path) -> None:
     run(project, "2026-12-01T08:00")
     ada, bob, eve = (add_contact(project, f"{n}@example.org") for n in ("ada", "bob", "eve"))
     event(project, ada, "x", "2026-12-01T09:00")
+    # Stored before the input check existed (CLI, CSV and API refuse it now): the journey ends alone.
     event(project, eve, "z", "2026-12-01T09:00", session_end="9999-12-31T12:00")
     event(project, bob, "y", "2026-12-01T09:00")
     summary = run(project, "2026-12-01T09:05")
-    assert summary.needs_attention and len(summary.engine.errors) == len(summary.engine.failed) == 2
-    assert all("year 9999" in e for e in summary.engine.errors)
+    assert summary.needs_attention
+    assert any("loin.yaml" in p and "century" in p for p in summary.problems)
     states = {j["sequence"]: (j["state"], j["end_reason"]) for c in (ada, bob, eve) for j in journeys(project, c)}
     assert states["proche"] == ("completed", "all steps done")
-    assert states["loin"][0] == "exited" and "year 9999" in states["loin"][1]
-    assert states["fin"][0] == "exited" and "year 9999" in states["fin"][1]
+    assert "loin" not in states
     assert [m["contact_id"] for m in project.store().rows("SELECT contact_id FROM mails WHERE state = 'queued'")] == [
         bob
     ]
