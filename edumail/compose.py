@@ -104,6 +104,8 @@ class Composer:
             return self._notify(mail, context)
         contact = self._contact(store, mail)
         context = self._campaign_context(store, mail, context)
+        if context.get("session_id"):  # a session journey's mail shows the session as it is now (moved or not)
+            context["session"] = self._session(store, str(context.pop("session_id")))
         if contact.get("id") is not None and topics.has_left(store, int(contact["id"]), context.get("topic")):
             raise Skip(topics.reason_left(str(context["topic"])))
         mail_id = int(mail["id"])
@@ -186,6 +188,14 @@ class Composer:
         if extras["topic"]:
             merged["topic"] = extras["topic"]
         return merged
+
+    def _session(self, store: Store, session_id: str) -> dict[str, Any]:
+        from edumail import sessions
+
+        found = store.session(session_id)
+        if found is None:
+            raise InputError(f"session {session_id!r} no longer exists")
+        return sessions.view(found, self.settings.tz)
 
     def _render(
         self, mail: dict[str, Any], contact: dict[str, Any], context: dict[str, Any], unsubscribe: str, preferences: str

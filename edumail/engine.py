@@ -11,17 +11,19 @@ twice. Every decision is written to journey_log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import clock, contacts, events, journeys, live_edits
+from edumail import clock, contacts, events, journeys, live_edits, sessions
 from edumail.conditions import evaluate
 from edumail.decisions import BATCH, Decision, EngineReport
 from edumail.enrolment import Enrolment
 from edumail.errors import EdumailError, InputError
 from edumail.journeys import JOURNEY
 from edumail.sequences import Sequence, Step
+from edumail.session_journeys import SESSION_EVENTS, SessionJourneys
 from edumail.step import NOTIFY_TEMPLATE, StepRunner, _Facts
 from edumail.store.journeys import moment_text
 
@@ -37,7 +39,7 @@ COMMIT_EVERY = 100  # journeys per transaction: commits cost, a savepoint keeps 
 # --- the engine -------------------------------------------------------------------------------
 
 
-class Engine(Enrolment, StepRunner):
+class Engine(Enrolment, StepRunner, SessionJourneys):
     """Decides and records, for one project and its validated sequences."""
 
     def __init__(
@@ -81,7 +83,7 @@ class Engine(Enrolment, StepRunner):
         """End journeys on their exit_on events and on unsubscribes; note goals reached."""
         exit_names = {n for s in self.sequences.values() for n in s.exit_on}
         goal_names = {s.goal.event for s in self.sequences.values() if s.goal}
-        names = exit_names | goal_names | {events.UNSUBSCRIBED}
+        names = exit_names | goal_names | {events.UNSUBSCRIBED} | SESSION_EVENTS
         upto = self.store.max_event_id()
         stored = self.store.get_meta("engine.exit_cursor")
         after = 0 if self.backfill or stored is None else int(stored)
@@ -100,12 +102,17 @@ class Engine(Enrolment, StepRunner):
 
     def _on_event(self, event: dict[str, Any], now: datetime, report: EngineReport) -> None:
         name, contact_id = event["name"], event["contact_id"]
+        if name in SESSION_EVENTS:
+            self.on_session_event(event, now, report)
         if name == events.UNSUBSCRIBED:
             for journey in self.store.active_journeys_of(contact_id, purpose=events.MARKETING):
                 self._exit(journey, "unsubscribed", now, report)
         for sequence in self.sequences.values():
             if name in sequence.exit_on:
+                scope = sessions.session_id_of(json.loads(event["data"] or "{}"))
                 for journey in self.store.active_journeys_of(contact_id, [sequence.name]):
+                    if scope is not None and journey["session_id"] not in (None, scope):
+                        continue  # another session's event ends only that session's journey
                     if journey["started_at"] <= event["at"] and journey["trigger_event_id"] != event["id"]:
                         self._exit(journey, f"exit_on: {name}", now, report)
             goal = sequence.goal
@@ -365,8 +372,7 @@ class Engine(Enrolment, StepRunner):
         if step.at is not None and step.at.moment is not None:
             base = step.at.moment  # a literal `at: 2026-12-01T09:00`
         elif step.at is not None:
-            source = self._event_data(journey) if step.at.source == "event" else contacts.template_view(contact, [])
-            owner = "the trigger event" if step.at.source == "event" else "the contact"
+            source, owner = self._at_source(step.at.source, journey, contact, tz)
             raw = source.get(step.at.field)
             if raw is None or str(raw).strip() == "":
                 return None, f"at: {step.at.text}: {owner} has no {step.at.field!r}"
@@ -384,6 +390,16 @@ class Engine(Enrolment, StepRunner):
         if window is not None and sequence.purpose == events.MARKETING and step.template is not None:
             base = window.next_opening(base, tz)
         return base, ""
+
+    def _at_source(
+        self, source: str, journey: dict[str, Any], contact: dict[str, Any], tz: Any
+    ) -> tuple[dict[str, Any], str]:
+        """What an `at:` reads (event data, contact fields or the session), and how to name it in a reason."""
+        if source == "event":
+            return self._event_data(journey), "the trigger event"
+        if source == "session":
+            return self.session_view(journey, tz), "the session"
+        return contacts.template_view(contact, []), "the contact"
 
     def contact_tz(self, contact: dict[str, Any]) -> Any:
         name = contact.get("timezone")

@@ -77,10 +77,24 @@ class Enrolment:
                     data = json.loads(event["data"] or "{}")
                     contact = people.get(event["contact_id"])
                     if sequence.enabled and contact is not None and trigger.accepts(data):
+                        session_id, may = self.enrolling_session(sequence, data)
+                        if not may:
+                            continue  # the session is cancelled: only its notice may start
                         key = f"event:{event['id']}" if sequence.reenter else "event"
+                        if session_id is not None and not sequence.reenter:
+                            key = f"session:{session_id}"  # one journey per contact, sequence and session
                         started = event["at"]
                         self._enter(
-                            sequence, contact, tags[contact["id"]], key, event["id"], started, now, report, data
+                            sequence,
+                            contact,
+                            tags[contact["id"]],
+                            key,
+                            event["id"],
+                            started,
+                            now,
+                            report,
+                            data,
+                            session_id=session_id,
                         )
                 self.store.set_sequence_cursor(sequence.name, batch[-1]["id"])
             after = batch[-1]["id"]
@@ -211,6 +225,7 @@ class Enrolment:
         now: datetime,
         report: EngineReport,
         data: dict[str, Any],
+        session_id: str | None = None,
     ) -> None:
         """One contact enters one sequence, if it may (in the caller's transaction)."""
         refusal = contacts.may_receive(contact, sequence.purpose)
@@ -218,7 +233,9 @@ class Enrolment:
             return  # they get no mail of this purpose at all: no journey to record
         if not sequence.audience.matches(contact["stage"], tags, contact_fields(contact)):
             return
-        journey_id = self.store.insert_journey(sequence.name, contact["id"], key, event_id, started, sequence.purpose)
+        journey_id = self.store.insert_journey(
+            sequence.name, contact["id"], key, event_id, started, sequence.purpose, session_id
+        )
         if journey_id is None:
             return
         self.store.log_step(journey_id, JOURNEY, now, "entered", f"trigger: {sequence.trigger.describe()}")
@@ -232,6 +249,7 @@ class Enrolment:
             "sequence": sequence.name,
             "contact_id": contact["id"],
             "trigger_event_id": event_id,
+            "session_id": session_id,
             "started_at": started,
             "last_step_id": None,
             "last_step_at": started,

@@ -39,7 +39,7 @@ class AtExpr:
     """`at:` of a step: a date in the trigger event's data or a contact field, plus or minus a duration,
     or a literal time (`at: 2026-12-01T09:00`, in the project timezone)."""
 
-    source: str  # "event", "contact" or "literal"
+    source: str  # "event", "contact", "session" or "literal"
     field: str
     offset: timedelta
     text: str

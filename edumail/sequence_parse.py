@@ -22,7 +22,7 @@ from edumail.sequence_model import (
     Trigger,
 )
 
-_AT = re.compile(r"^\s*(event|contact)\.([A-Za-z_]\w*)\s*(?:([+-])\s*(.+?))?\s*$")
+_AT = re.compile(r"^\s*(event|contact|session)\.([A-Za-z_]\w*)\s*(?:([+-])\s*(.+?))?\s*$")
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -357,8 +357,8 @@ def _at(value: Any, file: str, line: int, problems: list[Problem], tz: Any = Non
             Problem(
                 file,
                 line,
-                f"at: expected a time such as 2026-12-01T09:00, or event.FIELD or contact.FIELD optionally "
-                f"+/- a duration (e.g. event.session_start - 24h), got {value!r}",
+                f"at: expected a time such as 2026-12-01T09:00, or event.FIELD, contact.FIELD or session.FIELD "
+                f"optionally +/- a duration (e.g. event.session_start - 24h), got {value!r}",
             )
         )
         return None

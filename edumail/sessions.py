@@ -271,6 +271,12 @@ def require(store: Store, session_id: str) -> dict[str, Any]:
     return found
 
 
+def session_id_of(data: dict[str, Any]) -> str | None:
+    """The session an event's data names, or None."""
+    found = data.get("session")
+    return None if found is None or str(found).strip() == "" else str(found).strip()
+
+
 def check_link(store: Store, name: str, data: dict[str, Any]) -> None:
     """An event naming a session must name a known one; attendance and evaluations must name one."""
     linked = data.get("session")

@@ -14,6 +14,7 @@ from edumail import audience, contacts, events, staff_alert, topics
 from edumail.decisions import ALWAYS_EXIT, EXITED_MARKETING, Decision, EngineReport, contact_fields, show_delta
 from edumail.message import new_message_id
 from edumail.sequences import Sequence, Step
+from edumail.session_journeys import SESSION_CANCELLED
 
 if TYPE_CHECKING:
     from edumail.engine import Engine
@@ -60,7 +61,11 @@ class _Facts:
 
     def had_event(self, names: tuple[str, ...]) -> bool:
         found = self.store.contact_had_event(
-            self.contact_id, list(names), self.journey["started_at"], self.journey.get("trigger_event_id")
+            self.contact_id,
+            list(names),
+            self.journey["started_at"],
+            self.journey.get("trigger_event_id"),
+            self.journey.get("session_id"),
         )
         return found is not None
 
@@ -73,9 +78,15 @@ class StepRunner:
         refusal = contacts.may_receive(contact, sequence.purpose)
         if refusal in ALWAYS_EXIT or refusal in EXITED_MARKETING:
             return refusal
+        if journey.get("session_id") and self.session_cancelled(sequence, journey):
+            return SESSION_CANCELLED
         if sequence.exit_on:
             found = self.store.contact_had_event(
-                contact["id"], list(sequence.exit_on), journey["started_at"], journey.get("trigger_event_id")
+                contact["id"],
+                list(sequence.exit_on),
+                journey["started_at"],
+                journey.get("trigger_event_id"),
+                journey.get("session_id"),
             )
             if found:
                 return f"exit_on: {found}"
@@ -177,6 +188,8 @@ class StepRunner:
 
     def _mail_context(self: Engine, run: _StepRun) -> dict[str, Any]:
         context: dict[str, Any] = {"event": self._event_data(run.journey)}
+        if run.journey.get("session_id"):  # read fresh when the mail is composed: a moved session shows its new date
+            context["session_id"] = run.journey["session_id"]
         if run.sequence.topic:  # the unsubscribe page offers to leave only this topic
             context["topic"] = run.sequence.topic
         return context

@@ -114,14 +114,38 @@ class JourneysMixin:
         return found
 
     def contact_had_event(
-        self: Store, contact_id: int, names: Sequence[str], since: datetime, exclude_id: int | None
+        self: Store,
+        contact_id: int,
+        names: Sequence[str],
+        since: datetime,
+        exclude_id: int | None,
+        session_id: str | None = None,
     ) -> str | None:
-        """The first of these events the contact had at or after `since` (not the excluded one), or None."""
+        """The first of these events the contact had at or after `since` (not the excluded one), or None.
+
+        With a session (a session journey): only that session's events and those naming no session.
+        """
+        scope = " AND (session_id IS NULL OR session_id = ?)" if session_id is not None else ""
         return self.scalar(
             f"SELECT name FROM events WHERE contact_id = ? AND name IN ({_marks(names)}) AND at >= ?"
-            " AND id IS NOT ? ORDER BY at LIMIT 1",
-            [contact_id, *names, since, exclude_id],
+            f" AND id IS NOT ?{scope} ORDER BY at LIMIT 1",
+            [contact_id, *names, since, exclude_id, *([session_id] if session_id is not None else [])],
         )
+
+    def active_session_journeys(self: Store, contact_id: int, session_id: str) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT * FROM journeys WHERE contact_id = ? AND session_id = ? AND state = 'active' ORDER BY id",
+            (contact_id, session_id),
+        )
+
+    def queued_journey_mails(self: Store, journey_id: int) -> list[dict[str, Any]]:
+        return self.rows(
+            "SELECT id, step_id, not_before FROM mails WHERE journey_id = ? AND state = 'queued' ORDER BY id",
+            (journey_id,),
+        )
+
+    def retime_mail(self: Store, mail_id: int, not_before: datetime) -> None:
+        self.execute("UPDATE mails SET not_before = ? WHERE id = ? AND state = 'queued'", (not_before, mail_id))
 
     def step_mail_id(self: Store, journey_id: int, step_id: str) -> int | None:
         return self.scalar("SELECT id FROM mails WHERE journey_id = ? AND step_id = ?", (journey_id, step_id))
@@ -229,12 +253,13 @@ class JourneysMixin:
         trigger_event_id: int | None,
         started_at: datetime,
         purpose: str,
+        session_id: str | None = None,
     ) -> int | None:
         """A new active journey; None when this (sequence, contact, trigger) already has one."""
         cursor = self.execute(
             "INSERT OR IGNORE INTO journeys (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at,"
-            " last_step_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at, started_at),
+            " last_step_at, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sequence, contact_id, trigger_key, trigger_event_id, purpose, started_at, started_at, session_id),
         )
         return int(cursor.lastrowid or 0) if cursor.rowcount else None
 
