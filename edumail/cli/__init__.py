@@ -24,6 +24,7 @@ _ORDER = (
     "event",
     "events",
     "sessions",
+    "audit",
     "preview",
     "run",
     "plan",

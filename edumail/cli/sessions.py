@@ -157,3 +157,63 @@ def _learner_json(entry: dict[str, Any]) -> dict[str, Any]:
             for m in entry["mails"]
         ],
     }
+
+
+@app.command()
+def audit(
+    session_id: str | None = typer.Option(None, "--session", help="One session's proof."),
+    email: str | None = typer.Option(None, "--contact", help="One learner's proof, every session."),
+    since: str | None = typer.Option(None, "--from", help="A period: the sessions starting from this time (ISO)."),
+    until: str | None = typer.Option(None, "--until", help="...and before this time (ISO)."),
+    out: Path | None = typer.Option(None, "--out", help="Write audit.html and audit.csv in this folder."),
+) -> None:
+    """The Qualiopi proof: mails sent, delivered, read, and evaluations, per session and learner."""
+    from rich.table import Table
+
+    from edumail import audit as audit_module
+
+    project = current_project()
+    tz = project.settings.tz
+    found = audit_module.build(
+        project.store(),
+        session_id=session_id,
+        email=email,
+        since=parse_at(since, project, "--from") if since else None,
+        until=parse_at(until, project, "--until") if until else None,
+        tz=tz,
+    )
+    if out is not None:
+        paths = audit_module.write(found, out, tz, project.settings.sender.name, clock.now())
+        console.print(f"{len(found.sessions)} session(s): " + ", ".join(str(p) for p in paths), soft_wrap=True)
+        return
+    table = Table("session", "formation", "start", "status", "learners", "mails sent", "evaluations", "rate", "mean")
+    for proof in found.sessions:
+        rates = found.rates([proof])
+        sent = sum(1 for lp in proof.learners for m in lp.mails if m.state == "sent")
+        s = proof.session
+        table.add_row(
+            s["id"],
+            s["formation"],
+            clock.show(s["start"], tz),
+            s["status"],
+            str(len(proof.learners)),
+            str(sent),
+            f"{rates['respondents']}/{rates['expected']}",
+            _rate(rates["rate"]),
+            _mean(rates["mean_note"]),
+        )
+    console.print(table)
+    total = found.rates()
+    console.print(
+        f"{found.scope}: {len(found.sessions)} session(s), evaluations {total['respondents']}/{total['expected']}"
+        f" ({_rate(total['rate'])}), mean note {_mean(total['mean_note'])}; --out DIR writes audit.html and audit.csv",
+        soft_wrap=True,
+    )
+
+
+def _rate(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.0%}"
+
+
+def _mean(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

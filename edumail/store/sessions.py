@@ -51,7 +51,7 @@ class SessionsMixin:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(f"SELECT * FROM sessions WHERE id IN ({marks})", chunk):
+            for row in self.query(f"SELECT * FROM sessions WHERE id IN ({marks})", chunk):
                 found[row["id"]] = _session(row) or {}
         return found
 
@@ -144,3 +144,16 @@ class SessionsMixin:
             " ORDER BY m.queued_at, m.id",
             (session_id,),
         )
+
+    def mail_events(self: Store, mail_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Events attached to these mails (sent, opened, clicked, bounced, delivered...), by mail, in time order."""
+        wanted = sorted(set(mail_ids))
+        found: dict[int, list[dict[str, Any]]] = {i: [] for i in wanted}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.query(
+                f"SELECT mail_id, name, at, machine, data FROM events WHERE mail_id IN ({marks}) ORDER BY at, id", chunk
+            ):
+                found[row["mail_id"]].append(row)
+        return found
