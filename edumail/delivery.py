@@ -318,7 +318,8 @@ class _Run:
             age = self.now - mail["queued_at"]
             if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
                 with _WRITE:
-                    store.defer_mail(mail_id, self.now + BACKOFF[attempts - 1], reason)
+                    wait = max(BACKOFF[attempts - 1], timedelta(seconds=failure.retry_after or 0))
+                    store.defer_mail(mail_id, self.now + wait, reason)
                 self._count("deferred", reason)
                 self._in_a_row(
                     TEMPORARY,

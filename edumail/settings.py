@@ -129,6 +129,22 @@ class Imap:
 
 
 @dataclass(frozen=True)
+class Provider:
+    """`provider:` for transport brevo / mailjet / ses / postmark (SPEC 18); secrets come from the environment."""
+
+    key_env: str
+    secret_env: str | None = None
+    region: str | None = None
+    base_url: str | None = None  # replaces the provider's API address (regional endpoint, local test server)
+    webhook_secret_env: str | None = None
+    concurrency: int = 4
+    rate_per_minute: int = 0
+
+
+PROVIDERS = ("brevo", "mailjet", "ses", "postmark")
+
+
+@dataclass(frozen=True)
 class Settings:
     sender: Sender
     transport: str = "file"
@@ -142,6 +158,7 @@ class Settings:
     api: Api = field(default_factory=Api)
     dkim: Dkim | None = None
     imap: Imap | None = None
+    provider: Provider | None = None
     topics: dict[str, str] = field(default_factory=dict)  # name -> label (SPEC 17)
 
     @property
@@ -298,9 +315,15 @@ _SECTIONS: dict[str, tuple[type, dict[str, Check], set[str]]] = {
         },
         {"host"},
     ),
+    "provider": (
+        Provider,
+        {"key_env": _str, "secret_env": _optional_str, "region": _optional_str, "base_url": _url}
+        | {"webhook_secret_env": _optional_str, "concurrency": _int(1, 64), "rate_per_minute": _int(0)},
+        {"key_env"},
+    ),
 }
 _SCALARS: dict[str, Check] = {
-    "transport": _choice("file", "smtp"),
+    "transport": _choice("file", "smtp", *PROVIDERS),
     "database": _str,
     "timezone": _timezone,
     "locale": _locale,
@@ -403,12 +426,15 @@ def parse(data: Any, problems: list[Problem]) -> Settings | None:
     if problems:
         return None
     settings = Settings(**values)
-    if settings.transport == "smtp" and "smtp" not in data:
+    needs = {"smtp": ("smtp", "host, port, ...")} | {
+        p: ("provider", "key_env: the variable holding the API key, webhook_secret_env, ...") for p in PROVIDERS
+    }
+    if settings.transport in needs and needs[settings.transport][0] not in data:
+        section, keys = needs[settings.transport]
+        line = data.line_of("transport") if isinstance(data, yamlfile.YDict) else 0
         problems.append(
             Problem(
-                SETTINGS_FILE,
-                data.line_of("transport") if isinstance(data, yamlfile.YDict) else 0,
-                "transport is smtp but there is no smtp: section (host, port, ...)",
+                SETTINGS_FILE, line, f"transport is {settings.transport} but there is no {section}: section ({keys})"
             )
         )
         return None
@@ -418,7 +444,7 @@ def parse(data: Any, problems: list[Problem]) -> Settings | None:
 def _section(name: str, raw: Any, parent: Any, problems: list[Problem]) -> Any:
     cls, checks, required = _SECTIONS[name]
     file, line = _where(parent, name, "")
-    if raw is None and name in ("send_window", "dkim", "imap"):
+    if raw is None and name in ("send_window", "dkim", "imap", "provider"):
         return None
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, f"{name}: expected a mapping with keys {', '.join(checks)}"))

@@ -27,6 +27,7 @@ ADVISORIES = {
     "pyyaml": ("6.0.1", "arbitrary code execution in full_load: CVE-2020-14343"),
     "babel": ("2.14", "locale path traversal: CVE-2021-42771"),
     "httpx": ("0.27", "URL parsing: CVE-2021-41945"),
+    "cryptography": ("44.0.1", "PKCS12 NULL dereference CVE-2024-26130, bundled OpenSSL CVE-2024-12797"),
     "aiosmtpd": ("1.4.6", "SMTP smuggling CVE-2024-27305, STARTTLS injection CVE-2024-34083"),
 }
 

@@ -10,6 +10,8 @@ worker thread and reuses it for many mails.
 
 - `file`: outbox/new/*.eml, a Maildir-style folder a person can open (default).
 - `smtp`: smtplib, starttls / ssl / none, login from `smtp.password_env`.
+- `brevo`, `mailjet`, `postmark`: the providers' JSON APIs through httpx
+  (http_api.py holds what they share); `ses`: Amazon SES v2 through boto3.
 - `memory`: keeps envelopes in a list, with optional fault injection (tests).
 """
 
@@ -29,6 +31,8 @@ PERMANENT = "permanent"  # other 5xx: this mail failed, never retry it by itself
 POLICY = "policy"  # 5.7.x: reputation/policy: stop the whole run
 AUTH = "auth"  # login refused, TLS impossible: stop the whole run
 UNREACHABLE = "unreachable"  # cannot connect at all: stop the run, nothing was tried
+
+PROVIDER_MODULES = ("brevo", "mailjet", "ses", "postmark")  # edumail/transport/NAME.py, each with make(Provider)
 
 STOPS_RUN = frozenset({POLICY, AUTH, UNREACHABLE})
 
@@ -56,6 +60,7 @@ class SendFailure(Exception):
         self.kind = kind
         self.code = code
         self.status = status
+        self.retry_after: float | None = None  # seconds the server asked us to wait (HTTP 429 Retry-After)
 
     @property
     def stops_run(self) -> bool:
@@ -113,6 +118,13 @@ def classify(code: int, text: str, *, stage: str = "rcpt") -> str:
 
 def make(project: Project) -> Transport:
     """The transport named by the project's settings."""
+    settings = project.settings
+    if settings.transport in PROVIDER_MODULES and settings.provider is not None:
+        import importlib
+
+        module = importlib.import_module(f"edumail.transport.{settings.transport}")
+        transport: Transport = module.make(settings.provider)
+        return transport
     if project.settings.transport == "smtp":
         from edumail.transport.smtp import SmtpTransport
 
