@@ -101,7 +101,7 @@ def test_check_prints_file_line_messages(cli, project_dir):
     (project_dir / "edumail.yaml").write_text("sender:\n  name: A\n  email: a@b.fr\ntransport: pigeon\n")
     result = cli("check")
     assert result.exit_code == 1
-    assert "edumail.yaml:4: transport: expected one of file, smtp, got 'pigeon'" in result.output
+    assert "edumail.yaml:4: transport: expected one of file, smtp, brevo, mailjet, ses, postmark, got 'pigeon'" in result.output
 
 
 def test_a_command_outside_a_project_says_what_to_do(tmp_path):
