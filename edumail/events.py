@@ -5,6 +5,8 @@ EMAIL_OPENED = "email_opened"
 EMAIL_CLICKED = "email_clicked"
 UNSUBSCRIBED = "unsubscribed"
 BOUNCED = "bounced"
+EMAIL_DELIVERED = "email_delivered"  # a provider says the recipient's server accepted it (SPEC 18)
+COMPLAINED = "complained"  # a spam report (SPEC 18)
 REPLIED = "replied"
 TAG_ADDED = "tag_added"
 TAG_REMOVED = "tag_removed"
@@ -19,6 +21,8 @@ BUILTIN = frozenset(
         EMAIL_CLICKED,
         UNSUBSCRIBED,
         BOUNCED,
+        EMAIL_DELIVERED,
+        COMPLAINED,
         REPLIED,
         TAG_ADDED,
         TAG_REMOVED,

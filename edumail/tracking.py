@@ -45,6 +45,7 @@ from edumail.errors import EdumailError, InputError
 from edumail.http_limits import MAX_BODY, BodyLimit, BodyTooLarge, too_large
 from edumail.project import Project
 from edumail.store import Store
+from edumail.web_providers import ProviderWebhooks
 
 log = logging.getLogger("edumail.tracking")
 
@@ -365,6 +366,7 @@ def create_app(project: Project) -> Starlette:
     """The tracking server's ASGI app for `project` (reads the key and API token now)."""
     tracker = Tracker(project)
     choices = web_preferences.PreferenceRoutes(project, tracker.stores.get, tracker.keys)
+    provider_webhooks = ProviderWebhooks(project, tracker.stores.get)
     Handler = Callable[[Request], Awaitable[Response]]
     routes: list[tuple[str, Handler, list[str]]] = [
         ("/o/{token}", tracker.open_pixel, ["GET"]),
@@ -375,6 +377,7 @@ def create_app(project: Project) -> Starlette:
         ("/api/events", tracker.api_event, ["POST"]),
         ("/api/sessions", tracker.api_session, ["POST"]),
         ("/healthz", tracker.healthz, ["GET"]),
+        ("/webhooks/{provider}/{secret}", provider_webhooks.receive, ["POST"]),
         ("/f/{name}", web_forms.FormRoutes(project, tracker.stores.get).form, ["GET", "POST"]),
     ]
 
@@ -394,4 +397,5 @@ def create_app(project: Project) -> Starlette:
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.state.tracker = tracker
+    app.state.provider_webhooks = provider_webhooks
     return app

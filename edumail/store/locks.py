@@ -23,12 +23,12 @@ class LocksMixin:
                 "INSERT OR IGNORE INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?)",
                 (name, owner, now, expires),
             )
-            holder = (self.row("SELECT * FROM locks WHERE name = ?", (name,)))
+            holder = self.row("SELECT * FROM locks WHERE name = ?", (name,))
         assert holder is not None
         return holder
 
     def lock_holder(self: Store, name: str) -> dict[str, Any] | None:
-        return (self.row("SELECT * FROM locks WHERE name = ?", (name,)))
+        return self.row("SELECT * FROM locks WHERE name = ?", (name,))
 
     def renew_lock(self: Store, name: str, owner: str, expires: datetime) -> bool:
         with self.transaction():
