@@ -21,7 +21,8 @@ from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
 from tracking_support import contact, sent_mail
 
-from edumail import events, project as project_module, sns, tracking
+from edumail import events, sns, tracking
+from edumail import project as project_module
 
 DATA = Path(__file__).parent / "data" / "webhooks"
 HOOK = "whsec-test-0123456789"
@@ -99,7 +100,8 @@ class Hooks:
 
     def events(self, name: str | None = None) -> list[dict]:
         rows = self.store.rows(
-            "SELECT * FROM events WHERE contact_id = ? AND source LIKE '% webhook' AND name != 'consent_changed' ORDER BY id",
+            "SELECT * FROM events WHERE contact_id = ? AND source LIKE '% webhook'"
+            " AND name != 'consent_changed' ORDER BY id",
             (self.contact_id,),
         )
         return [dict(r, data=json.loads(r["data"])) for r in rows if name is None or r["name"] == name]
