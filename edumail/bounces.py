@@ -13,7 +13,7 @@ import email.errors
 import hashlib
 import mailbox
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
@@ -25,6 +25,7 @@ from typing import Any
 from edumail import clock, events
 from edumail import contacts as contacts_module
 from edumail.errors import InputError
+from edumail.settings import Imap
 from edumail.store import Store
 
 SOURCE = "bounces import"
@@ -301,9 +302,21 @@ class BounceReport:
 
 def import_bounces(store: Store, path: Path, now: datetime) -> BounceReport:
     """Record the bounces of a mailbox; the whole file is read and checked before anything is recorded."""
+    return record_messages(store, read_mailbox(path), now)
+
+
+def fetch_bounces(store: Store, settings: Imap | None, now: datetime) -> BounceReport:
+    """`bounces fetch`: the DSNs of the IMAP folder of the `imap:` settings, recorded as `bounces import` does."""
+    from edumail import replies
+
+    return record_messages(store, replies.fetch_messages(settings), now)
+
+
+def record_messages(store: Store, messages: Iterable[tuple[str, bytes]], now: datetime) -> BounceReport:
+    """Every message is read and checked before anything is recorded; one transaction per DSN."""
     report = BounceReport()
     found: list[Dsn] = []
-    for label, raw in read_mailbox(path):
+    for label, raw in messages:
         report.messages += 1
         dsn = parse_dsn(parse_message(raw, label), raw, label, now)
         if dsn is None:

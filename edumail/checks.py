@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edumail import forms, live_edits, render, render_check, segments, sequences, trigger_data
+from edumail import forms, live_edits, provider_check, render, render_check, segments, sequences, trigger_data
 from edumail import project as project_module
 from edumail.errors import ConfigError, Problem
 
@@ -30,6 +30,7 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
         return list(exc.problems), {}
     counts = {"settings": 1}
     problems: list[Problem] = []
+    problems.extend(provider_check.problems(project))
     problems.extend(segments.check(project))
     if segments.files(project):
         counts["segments"] = len(segments.files(project))
@@ -53,7 +54,7 @@ def warnings(given: Path | None) -> list[str]:
         project = project_module.load(given)
     except ConfigError:
         return []  # already reported as problems
-    found: list[str] = []
+    found: list[str] = provider_check.warnings(project)
     base = project.settings.tracking.base_url
     if base and not base.lower().startswith("https://"):
         found.append(

@@ -194,6 +194,29 @@ def fetch_replies(store: Store, settings: Imap | None, now: datetime, keys: list
         _logout(conn)
 
 
+def fetch_messages(settings: Imap | None) -> list[tuple[str, bytes]]:
+    """Every message of the `imap:` folder, whole, as (label, raw bytes); flags untouched (`bounces fetch`)."""
+    imap = _require_settings(settings)
+    conn = _connect(imap)
+    try:
+        _login(conn, imap)
+        _select(conn, imap)
+        status, data = conn.uid("SEARCH", "ALL")
+        if status != "OK":
+            raise EdumailError(f"{_where(imap)}: SEARCH failed in {imap.folder!r} ({_text(data)})")
+        found = []
+        for uid in (data[0] or b"").split():
+            status, items = conn.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
+            if status != "OK":
+                raise EdumailError(f"{_where(imap)}: FETCH failed in {imap.folder!r} ({_text(items)})")
+            for item in items:
+                if isinstance(item, tuple) and len(item) == 2:
+                    found.append((f"{imap.host} {imap.folder} uid {uid.decode()}", bytes(item[1])))
+        return found
+    finally:
+        _logout(conn)
+
+
 def _require_settings(settings: Imap | None) -> Imap:
     if settings is None:
         raise EdumailError("no imap: section in edumail.yaml (host, port, security, username, password_env, folder)")

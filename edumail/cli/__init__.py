@@ -35,6 +35,7 @@ _ORDER = (
     "stats",
     "bounces",
     "inbox",
+    "providers",
     "purge",
     "secret",
 )
@@ -94,6 +95,7 @@ from edumail.cli import gdpr as _gdpr  # noqa: E402,F401
 from edumail.cli import hygiene as _hygiene  # noqa: E402,F401
 from edumail.cli import preview as _preview  # noqa: E402,F401
 from edumail.cli import project as _project  # noqa: E402,F401
+from edumail.cli import providers as _providers  # noqa: E402,F401
 from edumail.cli import sessions as _sessions  # noqa: E402,F401
 from edumail.cli import tracking as _tracking  # noqa: E402,F401
 
