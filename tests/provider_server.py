@@ -34,6 +34,7 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    stall: bool = False  # send the status line and part of the body, then hang (a crash test kills the client)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class ProviderServer:
     script: list[Reply] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, seen: Seen) -> Reply:
         self.seen.append(seen)
@@ -64,9 +67,13 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-type", "application/json")
             for name, value in reply.headers.items():
                 self.send_header(name, value)
-            self.send_header("content-length", str(len(data)))
+            self.send_header("content-length", str(len(data) + (64 if reply.stall else 0)))
             self.end_headers()
             self.wfile.write(data)
+            if reply.stall:
+                self.wfile.flush()
+                server.stalled.set()
+                server.release.wait(30)
 
         do_GET = do_POST = _any
 
@@ -86,5 +93,6 @@ def provider_server() -> Iterator[ProviderServer]:
     try:
         yield server
     finally:
+        server.release.set()
         httpd.shutdown()
         httpd.server_close()
