@@ -69,12 +69,4 @@ def test(project: Project) -> str:
     """One authenticated call that sends nothing; raises SendFailure when the key does not work."""
     from edumail import transport
 
-    made = transport.make(project)
-    tester = getattr(made, "test", None)
-    if tester is None:
-        from edumail.errors import InputError
-
-        raise InputError(
-            f"transport is {project.settings.transport}: `providers test` is for brevo, mailjet, ses, postmark"
-        )
-    return str(tester())
+    return transport.make_provider(project).test()

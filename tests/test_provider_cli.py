@@ -95,3 +95,9 @@ def test_bounces_fetch_reads_dsns_over_imap(cli, imap_server):
     assert event["data"]["status"] == "5.1.1"
     again = cli("bounces", "fetch", now="2026-11-20T10:00:00+00:00", env=env)
     assert "1 already imported" in again.output and len(bounced_events(cli, contact_id)) == 1
+
+
+def test_providers_test_on_the_file_transport_is_one_clear_line(cli):
+    result = cli("providers", "test")
+    assert result.exit_code == 1
+    assert "this is for transport brevo, mailjet, ses or postmark" in result.output

@@ -297,3 +297,12 @@ def test_ses_rejections_map_to_outcomes(tmp_path, provider_server, monkeypatch):
     assert report.stopped and "verify the sender identity" in report.stopped
     assert states(project).get("queued") == 1
     assert json.dumps(report.stopped).find(SECRET) == -1
+
+
+def test_an_unset_key_during_delivery_stops_the_run_and_keeps_the_mails(tmp_path, provider_server, monkeypatch):
+    project = provider_project(tmp_path, provider_server, "mailjet", monkeypatch)
+    monkeypatch.delenv("PROVIDER_SECRET")
+    queue(project, add_contacts(project, 2))
+    report = deliver(project, now=NOW)
+    assert report.stopped and "PROVIDER_SECRET is not set" in report.stopped
+    assert states(project).get("queued") == 2 and provider_server.seen == []

@@ -116,15 +116,33 @@ def classify(code: int, text: str, *, stage: str = "rcpt") -> str:
     return TEMPORARY
 
 
+class ProviderTransport(Transport, Protocol):
+    def test(self) -> str:
+        """One authenticated call that sends nothing: a sentence saying the key works, else SendFailure."""
+
+
+def make_provider(project: Project) -> ProviderTransport:
+    """The brevo / mailjet / ses / postmark transport of the settings (edumail/transport/NAME.py)."""
+    import importlib
+
+    settings = project.settings
+    if settings.transport not in PROVIDER_MODULES or settings.provider is None:
+        from edumail.errors import InputError
+
+        raise InputError(
+            f"transport is {settings.transport}: this is for transport brevo, mailjet, ses or postmark "
+            "with a provider: section"
+        )
+    module = importlib.import_module(f"edumail.transport.{settings.transport}")
+    made: ProviderTransport = module.make(settings.provider)
+    return made
+
+
 def make(project: Project) -> Transport:
     """The transport named by the project's settings."""
     settings = project.settings
     if settings.transport in PROVIDER_MODULES and settings.provider is not None:
-        import importlib
-
-        module = importlib.import_module(f"edumail.transport.{settings.transport}")
-        transport: Transport = module.make(settings.provider)
-        return transport
+        return make_provider(project)
     if project.settings.transport == "smtp":
         from edumail.transport.smtp import SmtpTransport
 
@@ -144,8 +162,10 @@ __all__ = [
     "Connection",
     "Envelope",
     "SendFailure",
+    "ProviderTransport",
     "Transport",
     "classify",
     "enhanced_status",
     "make",
+    "make_provider",
 ]

@@ -133,7 +133,13 @@ class ApiConnection:
 
     def __init__(self, api: Any):
         self.api = api
-        self.client = httpx.Client(timeout=TIMEOUT, headers=api.auth_headers(), auth=api.auth())
+        self._client: httpx.Client | None = None  # opened on the first send, like an SMTP connection
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=TIMEOUT, headers=self.api.auth_headers(), auth=self.api.auth())
+        return self._client
 
     def send(self, envelope: Envelope) -> None:
         mail = parts(envelope)
@@ -165,8 +171,10 @@ class ApiConnection:
         raise failure
 
     def close(self) -> None:
+        if self._client is None:
+            return
         try:
-            self.client.close()
+            self._client.close()
         except Exception:  # noqa: BLE001 - closing: nothing to do about it
             pass
 

@@ -47,7 +47,13 @@ def _boto3() -> Any:
 class SesConnection:
     def __init__(self, transport: SesTransport):
         self.transport = transport
-        self.client = transport.client()
+        self._client: Any = None  # made on the first send (boto3 import, keys), like an SMTP connection
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.transport.client()
+        return self._client
 
     def send(self, envelope: Envelope) -> None:
         tag = f"edumail-{envelope.mail_id}" if envelope.mail_id is not None else "edumail"
@@ -60,8 +66,10 @@ class SesConnection:
         )
 
     def close(self) -> None:
+        if self._client is None:
+            return
         try:
-            self.client.close()
+            self._client.close()
         except Exception:  # noqa: BLE001 - closing: nothing to do about it
             pass
 
