@@ -209,7 +209,9 @@ def _mail_proof(mail: dict[str, Any], trail: list[dict[str, Any]], tz: Any) -> M
         delivery=delivery,
         opened=opened,
         clicked=clicked,
-        attachments=_files(mail.get("attachments")),
+        attachments=_files(
+            next((_data(e["data"]).get("attachments") for e in trail if e["name"] == "email_sent"), None)
+        ),
     )
 
 

@@ -43,9 +43,26 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     counts["sequences"] = len(list(project.sequences_dir.glob("*.yaml")))
     fields = project.store().custom_field_names()
     problems.extend(render_check.check_templates(library, contact_fields=fields))
+    problems.extend(_attachment_problems(project.root, library))
     counts["templates"] = len(library.names())
     project.close()
     return problems, counts
+
+
+def _attachment_problems(root: Path, library: render.TemplateLibrary) -> list[Problem]:
+    """Static attachments (no Jinja in the path) that do not exist or leave files/ (SPEC 14)."""
+    from edumail import attachments
+    from edumail.errors import EdumailError
+
+    found: list[Problem] = []
+    for name in library.names():
+        try:
+            template = library.get(name)
+        except EdumailError:
+            continue  # reported by the template checks
+        line = template.lines.get("attachments", 0)
+        found.extend(Problem(template.file, line, p) for p in attachments.missing_static(root, template.attachments))
+    return found
 
 
 def warnings(given: Path | None) -> list[str]:

@@ -67,6 +67,7 @@ class Composed:
     mail_id: int
     subject: str
     links: list[str]
+    attachments: tuple[dict[str, str], ...] = ()  # name, path, size, sha256 of each file sent
 
 
 class Composer:
@@ -130,11 +131,19 @@ class Composer:
             self._list_headers(headers, mail, unsubscribe, mailto)
         else:
             headers.add("Auto-Submitted", "auto-generated")
-        data = message.build(headers, text=body_text, html=body_html)
+        files = self._attachments(rendered.attachments)
+        data = message.build(headers, text=body_text, html=body_html, attachments=files)
         recipient = message.check_address(contact["email"])
-        return Composed(
-            self.sender.email, recipient, data, mail["message_id"], mail_id, message.clean(rendered.subject), links
-        )
+        subject = message.clean(rendered.subject)
+        proofs = tuple(f.proof() for f in files)
+        return Composed(self.sender.email, recipient, data, mail["message_id"], mail_id, subject, links, proofs)
+
+    def _attachments(self, entries: tuple[str, ...]) -> list[Any]:
+        if not entries:
+            return []
+        from edumail import attachments
+
+        return attachments.load(self.project.root, entries, self.settings.limits.attachments_mb)
 
     def seal(self, composed: Composed, at: datetime | None = None) -> Envelope:
         """The envelope as it is handed over: dated `at` (SPEC 20: the hand-over time), then DKIM-signed."""

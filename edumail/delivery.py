@@ -294,7 +294,7 @@ class _Run:
                     int(mail["contact_id"]),
                     events.EMAIL_SENT,
                     at=self.now,
-                    data=_sent_data(mail, composed.subject),
+                    data=_sent_data(mail, composed.subject, composed.attachments),
                     source="delivery",
                     now=self.now,
                     mail_id=mail_id,
@@ -388,8 +388,10 @@ class _Run:
         self.stop.set()
 
 
-def _sent_data(mail: dict[str, Any], subject: str) -> dict[str, Any]:
+def _sent_data(mail: dict[str, Any], subject: str, files: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
     data: dict[str, Any] = {"template": mail["template"], "subject": subject}
+    if files:  # the proof of what was attached (SPEC 15: names and SHA-256)
+        data["attachments"] = list(files)
     for key in ("sequence", "step_id", "campaign_id"):
         if mail.get(key) is not None:
             data[key.replace("_id", "") if key == "step_id" else key] = mail[key]

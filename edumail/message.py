@@ -16,8 +16,11 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote
 
 from edumail.errors import InputError
 
@@ -188,11 +191,17 @@ class Headers:
         self.add(name, fold(name, _pieces(clean(value), len(name) + 2)))
 
 
-def build(headers: Headers, *, text: str, html: str) -> bytes:
-    """The finished message: headers, then multipart/alternative (text/plain first, text/html last)."""
+def build(headers: Headers, *, text: str, html: str, attachments: Sequence[Any] = ()) -> bytes:
+    """The finished message: headers, then multipart/alternative (text/plain first, text/html last).
+
+    With attachments, multipart/mixed: the alternative part first, then each file in base64.
+    """
     boundary = "==edumail-" + secrets.token_hex(8)
-    out = headers.lines + [
-        "MIME-Version: 1.0",
+    out = list(headers.lines) + ["MIME-Version: 1.0"]
+    if attachments:
+        mixed = "==edumail-" + secrets.token_hex(8)
+        out += [f'Content-Type: multipart/mixed; boundary="{mixed}"', "", f"--{mixed}"]
+    out += [
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
         "",
         f"--{boundary}",
@@ -206,9 +215,32 @@ def build(headers: Headers, *, text: str, html: str) -> bytes:
         "",
         _qp(html),
         f"--{boundary}--",
-        "",
     ]
+    if attachments:
+        for item in attachments:
+            out += [f"--{mixed}", *_attachment_part(item.name, item.mime, item.data)]
+        out.append(f"--{mixed}--")
+    out.append("")
     return CRLF.join(out).encode("ascii")
+
+
+def _attachment_part(name: str, mime: str, data: bytes) -> list[str]:
+    """One attached file: its type, its name (RFC 2231 when not ASCII), base64 in 76-character lines."""
+    safe = clean(name).replace('"', "")
+    if safe.isascii():
+        disposition = f'attachment; filename="{safe}"'
+        content_name = f'; name="{safe}"'
+    else:
+        disposition = f"attachment; filename*=utf-8''{quote(safe, safe='')}"
+        content_name = ""
+    encoded = base64.b64encode(data).decode("ascii")
+    return [
+        f"Content-Type: {mime}{content_name}",
+        "Content-Transfer-Encoding: base64",
+        f"Content-Disposition: {disposition}",
+        "",
+        *[encoded[i : i + 76] for i in range(0, len(encoded), 76)],
+    ]
 
 
 def insert_header(data: bytes, name: str, value: str, *, before: str) -> bytes:

@@ -75,7 +75,7 @@ def preview(
     """Template NAME rendered for `contact` with the sample event data, overridden by `event_data`
     (and `content`, the HTML of a campaign's Markdown letter, as `send --content` gives it)."""
     links = preview_links(project)
-    extra: dict[str, Any] = {"confirm_url": links.confirm_url}
+    extra: dict[str, Any] = {"confirm_url": links.confirm_url, "session": sample_session(project, now)}
     if content is not None:
         from markupsafe import Markup
 
@@ -91,6 +91,30 @@ def preview(
         preferences_url=links.preferences_url,
         extra=extra,
     )
+
+
+def sample_session(project: Project, now: datetime | None) -> dict[str, Any]:
+    """What `session.*` shows in a preview: the next stored session, else an invented one."""
+    from datetime import timedelta
+
+    from edumail import sessions
+
+    moment = now or clock.now()
+    upcoming = project.store().list_sessions(since=moment)
+    if upcoming:
+        return sessions.view(upcoming[0], project.settings.tz)
+    start = clock.at_local_time(moment + timedelta(days=14), (9, 30), project.settings.tz)
+    sample = {
+        "id": "EXCEL-2026-12-LYON",
+        "formation": "Excel perfectionnement",
+        "start": start,
+        "end": start + timedelta(days=1, hours=7, minutes=30),
+        "lieu": "Centre de formation, 12 rue de la République, Lyon",
+        "formateur": "Anne Morel",
+        "status": sessions.PLANNED,
+        "fields": {"salle": "Salle B12"},
+    }
+    return sessions.view(sample, project.settings.tz)
 
 
 # --- the preview server -----------------------------------------------------

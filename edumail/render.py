@@ -41,7 +41,7 @@ GLOBALS = ("contact", "event", "sender", "now", "unsubscribe_url", "preferences_
 # Variables edumail passes to some sends only, through render(extra=...).
 EXTRAS = ("confirm_url", "content", "topic", "session")
 LAYOUT_VARIABLES = ("content", "subject", "preheader")
-FRONT_MATTER_KEYS = ("subject", "preheader", "layout")
+FRONT_MATTER_KEYS = ("subject", "preheader", "layout", "attachments")
 LAYOUTS_DIR = template_files.LAYOUTS_DIR
 
 _NAME = template_files.NAME
@@ -98,6 +98,7 @@ class Template:
     text_name: str | None
     compiled: dict[str, jinja2.Template] = field(repr=False)
     key: tuple[Any, ...] = field(repr=False)
+    attachments: tuple[str, ...] = ()  # front matter entries (Jinja), files under files/
 
     @property
     def documented_event_fields(self) -> list[str]:
@@ -117,6 +118,7 @@ class Rendered:
     preheader: str
     html: str
     text: str
+    attachments: tuple[str, ...] = ()  # paths under files/, rendered for this mail
 
 
 class TemplateLibrary:
@@ -206,7 +208,13 @@ class TemplateLibrary:
         text_name = f"{name}.txt" if key[2] is not None else None
         if text_name:
             compiled["text"] = self._load(text_name, shown, 0)
-        return Template(name, shown, path, subject, preheader, layout, body, lines, text_name, compiled, key)
+        files = tuple(json.loads(meta["attachments"])) if meta.get("attachments") else ()
+        for index, entry in enumerate(files):
+            where = _pad(entry, lines["attachments"])
+            compiled[f"attachment:{index}"] = self.compile(where, f"{name}.html#attachments", shown)
+        return Template(
+            name, shown, path, subject, preheader, layout, body, lines, text_name, compiled, key, attachments=files
+        )
 
     def compile(self, source: str, name: str, shown: str) -> jinja2.Template:
         """Compile template source; a syntax error becomes RenderError at its line."""
@@ -296,7 +304,11 @@ class TemplateLibrary:
         except (css_inline.InlineError, ValueError) as exc:
             raise RenderError(template.file, 0, f"cannot inline the CSS: {exc}") from None
         html = insert_preheader(html, preheader)  # after inlining: it is styled already, and not parsed again
-        return Rendered(template.name, subject, preheader, html, text)
+        files = tuple(
+            one_line(self.run(compiled[f"attachment:{i}"], context, template.file))
+            for i in range(len(template.attachments))
+        )
+        return Rendered(template.name, subject, preheader, html, text, files)
 
     def run(self, compiled: jinja2.Template, context: dict[str, Any], shown: str) -> str:
         """Render one compiled template; any failure becomes RenderError at the template line."""
@@ -378,9 +390,14 @@ def split_front_matter(text: str, shown: str) -> tuple[dict[str, str], dict[str,
         if key not in FRONT_MATTER_KEYS:
             hint = yamlfile.did_you_mean(str(key), FRONT_MATTER_KEYS)
             raise RenderError(
-                shown, line, f"unknown front matter key {key!r}{hint} (expected subject, preheader, layout)"
+                shown,
+                line,
+                f"unknown front matter key {key!r}{hint} (expected subject, preheader, layout, attachments)",
             )
         if value is None:
+            continue
+        if key == "attachments":
+            meta[key], where[key] = _attachment_list(value, shown, line), line
             continue
         if isinstance(value, (dict, list)) or isinstance(value, bool):
             hint = " (put values containing {{ ... }} in quotes)" if isinstance(value, dict) else ""
@@ -389,6 +406,14 @@ def split_front_matter(text: str, shown: str) -> tuple[dict[str, str], dict[str,
         where[key] = line
     body = "\n" * (end + 1) + "\n".join(lines[end + 1 :])
     return meta, where, body
+
+
+def _attachment_list(value: Any, shown: str, line: int) -> str:
+    """`attachments:` as a list of paths (or one path), kept as JSON text in the front matter."""
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e.strip() for e in entries):
+        raise RenderError(shown, line, "attachments: expected a list of paths under files/ (quote any {{ ... }})")
+    return json.dumps([e.strip() for e in entries])
 
 
 def _layout_name(value: str) -> str:

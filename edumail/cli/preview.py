@@ -54,6 +54,8 @@ def preview(
     err_console.print(f"Subject: {rendered.subject}", markup=False)
     if rendered.preheader:
         err_console.print(f"Preheader: {rendered.preheader}", markup=False)
+    for path in rendered.attachments:
+        err_console.print(f"Attachment: files/{path}", markup=False)
     target = out
     if target is None and open_:
         handle = tempfile.NamedTemporaryFile("w", suffix=f"-{template}.html", delete=False, encoding="utf-8")
