@@ -142,7 +142,7 @@ def test_unknown_front_matter_key_suggests_the_right_one(folder, library):
     write(folder, "t.html", "---\nsubject: x\nprehead: y\n---\n<p>x</p>")
     assert str(error_of(library)) == (
         "templates/t.html:3: unknown front matter key 'prehead' (did you mean 'preheader'?) "
-        "(expected subject, preheader, layout)"
+        "(expected subject, preheader, layout, attachments)"
     )
 
 
