@@ -95,8 +95,10 @@ class RunSummary:
 
     @property
     def needs_attention(self) -> bool:
-        """A person must look: a sequence file skipped, or a journey failed."""
-        return bool(self.problems or self.engine.errors)
+        """A person must look (SPEC 11): a sequence file skipped, a journey failed, delivery stopped, a mail failed."""
+        delivery = self.delivery
+        stopped = delivery is not None and not self.dry_run and bool(delivery.stopped or delivery.failed)
+        return bool(self.problems or self.engine.errors or stopped)
 
 
 def run_once(

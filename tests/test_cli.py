@@ -179,3 +179,32 @@ def test_help_imports_no_heavy_library(argv):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "Usage:" in result.stdout, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_rich_markup_in_contact_data_is_printed_as_written(cli, project_dir, tmp_path):
+    csv = tmp_path / "c.csv"
+    csv.write_text(
+        "email,prenom,nom,tags\nmarkup@example.org,[/bold],[link=https://evil.example]ici[/link],[red]x\n",
+        encoding="utf-8",
+    )
+    assert cli("contacts", "import", str(csv)).exit_code == 0
+    listed = cli("contacts", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "[/bold]" in listed.output and "[link=https://evil.example]" in listed.output
+    shown = cli("contacts", "show", "markup@example.org")
+    assert shown.exit_code == 0, shown.output
+    assert "[/bold]" in shown.output and "[red]x" in shown.output
+    assert "Traceback" not in listed.output + shown.output
+
+
+def test_an_import_with_a_skipped_row_exits_1(cli, tmp_path):
+    contacts_csv = tmp_path / "c.csv"
+    contacts_csv.write_text("email\nok@example.org\nnot-an-address\n", encoding="utf-8")
+    result = cli("contacts", "import", str(contacts_csv))
+    assert result.exit_code == 1 and "1 created" in result.output and "skipped" in result.output
+    events_csv = tmp_path / "e.csv"
+    events_csv.write_text("email,name\nnot-an-address,inscription\n", encoding="utf-8")
+    result = cli("events", "import", str(events_csv))
+    assert result.exit_code == 1 and "0 recorded" in result.output
+    events_csv.write_text("email,name\nok@example.org,inscription\n", encoding="utf-8")
+    assert cli("events", "import", str(events_csv)).exit_code == 0

@@ -95,3 +95,24 @@ def test_reading_the_store_does_not_load_sqlite_utils(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_zero_byte_database_is_refused_with_how_to_restore(cli, project_dir):
+    (project_dir / "edumail.db").write_bytes(b"")
+    result = cli("contacts", "list")
+    assert result.exit_code == 1
+    assert "empty (0 bytes)" in result.output and "Restore it from your last backup" in result.output
+    assert (project_dir / "edumail.db").stat().st_size == 0
+
+
+def test_a_damaged_database_is_a_clear_error_not_a_traceback(cli, project_dir):
+    assert cli("contacts", "list").exit_code == 0  # creates the database
+    path = project_dir / "edumail.db"
+    data = bytearray(path.read_bytes())
+    data[0:16] = b"this is not sqli"  # the header of the file is gone
+    path.write_bytes(bytes(data))
+    for wal in project_dir.glob("edumail.db-*"):
+        wal.unlink()
+    result = cli("contacts", "list")
+    assert result.exit_code == 1
+    assert "error:" in result.output and "Traceback" not in result.output

@@ -82,3 +82,14 @@ def parse_at(value: str | None, project: Project, option: str = "--at") -> datet
         return clock.parse_iso(value, project.settings.tz)
     except InputError as exc:
         raise InputError(f"{option}: {exc}") from None
+
+
+def finish(done_all: bool) -> None:
+    """The exit status rule (SPEC 11), in one place: 0 only when everything asked was done, else 1.
+
+    Call it last, after printing what was done and what needs a look.
+    """
+    import typer
+
+    if not done_all:
+        raise typer.Exit(1)

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project, parse_at, parse_pairs
+from edumail.cli.common import console, current_project, finish, parse_at, parse_pairs
 
 contacts_app = typer.Typer(help="Import, list, show and change contacts.", no_args_is_help=True)
 events_app = typer.Typer(help="Import events.", no_args_is_help=True)
@@ -47,8 +48,9 @@ def contacts_import(
         overwrite_stage=overwrite_stage,
     )
     for problem in report.problems or []:
-        console.print(f"[yellow]{problem}[/yellow]")
-    console.print(f"[green]{file.name}:[/green] {report.summary()}")
+        console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
+    console.print(f"[green]{escape(file.name)}:[/green] {report.summary()}", soft_wrap=True)
+    finish(not report.skipped)
 
 
 @contacts_app.command("list")
@@ -81,10 +83,13 @@ def contacts_list(
         ]
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2, default=clock.json_default))
         return
+    from rich.text import Text
+
     table = Table("email", "name", "stage", "consent", "tags", box=None)
-    for c in found:
+    for c in found:  # Text cells: a name such as "[/bold]" is shown as written, never read as markup
         consent = c["consent"] + (f" ({c['consent_basis']})" if c["consent_basis"] else "")
-        table.add_row(c["email"], contacts.display_name(c), c["stage"], consent, c["tag_list"] or "")
+        cells = (c["email"], contacts.display_name(c), c["stage"] or "", consent, c["tag_list"] or "")
+        table.add_row(*(Text(str(cell)) for cell in cells))
     console.print(table)
     console.print(f"{len(found)} contact(s)")
 
@@ -111,15 +116,16 @@ def _print_story(told: dict, tz: object) -> None:
     from edumail import history
 
     person = told["contact"]
-    console.print(f"[bold]{person['name'] or person['email']}[/bold] <{person['email']}>")
+    e = escape
+    console.print(f"[bold]{e(person['name'] or person['email'])}[/bold] <{e(person['email'])}>", soft_wrap=True)
     basis = f" ({person['consent_basis']})" if person["consent_basis"] else ""
-    console.print(f"  stage: {person['stage'] or '-'}   consent: {person['consent']}{basis}")
-    console.print(f"  tags: {', '.join(told['tags']) or '-'}")
+    console.print(f"  stage: {e(person['stage'] or '-')}   consent: {person['consent']}{basis}", soft_wrap=True)
+    console.print(f"  tags: {e(', '.join(told['tags']) or '-')}", soft_wrap=True)
     left = [name for name, state in told.get("topics", {}).items() if state == "out"]
     if left:
-        console.print(f"  left topics: {', '.join(left)}")
+        console.print(f"  left topics: {e(', '.join(left))}", soft_wrap=True)
     if person["fields"]:
-        console.print("  fields: " + ", ".join(f"{k}={v}" for k, v in person["fields"].items()))
+        console.print("  fields: " + e(", ".join(f"{k}={v}" for k, v in person["fields"].items())), soft_wrap=True)
     if person["bounced_at"]:
         console.print(f"  [red]bounced {history.when(person['bounced_at'], tz)}: no more mail[/red]")
     console.print("\n[bold]Consent history[/bold]")
@@ -127,7 +133,9 @@ def _print_story(told: dict, tz: object) -> None:
         basis = f" ({entry['basis']})" if entry["basis"] else ""
         proof = ", ".join(f"{k}={v}" for k, v in entry["proof"].items())
         console.print(
-            f"  {history.when(entry['at'], tz)}  {entry['consent']}{basis}  via {entry['source']}  [dim]{proof}[/dim]"
+            f"  {history.when(entry['at'], tz)}  {entry['consent']}{basis}  via {e(entry['source'])}  "
+            f"[dim]{e(proof)}[/dim]",
+            soft_wrap=True,
         )
     console.print("\n[bold]Timeline[/bold]")
     if not told["timeline"]:
@@ -251,8 +259,10 @@ def events_import(
         warn=lambda name, data: trigger_data.warnings(loaded, name, data),
     )
     for problem in report.problems or []:
-        console.print(f"[yellow]{problem}[/yellow]")
+        console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
     console.print(
-        f"[green]{file.name}:[/green] {report.recorded} recorded,"
-        f" {report.contacts_created} new contact(s), {report.skipped} skipped"
+        f"[green]{escape(file.name)}:[/green] {report.recorded} recorded,"
+        f" {report.contacts_created} new contact(s), {report.skipped} skipped",
+        soft_wrap=True,
     )
+    finish(not report.skipped)

@@ -173,6 +173,7 @@ def outbox(
     """List what is queued or failed, and why."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     if ctx.invoked_subcommand is not None:
         return
@@ -198,7 +199,7 @@ def outbox(
         origin = row["campaign"] or (f"{row['sequence']}/{row['step_id']}" if row["sequence"] else "")
         due = row["not_before"]
         when = "now" if row["state"] == "queued" and due <= now_db else clock.show(due, tz)
-        table.add_row(
+        cells = (
             str(row["id"]),
             row["state"],
             row["email"] or "",
@@ -208,6 +209,7 @@ def outbox(
             when if row["state"] == "queued" else "",
             row["last_error"] or "",
         )
+        table.add_row(*(Text(cell) for cell in cells))  # an address or a server reply is never markup
     # Piped output (grep, a log file) gets full lines; a terminal gets a table that fits.
     (console if console.is_terminal else Console(width=200, highlight=False)).print(table)
     if len(rows) > shown:

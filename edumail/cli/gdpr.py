@@ -10,7 +10,7 @@ import typer
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project
+from edumail.cli.common import console, current_project, finish
 from edumail.cli.contacts import contacts_app
 from edumail.errors import EdumailError
 
@@ -95,6 +95,7 @@ def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Mail
             f"[yellow]policy (address kept, check your sending setup):[/yellow] {escape(line)}", soft_wrap=True
         )
     console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
+    finish(not report.unmatched)
 
 
 @inbox_app.command("import")

@@ -163,15 +163,17 @@ def _cells(entry: dict[str, Any]) -> list[str]:
 
 
 def _print_tables(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     from edumail import stats as stats_module
 
     if not result["sequences"] and not result["campaigns"]:
         console.print("nothing sent yet")
         return
     for sequence in result["sequences"]:
-        table = _table(f"sequence {sequence['name']}", "step")
+        table = _table(f"sequence {escape(sequence['name'])}", "step")
         for step in sequence["steps"]:
-            table.add_row(step["id"], *_cells(step))
+            table.add_row(escape(step["id"]), *_cells(step))
         table.add_row("[bold]all steps[/bold]", *_cells(sequence), end_section=True)
         console.print(table)
         goal = sequence.get("goal")
@@ -185,7 +187,7 @@ def _print_tables(result: dict[str, Any]) -> None:
     if result["campaigns"]:
         table = _table("campaigns", "campaign")
         for campaign in result["campaigns"]:
-            table.add_row(campaign["name"], *_cells(campaign))
+            table.add_row(escape(campaign["name"]), *_cells(campaign))
         console.print(table)
     console.print(
         "opened and clicked count people (machine opens and scanner clicks are left out); all rates are over delivered"

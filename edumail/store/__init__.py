@@ -34,6 +34,20 @@ from edumail.store.tracking import TrackingMixin
 BUSY_TIMEOUT_MS = 30_000
 
 
+def _refuse_empty(path: Path) -> None:
+    """A 0-byte database is damage, not a new project: opening it would forget the suppression list."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return
+    if empty:
+        raise EdumailError(
+            f"{path} is empty (0 bytes): the database was truncated or not copied. Restore it from your last "
+            f"backup (with its -wal file if there is one); edumail will not start over, which would forget "
+            f"the unsubscribed and forgotten addresses. To start a new project on purpose, delete the file."
+        )
+
+
 class Store(
     AudienceMixin,
     CampaignsMixin,
@@ -51,6 +65,7 @@ class Store(
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        _refuse_empty(self.path)
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
