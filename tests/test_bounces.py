@@ -202,7 +202,7 @@ def test_delivered_action_is_not_a_bounce(cli, tmp_path):
 def test_dsn_matching_nothing_is_counted_and_reported(cli, tmp_path):
     message = hard("nobody@example.org", original_id="<unknown@elsewhere>")
     result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", message)), now=NOW)
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # SPEC 11: a message left unrecorded needs a look
     assert "1 unmatched" in result.output
     assert "nobody@example.org (5.1.1)" in result.output and "message 1" in result.output
 

@@ -28,7 +28,7 @@ def test_import_semicolon_windows1252_with_bad_row_and_duplicate(cli):
     )
     path = write_bytes(cli, "c.csv", text.encode("cp1252"))
     result = cli("contacts", "import", path, now=NOW)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a skipped row needs a look (SPEC 11)
     assert "2 created, 1 updated, 1 skipped" in result.output
     assert "c.csv:3: invalid e-mail address 'pas-une-adresse'" in result.output
     marie = db(cli).contact_by_email("MARIE.DUPONT@example.fr")

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from edumail import __version__
-from edumail.cli.common import err_console, reset, state
+from edumail.cli.common import err_console, escape, reset, state
 from edumail.errors import EdumailError
 
 # `edumail --help` lists commands in the order a centre meets them.

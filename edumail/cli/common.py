@@ -93,3 +93,10 @@ def finish(done_all: bool) -> None:
 
     if not done_all:
         raise typer.Exit(1)
+
+
+def escape(value: object) -> str:
+    """A user value (a name, an address, a server reply) printed as written, never read as Rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(value))
