@@ -97,7 +97,10 @@ class RunSummary:
     def needs_attention(self) -> bool:
         """A person must look (SPEC 11): a sequence file skipped, a journey failed, delivery stopped, a mail failed."""
         delivery = self.delivery
-        stopped = delivery is not None and not self.dry_run and bool(delivery.stopped or delivery.failed)
+        # A hard bounce is handled (the address is suppressed); any other failed mail needs a look.
+        stopped = (
+            delivery is not None and not self.dry_run and bool(delivery.stopped or delivery.failed > delivery.bounced)
+        )
         return bool(self.problems or self.engine.errors or stopped)
 
 
