@@ -16,6 +16,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,12 @@ ATTENDANCE = {events.PRESENT: "présent", events.ABSENT: "absent"}
 
 
 def local(moment: datetime | None, tz: Any) -> str:
-    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M") if moment is not None else ""
+    return _local(moment, tz) if moment is not None else ""
+
+
+@lru_cache(maxsize=65536)  # a session's mails share a handful of times: a year's audit formats each once
+def _local(moment: datetime, tz: Any) -> str:
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
 
 
 def to_csv(audit: Audit, tz: Any) -> str:

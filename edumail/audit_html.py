@@ -38,8 +38,10 @@ def _mean(value: float | None) -> str:
 
 
 def _cell(text: str, missing: bool = False, css: str = "") -> str:
-    classes = " ".join(c for c in (css, "missing" if missing else "") if c)
-    return f'<td class="{classes}">{escape(text)}</td>' if classes else f"<td>{escape(text)}</td>"
+    if not missing and not css:
+        return f"<td>{escape(text)}</td>"
+    classes = f"{css} missing".strip() if missing else css
+    return f'<td class="{classes}">{escape(text)}</td>'
 
 
 def render(audit: Audit, tz: Any, centre: str, now: datetime) -> str:

@@ -297,11 +297,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Check], set[str]]] = {
     ),
     "tracking": (Tracking, {"base_url": _url, "secret_env": _str, "opens": _bool, "clicks": _bool}, set()),
     "send_window": (SendWindow, {"days": _days, "hours": _hours}, set()),
-    "limits": (
-        Limits,
-        {"marketing_per_week": _int(0), "max_late": _duration, "attachments_mb": _int(1, 1000)},
-        set(),
-    ),
+    "limits": (Limits, {"marketing_per_week": _int(0), "max_late": _duration, "attachments_mb": _int(1)}, set()),
     "api": (Api, {"token_env": _str}, set()),
     "dkim": (
         Dkim,
