@@ -27,7 +27,7 @@ from edumail.compose import Composer, Skip
 from edumail.errors import EdumailError
 from edumail.project import Project
 from edumail.store import Store
-from edumail.transport import AUTH, BOUNCE, PERMANENT, POLICY, TEMPORARY, SendFailure, Transport
+from edumail.transport import BOUNCE, PERMANENT, POLICY, RECIPIENT_POLICY, TEMPORARY, SendFailure, Transport
 from edumail.transport import make as make_transport
 
 # Temporary failures: retry after these delays; the attempt after the last one gives up (~2 days in all).
@@ -35,6 +35,7 @@ BACKOFF = [timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240, 480, 480, 720
 MAX_ATTEMPTS = len(BACKOFF) + 1
 GIVE_UP_AFTER = timedelta(days=2)
 DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing for this run
+POLICY_STREAK = 5  # 5.7.x at RCPT for this many recipients in a row: the refusal is about us, not them
 REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"
@@ -175,6 +176,7 @@ class _Run:
         self.lock = threading.Lock()
         self.started = time.monotonic()
         self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
+        self.policy_streak: list[int] = []  # mails refused by policy at RCPT since the last success
         self.crash: BaseException | None = None
         store = project.store()
         saved = store.get_meta(_RATE_META)
@@ -302,6 +304,7 @@ class _Run:
         with self.lock:
             self.report.sent += 1
             self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
+            self.policy_streak = []
 
     def _failed(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
         mail_id, reason = int(mail["id"]), str(failure)
@@ -312,6 +315,9 @@ class _Run:
             return
         if failure.kind == BOUNCE:
             self._bounce(store, mail, failure, "hard")
+            return
+        if failure.kind == RECIPIENT_POLICY:  # this mail alone, never charged to the contact (SPEC 19)
+            self._refused_by_policy(store, mail_id, failure)
             return
         if failure.kind == TEMPORARY:
             attempts = int(mail["attempts"] or 0) + 1
@@ -342,6 +348,21 @@ class _Run:
             f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
             "check the sender address and the smtp settings",
         )
+
+    def _refused_by_policy(self, store: Store, mail_id: int, failure: SendFailure) -> None:
+        reason = f"refused by policy for this recipient (the address is kept): {failure}"
+        with _WRITE:
+            store.fail_mail(mail_id, reason)
+        with self.lock:
+            self.policy_streak.append(mail_id)
+            self.report._note(reason)
+            streak, full = self.policy_streak, len(self.policy_streak) >= POLICY_STREAK
+            self.report.failed -= len(streak) - 1 if full else -1  # a full streak goes back to the queue
+            self.policy_streak = [] if full else streak
+        if full:
+            with _WRITE, store.transaction():  # the same refusal for every recipient: ours to fix, keep them
+                store.requeue_mails(streak, self.now)
+            self._halt(_stop_message(SendFailure(POLICY, str(failure)), self.project))
 
     def _bounce(
         self, store: Store, mail: dict[str, Any], failure: SendFailure, kind: str, reason: str | None = None
@@ -405,8 +426,6 @@ def _stop_message(failure: SendFailure, project: Project) -> str:
             f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
             f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again"
         )
-    if failure.kind == AUTH:
-        return f"delivery stopped: {failure}"
     return f"delivery stopped: {failure}"
 
 

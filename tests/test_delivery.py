@@ -224,6 +224,31 @@ def test_a_554_5_7_1_policy_block_stops_everything_and_leaves_the_rest_queued(sm
     assert deliver(project, now=NOW).sent == 10
 
 
+def test_one_recipient_refused_by_policy_fails_alone_and_the_queue_goes_on(smtp_project, smtp_server):
+    project = smtp_project(concurrency=1)
+    ids = add_contacts(project, 200)
+    queue(project, ids)
+    smtp_server.refuse("contact0@example.org", "550 5.7.1 <contact0@example.org>: recipient refuses mail from you")
+    report = deliver(project, now=NOW)
+    assert (report.sent, report.failed, report.bounced) == (199, 1, 0) and not report.stopped
+    failed = project.store().rows("SELECT * FROM mails WHERE state = 'failed'")
+    assert len(failed) == 1 and failed[0]["contact_id"] == ids[0] and failed[0]["attempts"] == 1
+    assert "5.7.1" in failed[0]["last_error"] and "this recipient" in failed[0]["last_error"]
+    assert not events_named(project, events.BOUNCED)  # never charged to the contact (SPEC 19)
+    assert project.store().contact(ids[0])["bounced_at"] is None
+
+
+def test_a_policy_refusal_for_every_recipient_stops_delivery_and_keeps_the_mails(smtp_project, smtp_server):
+    project = smtp_project(concurrency=1)
+    ids = add_contacts(project, 20)
+    queue(project, ids)
+    for n in range(20):
+        smtp_server.refuse(f"contact{n}@example.org", "554 5.7.1 Service unavailable; client host blocked")
+    report = deliver(project, now=NOW)
+    assert report.stopped and "5.7.1" in report.stopped and report.sent == 0
+    assert states(project) == {"queued": 20}  # the relay's problem: nothing is failed, all wait for the fix
+
+
 def test_a_policy_block_at_mail_from_stops_the_run(smtp_project, smtp_server):
     project = smtp_project(concurrency=2)
     queue(project, add_contacts(project, 6))

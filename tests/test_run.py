@@ -176,3 +176,28 @@ def test_daemon_runs_on_its_interval_and_stops_cleanly_on_sigterm(root: Path) ->
     assert "run: entered 2, queued 2" in output
     assert "received SIGTERM" in output and "edumail daemon: stopped" in output
     assert len(mails(open_project(root))) == 2
+
+
+@pytest.mark.parametrize("password", [None, "wrong"])
+def test_run_once_exits_1_when_delivery_stops_for_the_password(root: Path, password: str | None) -> None:
+    from smtp_server import SmtpTestServer
+
+    server = SmtpTestServer()
+    server.start()
+    try:
+        server.require_auth("centre", "right")
+        settings = root / "edumail.yaml"
+        settings.write_text(settings.read_text() + server.settings_yaml(username="centre"), encoding="utf-8")
+        enrol(root, 2)
+        env = {k: v for k, v in os.environ.items() if k != "EDUMAIL_SMTP_PASSWORD"}
+        env.update({"EDUMAIL_NOW": "2026-12-01T10:05", "EDUMAIL_PROJECT": str(root)})
+        if password is not None:
+            env["EDUMAIL_SMTP_PASSWORD"] = password
+        done = subprocess.run(
+            [sys.executable, "-m", "edumail", "run", "--once"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "delivery stopped" in done.stdout + done.stderr and "Traceback" not in done.stderr
+        assert {m["state"] for m in mails(open_project(root))} == {"queued"}
+    finally:
+        server.stop()

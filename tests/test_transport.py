@@ -32,7 +32,7 @@ def envelope(n: int = 0, message_id: str = "<abc123@centre.example>") -> Envelop
         (550, "5.1.10 null MX", "rcpt", transport.BOUNCE),
         (550, "5.2.1 mailbox disabled", "rcpt", transport.BOUNCE),
         (554, "5.7.1 blocked", "data", transport.POLICY),
-        (550, "5.7.515 access denied", "rcpt", transport.POLICY),
+        (550, "5.7.515 access denied", "rcpt", transport.RECIPIENT_POLICY),  # this recipient alone (SPEC 19)
         (553, "sender not allowed", "mail", transport.POLICY),
         (535, "5.7.8 bad credentials", "mail", transport.AUTH),
         (552, "5.3.4 too big", "data", transport.PERMANENT),

@@ -145,6 +145,10 @@ class OutboxMixin:
             " ORDER BY m.id"
         )
 
+    def requeue_mails(self: Store, mail_ids: list[int], now: datetime) -> None:
+        for mail_id in mail_ids:
+            self.requeue_mail(mail_id, now)
+
     def requeue_mail(self: Store, mail_id: int, now: datetime) -> None:
         self.execute(
             "UPDATE mails SET state = 'queued', attempts = 0, not_before = ?, last_error = NULL"

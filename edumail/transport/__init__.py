@@ -29,6 +29,7 @@ TEMPORARY = "temporary"  # 4xx, dropped connection, timeout: back off, retry lat
 BOUNCE = "bounce"  # 5.1.x / 5.2.1: the address is bad, suppress it
 PERMANENT = "permanent"  # other 5xx: this mail failed, never retry it by itself
 POLICY = "policy"  # 5.7.x: reputation/policy: stop the whole run
+RECIPIENT_POLICY = "recipient_policy"  # 5.7.x at RCPT: this recipient's server refuses us; this mail alone fails
 AUTH = "auth"  # login refused, TLS impossible: stop the whole run
 UNREACHABLE = "unreachable"  # cannot connect at all: stop the run, nothing was tried
 
@@ -106,7 +107,7 @@ def classify(code: int, text: str, *, stage: str = "rcpt") -> str:
     if code == 530 or code == 535 or code == 534 or code == 538:
         return AUTH
     if status and status.startswith("5.7."):
-        return POLICY
+        return RECIPIENT_POLICY if stage == "rcpt" else POLICY
     if stage == "mail":
         return POLICY
     if status and _BOUNCE_STATUSES.match(status) and stage in ("rcpt", "data"):
@@ -157,6 +158,7 @@ __all__ = [
     "BOUNCE",
     "PERMANENT",
     "POLICY",
+    "RECIPIENT_POLICY",
     "TEMPORARY",
     "UNREACHABLE",
     "Connection",
