@@ -114,3 +114,21 @@ def test_the_store_keeps_what_the_audit_reads(centre):
     store = Store(centre.root / "edumail.db")
     [mail] = store.session_mails("EXCEL-1")
     assert mail["state"] == "sent" and mail["sent_at"] is not None
+
+
+def test_a_queued_reminder_is_retimed_when_the_session_moves(centre, smtp_server: SmtpTestServer):  # noqa: F811
+    enrol(centre, "lea@example.org", "EXCEL-1")
+    smtp_server.reply_to_data("451 4.3.0 try again later", times=None)
+    centre("run", "--once", now="2026-12-07T09:00:00+01:00")  # the convocation is deferred: still queued
+    store = Store(centre.root / "edumail.db")
+    [queued] = store.rows("SELECT id, state FROM mails")
+    assert queued["state"] == "queued"
+    smtp_server.reply_to_data("250 OK", times=0)
+    moved = centre(
+        "sessions", "set", "EXCEL-1", "start=2027-01-18T09:30", "end=2027-01-19T17:00", now="2026-12-07T10:00"
+    )
+    assert moved.exit_code == 0, moved.output
+    centre("run", "--once", now="2026-12-07T10:10:00+01:00")
+    [mail] = Store(centre.root / "edumail.db").rows("SELECT state, not_before FROM mails")
+    assert mail["state"] == "queued"
+    assert mail["not_before"].isoformat() == "2027-01-11T08:00:00+00:00"  # 7 days before, 09:00 Paris
