@@ -30,6 +30,7 @@ class Decision:
     mail_id: int | None = None
     actions: tuple[str, ...] = ()
     conditional: bool = False  # depended on opens or clicks, which a plan cannot foresee
+    session: str | None = None  # the session of a session journey (SPEC 13)
 
 
 @dataclass

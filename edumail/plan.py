@@ -66,6 +66,7 @@ class Plan:
                 "actions": list(d.actions),
                 "conditional": d.conditional,
                 "reason": d.reason,
+                "session": d.session,
             }
 
         shown = [d for d in self.decisions if d.step != JOURNEY or d.outcome == "exited"]

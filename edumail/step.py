@@ -240,6 +240,7 @@ class StepRunner:
                 mail_id=mail_id,
                 actions=tuple(done or ()),
                 conditional=conditional or mentions_mail,
+                session=journey.get("session_id"),
             )
         )
 

@@ -221,3 +221,18 @@ def test_session_changed_data(centre):
     move(centre, "21/12/2026 09:30", "22/12/2026 17:00", "2026-12-02T10:00:00+01:00")
     rows = Store(centre.root / "edumail.db").rows("SELECT data FROM events WHERE name = 'session_changed'")
     assert json.loads(rows[0]["data"])["to"] == "2026-12-21T08:30:00+00:00"
+
+
+def test_plan_shows_the_session_and_the_new_times(centre):
+    enrol(centre, "lea@example.org")
+    run(centre, "2026-12-01T11:00:00+01:00")
+    move(centre, "21/12/2026 09:30", "22/12/2026 17:00", "2026-12-02T10:00:00+01:00")
+    result = centre("plan", "--days", "30", "--json", now="2026-12-02T10:05:00+01:00")
+    assert result.exit_code == 0, result.output
+    items = [i for i in json.loads(result.output)["items"] if i["outcome"] == "sent"]
+    assert [(i["step"], i["at"][:16], i["session"]) for i in items][:2] == [
+        ("convocation", "2026-12-14T09:00", "EXCEL-1"),
+        ("rappel", "2026-12-20T09:30", "EXCEL-1"),
+    ]
+    text = centre("plan", "--days", "30", now="2026-12-02T10:05:00+01:00").output
+    assert "session/convocation [EXCEL-1]" in text

@@ -127,7 +127,9 @@ def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
         console.print("Nothing will happen in that time, given what is known now.")
     rows = sorted(shown, key=lambda d: (d.at, d.sequence, d.email))
     width_email = max((len(d.email) for d in rows), default=0)
-    width_step = max((len(f"{d.sequence}/{d.step}") for d in rows), default=0)
+    width_step = max(
+        (len(f"{d.sequence}/{d.step}") + (len(d.session) + 3 if d.session else 0) for d in rows), default=0
+    )
     day = None
     conditional = False
     for d in rows:
@@ -137,7 +139,7 @@ def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
             console.print(f"[bold]{local:%a %Y-%m-%d}[/bold]")
         mark = " *" if d.conditional else ""
         conditional = conditional or d.conditional
-        where = f"{d.sequence}/{d.step}"
+        where = f"{d.sequence}/{d.step}" + (f" [{d.session}]" if d.session else "")
         console.print(
             f"  {local:%H:%M}  {escape(d.email):<{width_email}}  {escape(where):<{width_step}}  {_what(d)}{mark}",
             soft_wrap=True,
