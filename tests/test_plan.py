@@ -78,6 +78,7 @@ def test_plan_json(project: Project, cli) -> None:  # noqa: ANN001
         "actions",
         "conditional",
         "reason",
+        "session",
     }
     sent = [(i["at"], i["contact"], i["step"], i["purpose"]) for i in data["items"] if i["outcome"] == "sent"]
     assert sent == [
