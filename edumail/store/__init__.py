@@ -8,6 +8,7 @@ journeys, locks, outbox, sessions, tasks, tracking.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -74,6 +75,7 @@ class Store(
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            _owner_only(self.path)
         except sqlite3.DatabaseError as exc:
             raise EdumailError(f"{self.path}: cannot open the database ({exc}); is it an edumail.db?") from None
         self.conn = conn
@@ -257,3 +259,17 @@ def _statements(script: str) -> list[str]:
     if tail:
         parts.append(tail)
     return [p for p in parts if p]
+
+
+def _owner_only(path: Path) -> None:
+    """The database, its WAL and SHM readable by their owner only (SPEC 20), whatever the umask.
+
+    Done once SQLite has created the file: SQLite gives a WAL and SHM it creates later the same mode.
+    """
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = name.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                os.chmod(name, 0o600)
+        except OSError:
+            pass  # not there, or not ours: SQLite reports what matters

@@ -22,13 +22,14 @@ class FileConnection:
         self.new = root / "new"
         self.tmp = root / "tmp"
         for folder in (self.new, self.tmp, root / "cur"):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def send(self, envelope: Envelope) -> None:
         name = _UNSAFE.sub("_", envelope.message_id.strip("<>").partition("@")[0]) + ".eml"
         staging = self.tmp / name
         try:
-            with open(staging, "wb") as handle:
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # mails hold personal data
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(envelope.data)
             os.replace(staging, self.new / name)
         except OSError as exc:
