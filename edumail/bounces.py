@@ -177,20 +177,20 @@ def _status_blocks(report: Message) -> list[Message]:
 
 def _block_failure(block: Message) -> Failure | None:
     action = _unfold(block.get("Action", "")).lower().split(" ")[0]
-    if action in ("delivered", "relayed", "expanded"):
-        return None
+    if action in ("delivered", "relayed", "expanded", "delayed"):
+        return None  # a delay notice (RFC 3464 `delayed`) says the server is still trying: not a bounce
     address = _address(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
     if not address:
         return None
     diagnostic = _unfold(block.get("Diagnostic-Code", ""))
     status = _status(_unfold(block.get("Status", ""))) or _status(diagnostic)
     if not status:
-        status = "4.0.0" if action == "delayed" else "5.0.0"
+        status = "5.0.0"
     return Failure(address, _kind(status, action), status, action or "failed", _strip_type(diagnostic))
 
 
 def _kind(status: str, action: str) -> str:
-    if action == "delayed" or status.startswith("4."):
+    if status.startswith("4."):
         return "soft"
     if status.startswith("5.7."):
         return "policy"

@@ -142,12 +142,17 @@ def test_soft_bounce_is_recorded_without_suppressing(cli, tmp_path):
     assert contact["soft_bounces"] == 1 and contact["bounced_at"] is None
 
 
-def test_delayed_action_is_soft_whatever_the_status(cli, tmp_path):
+def test_a_delay_notice_is_not_a_bounce(cli, tmp_path):
+    """Issue 13 point 5: `Action: delayed` (4.2.2) is the server still trying, not a bounce."""
     cid = add_contact(cli)
     sent_mail(cli, cid)
-    message = dsn([("marie@example.fr", "delayed", "5.0.0", "timeout")])
-    cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", message)), now=NOW)
-    assert bounced_events(cli, cid)[0]["data"]["kind"] == "soft"
+    message = dsn([("marie@example.fr", "delayed", "4.2.2", "mailbox full, still trying")])
+    result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", message)), now=NOW)
+    assert result.exit_code == 0, result.output
+    assert "0 soft" in result.output and "1 not bounces" in result.output
+    assert bounced_events(cli, cid) == []
+    contact = db(cli).contact(cid)
+    assert contact["soft_bounces"] == 0 and contact["bounced_at"] is None
 
 
 def test_three_soft_bounces_of_three_mails_suppress(cli, tmp_path):
@@ -167,7 +172,7 @@ def test_three_soft_bounces_of_three_mails_suppress(cli, tmp_path):
     assert db(cli).contact(cid)["bounced_at"] is not None
 
 
-def test_repeated_delay_notices_for_one_mail_count_once(cli, tmp_path):
+def test_repeated_delay_notices_never_suppress(cli, tmp_path):
     cid = add_contact(cli)
     sent_mail(cli, cid)
     notices = [
@@ -176,8 +181,8 @@ def test_repeated_delay_notices_for_one_mail_count_once(cli, tmp_path):
     ]
     cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", *notices)), now=NOW)
     contact = db(cli).contact(cid)
-    assert len(bounced_events(cli, cid)) == 3
-    assert contact["soft_bounces"] == 1 and contact["bounced_at"] is None
+    assert bounced_events(cli, cid) == []
+    assert contact["soft_bounces"] == 0 and contact["bounced_at"] is None
 
 
 def test_policy_block_is_recorded_but_never_suppresses(cli, tmp_path):
@@ -335,7 +340,6 @@ def test_folder_that_is_not_a_maildir_is_refused(cli, tmp_path):
         ("5.2.1", "failed", "hard"),
         ("4.2.2", "failed", "soft"),
         ("5.7.515", "failed", "policy"),
-        ("5.1.1", "delayed", "soft"),
     ],
 )
 def test_kind_from_status_and_action(status, action, kind):
