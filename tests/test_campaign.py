@@ -221,7 +221,9 @@ def test_a_campaign_outside_the_send_window_waits_for_the_opening(tmp_path):
     add_contacts(project, 1)
     result = Run(project.root)("send", "session", now="2026-03-07T10:00:00Z")  # a Saturday
     assert result.exit_code == 0, result.output
-    assert "Nothing to send now" in result.output
+    assert "1 mail waits for the send window (mon-fri 08:00-19:00)" in result.output
+    assert "it opens on Mon 2026-03-09 at 08:00 (Europe/Paris)" in result.output
+    assert "the next `edumail run` after that sends" in result.output
     assert project.store().row("SELECT not_before FROM mails")["not_before"] == clock.from_db(
         "2026-03-09T07:00:00.000000Z"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -80,10 +80,30 @@ def send(
     report = _deliver_with_progress(project, now)
     if report.total == 0 and not report.busy:
         console.print("Nothing to send now.", soft_wrap=True)
-        return
-    _print_report(report)
+    else:
+        _print_report(report)
+    _print_window_wait(project, plan)
     if report.failed or report.stopped:
         raise typer.Exit(1)
+
+
+def _print_window_wait(project: Any, plan: campaigns.CampaignPlan) -> None:
+    """Mails held by `send_window`: say so, and when it opens (local time), instead of a bare "nothing"."""
+    window = project.settings.send_window
+    if window is None or plan.campaign_id is None:
+        return
+    waiting, first = project.store().campaign_waiting(plan.campaign_id)
+    if not waiting or first is None:
+        return
+    tz = project.settings.tz
+    local = first.astimezone(tz)
+    days = "-".join((window.days[0], window.days[-1])) if len(window.days) > 1 else window.days[0]
+    console.print(
+        f"{waiting} mail{' waits' if waiting == 1 else 's wait'} for the send window ({days} {window.hours}): "
+        f"it opens on {local:%a %Y-%m-%d} at {local:%H:%M} ({tz.key}); the next `edumail run` after that sends "
+        f"{'it' if waiting == 1 else 'them'}.",
+        soft_wrap=True,
+    )
 
 
 def _print_plan(plan: campaigns.CampaignPlan, tz: object) -> None:

@@ -145,6 +145,12 @@ class OutboxMixin:
             " ORDER BY m.id"
         )
 
+    def campaign_waiting(self: Store, campaign_id: int) -> tuple[int, datetime | None]:
+        """Queued mails of a campaign and the earliest time one of them may go."""
+        where = "FROM mails WHERE campaign_id = ? AND state = 'queued'"
+        count = int(self.scalar(f"SELECT COUNT(*) {where}", (campaign_id,)) or 0)  # noqa: S608 - constant text
+        return count, self.moment(f"SELECT MIN(not_before) {where}", (campaign_id,))  # noqa: S608
+
     def requeue_mails(self: Store, mail_ids: list[int], now: datetime) -> None:
         for mail_id in mail_ids:
             self.requeue_mail(mail_id, now)
