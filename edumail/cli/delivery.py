@@ -78,10 +78,7 @@ def send(
         )
         return
     report = _deliver_with_progress(project, now)
-    if report.total == 0 and not report.busy:
-        console.print("Nothing to send now.", soft_wrap=True)
-    else:
-        _print_report(report)
+    _print_report(report)
     _print_window_wait(project, plan)
     if report.failed or report.stopped:
         raise typer.Exit(1)
@@ -155,6 +152,9 @@ def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
 
 
 def _print_report(report: DeliveryReport) -> None:
+    if report.total == 0 and not report.busy:
+        console.print("Nothing to send now.", soft_wrap=True)
+        return
     if report.busy:
         console.print(
             f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
