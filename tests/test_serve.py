@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
@@ -25,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from ports import free_port
+from serve_support import serving
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401 (fixtures)
 from tracking_support import BROWSER, SECRET, write_settings
 
@@ -49,30 +47,8 @@ subject: "{{{{ contact.first_name }}}}, la nouvelle session"
 @contextmanager
 def running_server(root: Path, port: int, now: str) -> Iterator[subprocess.Popen[bytes]]:
     """`edumail serve` in a subprocess, once /healthz answers; stopped afterwards."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDUMAIL_")}
-    env.update(EDUMAIL_SECRET=SECRET.decode(), EDUMAIL_NOW=now, EDUMAIL_PROJECT=str(root))
-    command = [sys.executable, "-m", "edumail", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {process.communicate()[1].decode()}")
-            try:
-                if request(port, "GET", "/healthz").status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # polling the port until it answers
+    with serving(root, port, {"EDUMAIL_SECRET": SECRET.decode(), "EDUMAIL_NOW": now}) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Answer:
