@@ -20,16 +20,14 @@ def reachable(mail: dict[str, Any]) -> bool:
     return mail["contact_id"] is not None and not mail["forgotten_at"]
 
 
-def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, method: str, now: datetime) -> None:
-    """An open of a tracked mail (flagged machine when a proxy or scanner made it)."""
-    verdict = bots.open_verdict(ip, agent, method, mail["sent_at"], now)
-    data = {"machine": verdict} if verdict else {}
-    if bots.is_google_proxy(agent):
-        data["proxy"] = "google"
+def _record_tracked(
+    store: Store, mail: dict[str, Any], event: str, data: dict[str, Any], verdict: str | None, now: datetime
+) -> None:
+    """An open or click seen by the tracking server, flagged machine when there is a verdict."""
     contacts.record_event(
         store,
         mail["contact_id"],
-        events.EMAIL_OPENED,
+        event,
         at=now,
         data=data,
         source="tracking",
@@ -37,6 +35,15 @@ def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, 
         mail_id=mail["id"],
         machine=verdict is not None,
     )
+
+
+def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, method: str, now: datetime) -> None:
+    """An open of a tracked mail (flagged machine when a proxy or scanner made it)."""
+    verdict = bots.open_verdict(ip, agent, method, mail["sent_at"], now)
+    data = {"machine": verdict} if verdict else {}
+    if bots.is_google_proxy(agent):
+        data["proxy"] = "google"
+    _record_tracked(store, mail, events.EMAIL_OPENED, data, verdict, now)
 
 
 def record_click(
@@ -60,17 +67,7 @@ def record_click(
             verdict = verdict or "all-links"
         if verdict:
             data["machine"] = verdict
-        contacts.record_event(
-            store,
-            mail["contact_id"],
-            events.EMAIL_CLICKED,
-            at=now,
-            data=data,
-            source="tracking",
-            now=now,
-            mail_id=mail["id"],
-            machine=verdict is not None,
-        )
+        _record_tracked(store, mail, events.EMAIL_CLICKED, data, verdict, now)
 
 
 def opt_out(
