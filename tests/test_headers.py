@@ -6,15 +6,12 @@ from __future__ import annotations
 import base64
 import email
 import re
-import shutil
-import subprocess
 from email import policy
 from email.header import decode_header, make_header
 from email.utils import parseaddr, parsedate_to_datetime
-from pathlib import Path
 
 import dkim
-import pytest
+from dkim_support import dkim_key  # noqa: F401  (fixture)
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
 from test_delivery_support import NOW, add_contacts, make_project, queue
 
@@ -144,18 +141,6 @@ def test_each_mail_is_dated_when_it_is_handed_to_the_server_not_when_the_run_sta
 
 
 # --- 18: DKIM -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a DKIM key")
-    path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(path), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
 def test_dkim_oversigns_from_to_and_subject_with_relaxed_canonicalisation(tmp_path, dkim_key):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import email
 import json
-import shutil
-import subprocess
 from email import policy
-from pathlib import Path
 
 import dkim
 import pytest
+from dkim_support import dkim_key  # noqa: F401  (fixture)
 from test_delivery_support import NOW, add_contacts, make_project, queue
 
 from edumail import message, tokens
@@ -237,21 +234,7 @@ def test_a_staff_notification_is_a_plain_internal_alert(tmp_path):
 # --- DKIM --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
-    """A fresh 2048-bit RSA key (PEM file) and its DNS TXT record, made with the openssl tool."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a DKIM key")
-    path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(path), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    return path, record
-
-
-def test_dkim_signature_verifies_and_covers_the_one_click_headers(tmp_path, dkim_key):
+def test_dkim_signature_verifies_and_covers_the_one_click_headers(tmp_path, dkim_key):  # noqa: F811
     key_path, record = dkim_key
     extra = f"dkim:\n  selector: edu2026\n  domain: centre.example\n  private_key_file: {key_path}\n"
     project = make_project(tmp_path / "centre", extra=extra)
