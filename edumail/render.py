@@ -304,9 +304,10 @@ class TemplateLibrary:
         except (css_inline.InlineError, ValueError) as exc:
             raise RenderError(template.file, 0, f"cannot inline the CSS: {exc}") from None
         html = insert_preheader(html, preheader)  # after inlining: it is styled already, and not parsed again
-        files = tuple(
-            one_line(self.run(compiled[f"attachment:{i}"], context, template.file))
+        files = tuple(  # an entry that renders empty ({% if %} false) adds no file
+            path
             for i in range(len(template.attachments))
+            if (path := one_line(self.run(compiled[f"attachment:{i}"], context, template.file)))
         )
         return Rendered(template.name, subject, preheader, html, text, files)
 

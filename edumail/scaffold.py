@@ -87,6 +87,12 @@ def init_project(
     if (source / "forms").is_dir():
         shutil.copytree(source / "forms", target / "forms", dirs_exist_ok=True)
         written.append("forms/")
+    if (source / "files").is_dir():  # placeholder attachments the library's templates name (SPEC 14)
+        (target / "files").mkdir(exist_ok=True)
+        for placeholder in (source / "files").iterdir():
+            if placeholder.is_file() and not (target / "files" / placeholder.name).exists():
+                shutil.copy(placeholder, target / "files" / placeholder.name)  # never over the centre's own file
+        written.append("files/")
     shutil.copy(source / "contacts.csv.example", target / "contacts.csv.example")
     written.append("contacts.csv.example")
     (target / SETTINGS_FILE).write_text(SETTINGS_TEMPLATE.format(name=name, email=email), encoding="utf-8")

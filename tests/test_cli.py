@@ -82,7 +82,14 @@ def test_init_creates_a_project_that_passes_check(tmp_path):
     target = tmp_path / "demo-centre"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 0, result.output
-    for name in ("edumail.yaml", ".edumail-secret", "contacts.csv.example", "templates", "sequences"):
+    for name in (
+        "edumail.yaml",
+        ".edumail-secret",
+        "contacts.csv.example",
+        "templates",
+        "sequences",
+        "files/programme.pdf",
+    ):
         assert (target / name).exists(), name
     assert (target / ".edumail-secret").stat().st_mode & 0o777 == 0o600
     checked = runner.invoke(app, ["--project", str(target), "check"])
@@ -101,7 +108,10 @@ def test_check_prints_file_line_messages(cli, project_dir):
     (project_dir / "edumail.yaml").write_text("sender:\n  name: A\n  email: a@b.fr\ntransport: pigeon\n")
     result = cli("check")
     assert result.exit_code == 1
-    assert "edumail.yaml:4: transport: expected one of file, smtp, brevo, mailjet, ses, postmark, got 'pigeon'" in result.output
+    assert (
+        "edumail.yaml:4: transport: expected one of file, smtp, brevo, mailjet, ses, postmark, got 'pigeon'"
+        in result.output
+    )
 
 
 def test_a_command_outside_a_project_says_what_to_do(tmp_path):

@@ -33,6 +33,24 @@ SPEC_NAMES = {
     "double-optin",
     "newsletter",
     "confirmation-inscription",
+    "convocation",
+    "changement-de-date",
+    "session-annulee",
+    "evaluation-a-chaud",
+    "evaluation-a-froid",
+    "absence",
+}
+# What `session.*` reads in a session journey's mail (sessions.view of a stored session).
+SESSION = {
+    "salle": "Salle B12",
+    "id": "EXCEL-2026-12-LYON",
+    "formation": "Excel perfectionnement",
+    "start": "2026-12-14T09:30:00+01:00",
+    "end": "2026-12-15T17:00:00+01:00",
+    "lieu": "Centre de formation, 12 rue de la République, 69002 Lyon",
+    "formateur": "Anne Morel",
+    "status": "planned",
+    "cancel_reason": "",
 }
 
 
@@ -44,7 +62,14 @@ def library() -> TemplateLibrary:
     return TemplateLibrary(TEMPLATES, settings)
 
 
-def mail(library: TemplateLibrary, name: str, *, who: dict | None = None, event: dict | None = None):
+def mail(
+    library: TemplateLibrary,
+    name: str,
+    *,
+    who: dict | None = None,
+    event: dict | None = None,
+    session: dict | None = None,
+):
     return render(
         library,
         name,
@@ -53,7 +78,7 @@ def mail(library: TemplateLibrary, name: str, *, who: dict | None = None, event:
         now=NOW,
         unsubscribe_url=UNSUBSCRIBE,
         preferences_url=PREFERENCES,
-        extra={"confirm_url": CONFIRM},
+        extra={"confirm_url": CONFIRM, "session": dict(SESSION) if session is None else session},
     )
 
 
@@ -337,3 +362,44 @@ def test_the_centre_name_takes_de_du_or_d_apostrophe(centre, footer, newsletter,
 @pytest.mark.parametrize("name", NAMES)
 def test_every_template_has_one_title(library, name):
     assert len(re.findall(r"<h1\b", mail(library, name).html)) == 1
+
+
+def test_the_convocation_carries_the_programme_the_rules_and_a_named_convocation(library):
+    rendered = mail(library, "convocation")
+    assert rendered.attachments == ("programme.pdf", "reglement-interieur.pdf")
+    assert rendered.subject == "Votre convocation : Excel perfectionnement, le lundi 14 décembre"
+    assert "Début\u00a0: lundi 14\u00a0décembre 2026\u00a0à\u00a09h30" in rendered.text
+    named = mail(library, "convocation", session={**SESSION, "convocation": "convocations/EXCEL-2026-12-LYON"})
+    assert named.attachments == (
+        "programme.pdf",
+        "reglement-interieur.pdf",
+        "convocations/EXCEL-2026-12-LYON/camille.martin@example.org.pdf",
+    )
+    assert "votre convocation nominative" in named.text
+
+
+def test_the_library_attachments_ship_with_it():
+    for name in ("programme.pdf", "reglement-interieur.pdf"):
+        assert (ROOT / "files" / name).read_bytes().startswith(b"%PDF-")
+
+
+def test_the_cancellation_notice_gives_the_reason(library):
+    cancelled = {**SESSION, "status": "cancelled", "cancel_reason": "formatrice malade"}
+    rendered = mail(library, "session-annulee", session=cancelled, event={"session": SESSION["id"]})
+    assert "Motif\u00a0: formatrice malade." in rendered.text
+    assert "prévue le lundi 14\u00a0décembre 2026\u00a0à\u00a09h30 n'aura pas lieu" in rendered.text
+
+
+def test_the_date_change_shows_the_old_and_the_new_dates(library):
+    event = {"session": SESSION["id"], "field": "start", "from": "2026-12-07T08:30:00+00:00"}
+    rendered = mail(library, "changement-de-date", event=event)
+    assert "prévue le lundi 7\u00a0décembre 2026, a été déplacée" in rendered.text
+    assert rendered.preheader == "Elle commence désormais le lundi 14\u00a0décembre à\u00a09h30"
+
+
+def test_the_evaluations_link_to_the_session_questionnaire(library):
+    hot = mail(library, "evaluation-a-chaud", session={**SESSION, "lien_evaluation": "https://q.example/chaud"})
+    assert 'href="https://q.example/chaud"' in hot.html
+    cold = mail(library, "evaluation-a-froid", session={**SESSION, "lien_evaluation_froid": "https://q.example/f"})
+    assert 'href="https://q.example/f"' in cold.html
+    assert "Répondez simplement à ce message" in mail(library, "evaluation-a-chaud").text
