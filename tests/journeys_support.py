@@ -31,6 +31,7 @@ def db(text: str) -> datetime:
 
 def install_library(root: Path, sequences: bool = True) -> None:
     shutil.copytree(REPO / "templates", root / "templates", dirs_exist_ok=True)
+    shutil.copytree(REPO / "files", root / "files", dirs_exist_ok=True)  # the attachments the templates name
     if sequences:
         for path in (REPO / "sequences").glob("*.yaml"):
             shutil.copy(path, root / "sequences" / path.name)
