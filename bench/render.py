@@ -23,7 +23,7 @@ from typing import Any
 from markupsafe import Markup
 
 from edumail.render import TemplateLibrary, html_to_text, insert_preheader, render
-from edumail.render_check import sample_event
+from edumail.render_check import sample_event, sample_session
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def _render_all(library: TemplateLibrary, inputs: list) -> int:
             now=NOW,
             unsubscribe_url=unsubscribe,
             preferences_url=preferences,
-            extra={"confirm_url": unsubscribe},
+            extra={"confirm_url": unsubscribe, "session": sample_session()},
         )
         size += len(mail.html) + len(mail.text)
     return size
@@ -121,7 +121,7 @@ def _stages(library: TemplateLibrary, inputs: list) -> dict[str, float]:
             now=NOW,
             unsubscribe_url=unsubscribe,
             preferences_url=preferences,
-            extra={"confirm_url": unsubscribe},
+            extra={"confirm_url": unsubscribe, "session": sample_session()},
         )
         t2 = clock()
         subject = library.run(template.compiled["subject"], context, template.file)

@@ -296,6 +296,21 @@ def sample_contact() -> dict[str, Any]:
     return contact
 
 
+def sample_session() -> dict[str, Any]:
+    """What `session.*` reads in a session journey's mail (as `sessions.view` gives it), for renders without a store."""
+    return {
+        "salle": "Salle B12",
+        "id": "EXCEL-2026-12-LYON",
+        "formation": "Excel perfectionnement",
+        "start": "2026-12-14T09:30:00+01:00",
+        "end": "2026-12-15T17:00:00+01:00",
+        "lieu": "Centre de formation, 12 rue de la République, 69002 Lyon",
+        "formateur": "Anne Morel",
+        "status": "planned",
+        "cancel_reason": "",
+    }
+
+
 def sample_event(name: str) -> dict[str, Any]:
     """Plausible trigger-event data for template NAME (a session, a training, its links)."""
     return dict(_SAMPLE_BY_TEMPLATE.get(name, _SAMPLE_EVENT))

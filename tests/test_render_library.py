@@ -13,7 +13,14 @@ import pytest
 
 from edumail import message
 from edumail.render import TemplateLibrary, render
-from edumail.render_check import check_templates, required_event_fields, sample_contact, sample_event, variables
+from edumail.render_check import (
+    check_templates,
+    required_event_fields,
+    sample_contact,
+    sample_event,
+    sample_session,
+    variables,
+)
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,18 +47,7 @@ SPEC_NAMES = {
     "evaluation-a-froid",
     "absence",
 }
-# What `session.*` reads in a session journey's mail (sessions.view of a stored session).
-SESSION = {
-    "salle": "Salle B12",
-    "id": "EXCEL-2026-12-LYON",
-    "formation": "Excel perfectionnement",
-    "start": "2026-12-14T09:30:00+01:00",
-    "end": "2026-12-15T17:00:00+01:00",
-    "lieu": "Centre de formation, 12 rue de la République, 69002 Lyon",
-    "formateur": "Anne Morel",
-    "status": "planned",
-    "cancel_reason": "",
-}
+SESSION = sample_session()
 
 
 @pytest.fixture(scope="module")

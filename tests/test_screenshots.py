@@ -17,7 +17,7 @@ import pytest
 from edumail import form_pages, tracking_pages
 from edumail.preferences import View
 from edumail.render import TemplateLibrary, render
-from edumail.render_check import sample_contact, sample_event
+from edumail.render_check import sample_contact, sample_event, sample_session
 from edumail.settings import Sender, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def _pages(folder: Path) -> list:
                 now=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
                 unsubscribe_url="https://mail.centre.example/u/T",
                 preferences_url="https://mail.centre.example/p/T",
-                extra={"confirm_url": "https://mail.centre.example/k/T"},
+                extra={"confirm_url": "https://mail.centre.example/k/T", "session": sample_session()},
             ).html
             for variant, text in ((suffix, html), (suffix + "-sans-style", STYLE.sub("", html))):
                 path = folder / f"{name}{variant}.html"
