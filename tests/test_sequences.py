@@ -71,7 +71,7 @@ def test_name_defaults_to_file_stem_and_step_ids_to_template_or_position(root: P
 def test_unknown_template_lists_the_available_ones(root: Path) -> None:
     message = one(root, "trigger: {event: x}\nsteps:\n  - send: relance-2\n")
     assert message.startswith("sequences/s.yaml:3: unknown template 'relance-2'")
-    assert "templates/ has: bienvenue, confirmation-inscription" in message
+    assert "templates/ has: absence, bienvenue, changement-de-date, confirmation-inscription" in message
 
 
 def test_unknown_template_suggests_the_closest(root: Path) -> None:
