@@ -199,6 +199,7 @@ def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tup
     for line, row in reader:
         values = {columns[k]: v for k, v in row.items() if k in columns}
         try:
+            csvfile.check(row)
             address = normalize_email(values.get("email", ""))
             import_rules.row_consent(values, batch.consent, batch.basis)
             if values.get("timezone"):
@@ -317,6 +318,7 @@ def import_events(
     for line, row in reader:
         values = {columns[k]: v for k, v in row.items() if k in columns}
         try:
+            csvfile.check(row)
             address = normalize_email(values.get("email", ""))
             name = values.get("name", "").strip()
             if not name:

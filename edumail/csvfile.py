@@ -14,10 +14,37 @@ from pathlib import Path
 from edumail.errors import InputError
 
 _DELIMITERS = (";", ",", "\t")
+_ENCODING_PROBLEM = (
+    "characters not in the file's encoding (UTF-8 mixed with Windows-1252); retype the accented letters"
+    " of this row or save the whole sheet as CSV UTF-8"
+)
+
+
+class BadRow(dict[str, str]):
+    """A row that cannot be read (undecodable bytes, unclosed quote): its consumer reports and skips it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+def check(row: dict[str, str]) -> None:
+    """Raise the row's problem as an InputError when it could not be read."""
+    if isinstance(row, BadRow):
+        raise InputError(row.message)
 
 
 def read_text(path: Path) -> str:
     """The file's text, decoded as UTF-8 (BOM or not) or else Windows-1252."""
+    return decode(path)[0]
+
+
+def decode(path: Path) -> tuple[str, set[int]]:
+    """(text, physical line numbers not valid in the file's encoding, decoded with U+FFFD).
+
+    A file is UTF-8 unless most of its non-ASCII lines are only valid as Windows-1252. In a mixed file
+    the lines of the other encoding are reported rather than guessed (never store mojibake).
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -26,18 +53,45 @@ def read_text(path: Path) -> str:
         raise InputError(f"{path}: is a folder, expected a CSV file") from None
     if b"\x00" in raw[:4096]:
         raise InputError(f"{path}: not a CSV file (binary content); export the sheet as CSV")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="replace")
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    if bom:
+        raw = raw[3:]
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8"), set()
     except UnicodeDecodeError:
         pass
+    lines = raw.split(b"\n")
+    utf8, legacy = [], []
+    for number, line in enumerate(lines, 1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8.append(number)
+        except UnicodeDecodeError:
+            legacy.append(number)
+    if bom or len(utf8) >= len(legacy):
+        return raw.decode("utf-8", errors="replace"), set(legacy)
     try:
-        return raw.decode("cp1252")
+        text = raw.decode("cp1252")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: neither UTF-8 nor Windows-1252 text (byte {exc.start}); save it as CSV UTF-8"
         ) from None
+    return text, set(utf8)
+
+
+def _unclosed_quote(text: str, delimiter: str) -> int | None:
+    """The line where a quote opens and is never closed (the csv module then reads to the end as one cell)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return start
+    return None
 
 
 def normalise_header(name: str) -> str:
@@ -49,7 +103,7 @@ def normalise_header(name: str) -> str:
 
 def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """(normalised header, iterator of (line number, row)) for a CSV file."""
-    text = read_text(path)
+    text, undecodable = decode(path)
     first_line = text.split("\n", 1)[0]
     delimiter = max(_DELIMITERS, key=first_line.count)
     if first_line.count(delimiter) == 0 and not first_line.strip():
@@ -62,12 +116,25 @@ def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     except csv.Error as exc:
         raise InputError(f"{path}:1: not a readable CSV header ({exc})") from None
     names = [normalise_header(h) for h in header]
+    if 1 in undecodable:
+        raise InputError(f"{path}:1: header not valid in the file's encoding; save the sheet as CSV UTF-8")
+    unclosed = _unclosed_quote(text, delimiter)
 
     def generate() -> Iterator[tuple[int, dict[str, str]]]:
         line = 1
         try:
             for values in reader:
-                line = reader.line_num
+                first, line = line + 1, reader.line_num
+                if first == unclosed:
+                    yield first, BadRow(
+                        "a quote opens on this line and is never closed, so every later row was read as one"
+                        ' cell; close the quote (or remove it) and import again'
+                    )
+                    continue
+                bad = sorted(undecodable.intersection(range(first, line + 1)))
+                if bad:
+                    yield bad[0], BadRow(_ENCODING_PROBLEM)
+                    continue
                 if not any(v.strip() for v in values):
                     continue
                 yield line, {n: v.strip() for n, v in zip(names, values, strict=False) if n}

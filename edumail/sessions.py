@@ -414,6 +414,7 @@ def import_sessions(store: Store, path: Path, *, now: datetime, tz: Any) -> Impo
     for line, row in reader:
         cells = {columns[k]: v for k, v in row.items() if k in columns}
         try:
+            csvfile.check(row)
             session_id = check_id(cells.get("id"))
             if session_id in seen:
                 raise InputError(f"{session_id} already on line {seen[session_id]} (one row per session)")

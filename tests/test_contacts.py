@@ -280,3 +280,27 @@ def test_normalize_email_agrees_with_email_validator(raw):
             normalize_email(raw)
     else:
         assert normalize_email(raw) == expected
+
+
+def test_mixed_encodings_report_the_row_and_never_store_mojibake(cli):
+    data = (
+        "email;prénom\n".encode()
+        + "h@example.fr;Hélène\n".encode()
+        + "c@example.fr;C\xe9cile\n".encode("cp1252")
+        + "z@example.fr;Zoé\n".encode()
+    )
+    result = cli("contacts", "import", write_bytes(cli, "c.csv", data), now=NOW)
+    assert result.exit_code == 1, result.output
+    assert "2 created" in result.output and "1 skipped" in result.output
+    assert "c.csv:3:" in result.output and "Windows-1252" in result.output
+    assert db(cli).contact_by_email("h@example.fr")["first_name"] == "Hélène"
+    assert db(cli).contact_by_email("c@example.fr") is None
+
+
+def test_unclosed_quote_is_reported_at_the_line_it_opens(cli):
+    data = b'email;prenom\na@example.fr;Ann\nb@example.fr;"Bob\nc@example.fr;Cy\nd@example.fr;Di\n'
+    result = cli("contacts", "import", write_bytes(cli, "c.csv", data), now=NOW)
+    assert result.exit_code == 1, result.output
+    assert "c.csv:3:" in result.output and "never closed" in result.output
+    assert db(cli).contact_by_email("a@example.fr") is not None
+    assert db(cli).contact_by_email("b@example.fr") is None
