@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import email
 import os
-import shutil
-import subprocess
 from email import policy
 from pathlib import Path
 
 import dkim
 import pytest
+from dkim_support import dkim_key  # noqa: F401  (fixture)
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (the fixture)
 from test_session_journeys import enrol, run
 
@@ -40,18 +38,6 @@ attachments:
 """
 PROGRAMME = b"%PDF-1.4\n" + bytes(range(256)) * 40
 PERSONAL = b"%PDF-1.4 convocation de Lea\n" + os.urandom(3000)
-
-
-@pytest.fixture
-def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a DKIM key")
-    path = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(path), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
 @pytest.fixture
