@@ -28,8 +28,10 @@ from edumail.project import Project
 from edumail.store import Store
 from edumail.typography import french_spacing_html
 
-COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced")
-RATES = ("open_rate", "click_rate", "unsubscribe_rate", "bounce_rate")
+COUNTS = ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced", "complained")
+RATES = ("open_rate", "click_rate", "unsubscribe_rate", "bounce_rate", "complaint_rate")
+# Gmail and Yahoo's bulk-sender rules: spam complaints must stay under 0.3 % (aim for 0.1 %).
+COMPLAINT_LIMIT = 0.003
 _BEGINNING = datetime.min.replace(tzinfo=clock.UTC)
 _END = datetime.max.replace(tzinfo=clock.UTC)
 
@@ -72,12 +74,31 @@ def figures(row: dict[str, Any] | None) -> dict[str, Any]:
         "clicked": int(row.get("clicked") or 0),
         "unsubscribed": int(row.get("unsubscribed") or 0),
         "bounced": bounced,
+        "complained": int(row.get("complained") or 0),
     }
     result["open_rate"] = _rate(result["opened"], delivered)
     result["click_rate"] = _rate(result["clicked"], delivered)
     result["unsubscribe_rate"] = _rate(result["unsubscribed"], delivered)
     result["bounce_rate"] = _rate(bounced, delivered)
+    result["complaint_rate"] = _rate(result["complained"], delivered)
+    result["complaints_over_limit"] = bool(delivered) and result["complained"] >= COMPLAINT_LIMIT * delivered
     return result
+
+
+def over_limit(result: dict[str, Any]) -> list[str]:
+    """One line for each step and campaign whose complaint rate reaches Gmail and Yahoo's 0.3 % limit."""
+    found = []
+    for sequence in result["sequences"]:
+        for step in sequence["steps"]:
+            if step["complaints_over_limit"]:
+                found.append((f"sequence {sequence['name']} step {step['id']}", step))
+    found += [(f"campaign {c['name']}", c) for c in result["campaigns"] if c["complaints_over_limit"]]
+    return [
+        f"{label}: complaint rate {percent(entry['complaint_rate'])} is over {percent(COMPLAINT_LIMIT)}"
+        f" ({entry['complained']} of {entry['delivered']} delivered), Gmail and Yahoo's limit:"
+        " send it only to people who asked for it"
+        for label, entry in found
+    ]
 
 
 def period(since: str | None, until: str | None, tz: Any) -> tuple[datetime | None, datetime | None]:
@@ -135,6 +156,7 @@ def compute(
             for name in names
         ],
         "campaigns": [] if sequence is not None else _campaigns(store, low, high, since or until),
+        "overall": figures(next(iter(store.mail_figures("all", low, high, sequence)), None)),
     }
     return result
 
@@ -322,7 +344,7 @@ def _french_duration(text: str) -> str:
 def _table(first: str, rows: list[tuple[str, dict[str, Any]]], show: Callable[[float | None], str]) -> str:
     head = (
         f"<table><tr><th>{escape(first)}</th><th>Envoyés</th><th>Délivrés</th><th>Ouverts</th><th>Cliqués</th>"
-        '<th>Désinscrits</th><th>Rebonds</th><th class="rate">Taux</th></tr>'
+        '<th>Désinscrits</th><th>Rebonds</th><th>Plaintes</th><th class="rate">Taux</th></tr>'
     )
     body = []
     for label, entry in rows:
@@ -333,6 +355,7 @@ def _table(first: str, rows: list[tuple[str, dict[str, Any]]], show: Callable[[f
                 ("c", "click_rate", "clic"),
                 ("u", "unsubscribe_rate", "désinscription"),
                 ("b", "bounce_rate", "rebond"),
+                ("b", "complaint_rate", "plainte"),
             )
         )
         cells = "".join(f"<td>{entry[key]}</td>" for key in COUNTS)

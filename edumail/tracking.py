@@ -73,6 +73,8 @@ _RESERVED = frozenset(
         events.STAGE_CHANGED,
         events.SESSION_CHANGED,
         events.SESSION_CANCELLED,
+        events.COMPLAINED,  # a complaint suppresses: only a provider or an ARF report says so
+        events.EMAIL_DELIVERED,  # a provider's word, or stats' delivered would lie
     }
 )
 

@@ -114,6 +114,7 @@ def test_step_figures_count_unique_people_and_leave_machines_out(store: Store, s
         "clicked": 1,
         "unsubscribed": 1,
         "bounced": 1,
+        "complained": 0,
     }
     assert first["open_rate"] == pytest.approx(0.6667)
     assert first["click_rate"] == pytest.approx(0.3333)
@@ -291,3 +292,60 @@ def test_stats_warns_about_a_broken_sequence_file_and_still_counts(cli, project_
     assert result.exit_code == 0
     assert "broken.yaml" in result.stderr
     assert json.loads(result.stdout)["sequences"][0]["name"] == "relance"
+
+
+# --- complaints (SPEC 18) -----------------------------------------------------------------------
+
+
+def _campaign_with_complaints(store: Store, sent: int, complained: int) -> None:
+    campaign_id = store.insert_campaign("promo", "newsletter", {}, clock.to_db(SENT_AT), clock.to_db(SENT_AT), "done")
+    for n in range(sent):
+        contact_id = contact(store, f"p{n}@example.org")
+        mail_id = sent_mail(store, contact_id, campaign_id=campaign_id)
+        if n < complained:
+            _event(store, contact_id, events.COMPLAINED, SENT_AT + timedelta(hours=5), mail_id)
+            _event(store, contact_id, events.COMPLAINED, SENT_AT + timedelta(hours=6), mail_id)  # webhook + ARF
+
+
+def test_complaints_count_unique_people_with_their_rate_over_delivered(store: Store, scenario: dict) -> None:
+    _event(store, scenario["chloe"], events.COMPLAINED, SENT_AT + timedelta(hours=4), _first_mail(store, "chloe"))
+    first = _step(stats.compute(store), "relance-1")
+    assert first["complained"] == 1
+    assert first["complaint_rate"] == pytest.approx(0.3333)
+    assert first["complaints_over_limit"] is True
+    assert _step(stats.compute(store), "relance-2")["complaints_over_limit"] is False
+
+
+def _first_mail(store: Store, name: str) -> int:
+    contact_id = store.contact_by_email(f"{name}@example.org")["id"]
+    return int(store.scalar("SELECT MIN(id) FROM mails WHERE contact_id = ?", (contact_id,)))
+
+
+def test_a_campaign_under_the_limit_is_not_flagged_and_one_over_it_is(store: Store) -> None:
+    _campaign_with_complaints(store, sent=400, complained=1)  # 0.25 %
+    [campaign] = stats.compute(store)["campaigns"]
+    assert (campaign["complained"], campaign["complaint_rate"]) == (1, 0.0025)
+    assert campaign["complaints_over_limit"] is False
+    _event(store, store.contact_by_email("p1@example.org")["id"], events.COMPLAINED, SENT_AT, _first_mail(store, "p1"))
+    [campaign] = stats.compute(store)["campaigns"]
+    assert campaign["complained"] == 2 and campaign["complaints_over_limit"] is True
+
+
+def test_overall_figures_add_up_sequences_and_campaigns(store: Store, scenario: dict) -> None:
+    _event(store, scenario["ana"], events.COMPLAINED, SENT_AT + timedelta(hours=4), _first_mail(store, "ana"))
+    overall = stats.compute(store)["overall"]
+    assert overall["sent"] == 4 and overall["complained"] == 1
+    assert overall["complaint_rate"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_stats_json_and_tables_show_complaints_and_say_when_over_the_limit(cli, store: Store) -> None:
+    _campaign_with_complaints(store, sent=100, complained=1)
+    data = json.loads(cli("stats", "--json").stdout)
+    assert data["campaigns"][0]["complained"] == 1 and data["campaigns"][0]["complaint_rate"] == 0.01
+    assert data["overall"]["complained"] == 1 and data["overall"]["complaints_over_limit"] is True
+    result = cli("stats")
+    assert result.exit_code == 0, result.output
+    assert "complained" in result.stdout
+    assert "campaign promo: complaint rate 1.0 % is over 0.3 %" in result.stdout
+    csv_rows = list(csv.DictReader(io.StringIO(cli("stats", "--csv").stdout)))
+    assert csv_rows[-1]["complained"] == "1" and csv_rows[-1]["complaint_rate"] == "0.01"

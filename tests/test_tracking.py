@@ -446,6 +446,8 @@ def test_api_is_closed_when_no_token_is_set(project_dir: Path, store: Store, now
         (b'{"email": "a@example.org", "name": "x", "data": [1]}', "object"),
         (b'{"email": "a@example.org", "name": "x", "extra": 1}', "unknown field"),
         (b'{"email": "a@example.org", "name": "email_opened"}', "recorded by edumail"),
+        (b'{"email": "a@example.org", "name": "complained"}', "recorded by edumail"),
+        (b'{"email": "a@example.org", "name": "email_delivered"}', "recorded by edumail"),
         (b"\xff\xfe", "not JSON"),
         (b'{"email": "a@example.org", "name": "x", "data": {"n": NaN}}', "not JSON"),
         (b'{"email": "a@example.org", "name": "x", "at": "9999-12-31T23:59:59"}', "outside 1900-2199"),

@@ -35,6 +35,7 @@ _ORDER = (
     "forms",
     "stats",
     "bounces",
+    "complaints",
     "inbox",
     "providers",
     "purge",

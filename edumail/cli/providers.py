@@ -1,16 +1,20 @@
-"""`edumail providers test` and `edumail bounces fetch` (SPEC 18)."""
+"""`edumail providers test`, `edumail bounces fetch` and `edumail complaints import` (SPEC 18)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project
+from edumail.cli.common import console, current_project, finish
 from edumail.cli.gdpr import bounces_app
 
 providers_app = typer.Typer(help="Sending through Brevo, Mailjet, Amazon SES or Postmark.", no_args_is_help=True)
 app.add_typer(providers_app, name="providers")
+complaints_app = typer.Typer(help="Read spam complaints (ARF feedback reports).", no_args_is_help=True)
+app.add_typer(complaints_app, name="complaints")
 
 
 @providers_app.command("test")
@@ -49,3 +53,19 @@ def bounces_fetch() -> None:
     imap = project.settings.imap
     assert imap is not None
     console.print(f"[green]{escape(imap.host)} {escape(imap.folder)}:[/green] {report.summary()}", soft_wrap=True)
+
+
+@complaints_app.command("import")
+def complaints_import(path: Path = typer.Argument(..., help="An mbox file or a Maildir folder.")) -> None:
+    """Record spam complaints from ARF feedback reports (RFC 5965): marketing to those contacts stops."""
+    from rich.markup import escape
+
+    from edumail import complaints
+
+    report = complaints.import_complaints(current_project().store(), path, clock.now())
+    for line in report.unreadable:
+        console.print(f"[red]unreadable:[/red] {escape(line)}", soft_wrap=True)
+    for line in report.unmatched:
+        console.print(f"[yellow]unmatched:[/yellow] {escape(line)}", soft_wrap=True)
+    console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
+    finish(report.done_all)

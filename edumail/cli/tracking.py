@@ -133,12 +133,25 @@ def _period_text(start: Any, end: Any, tz: Any) -> str:
 
 
 def _table(title: str, first: str) -> Table:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", title_style="bold")
+    from edumail import stats as stats_module
+
+    # No inner rules; on a narrow terminal a figure with its rate ("2 66.7 %") keeps one line and the
+    # headers are shortened instead, so seven columns fit 80 characters.
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0, 0, 1),
+    )
     table.add_column(first, no_wrap=True)
-    for name in ("sent", "delivered", "opened", "clicked", "unsubscribed", "bounced"):
-        table.add_column(name, justify="right")
+    narrow = console.width < 100
+    for name in stats_module.COUNTS:
+        table.add_column(name, justify="right", width=9 if narrow and name in _RATE_OF else None)
     return table
 
 
@@ -147,6 +160,7 @@ _RATE_OF = {
     "clicked": "click_rate",
     "unsubscribed": "unsubscribe_rate",
     "bounced": "bounce_rate",
+    "complained": "complaint_rate",
 }
 
 
@@ -189,6 +203,15 @@ def _print_tables(result: dict[str, Any]) -> None:
         for campaign in result["campaigns"]:
             table.add_row(escape(campaign["name"]), *_cells(campaign))
         console.print(table)
+    overall = result["overall"]
+    console.print(
+        f"overall: {overall['sent']} sent, {overall['delivered']} delivered, {overall['complained']} complained"
+        f" ({stats_module.percent(overall['complaint_rate'])};"
+        f" limit {stats_module.percent(stats_module.COMPLAINT_LIMIT)})",
+        soft_wrap=True,
+    )
+    for line in stats_module.over_limit(result):
+        console.print(f"[red]warning:[/red] {escape(line)}", soft_wrap=True)
     console.print(
         "opened and clicked count people (machine opens and scanner clicks are left out); all rates are over delivered"
     )

@@ -27,13 +27,14 @@ outcomes AS (
     MAX(name = 'bounced') AS is_bounced,
     MAX(name IN ('email_opened', 'email_clicked') AND machine = 0) AS is_opened,
     MAX(name = 'email_clicked' AND machine = 0) AS is_clicked,
-    MAX(name = 'unsubscribed') AS is_unsubscribed
+    MAX(name = 'unsubscribed') AS is_unsubscribed,
+    MAX(name = 'complained') AS is_complained
   FROM events
-  WHERE mail_id IS NOT NULL AND name IN ('bounced', 'email_opened', 'email_clicked', 'unsubscribed')
+  WHERE mail_id IS NOT NULL AND name IN ('bounced', 'email_opened', 'email_clicked', 'unsubscribed', 'complained')
   GROUP BY mail_id
 ),
 flags AS (
-  SELECT s.*, o.is_bounced, o.is_opened, o.is_clicked, o.is_unsubscribed
+  SELECT s.*, o.is_bounced, o.is_opened, o.is_clicked, o.is_unsubscribed, o.is_complained
   FROM sent s LEFT JOIN outcomes o ON o.mail_id = s.id
   WHERE s.t >= :since AND s.t < :until {{where}}
 )
@@ -43,6 +44,7 @@ SELECT {{group}},
   COUNT(DISTINCT CASE WHEN is_opened THEN contact_id END) AS opened,
   COUNT(DISTINCT CASE WHEN is_clicked THEN contact_id END) AS clicked,
   COUNT(DISTINCT CASE WHEN is_unsubscribed THEN contact_id END) AS unsubscribed,
+  COUNT(DISTINCT CASE WHEN is_complained THEN contact_id END) AS complained,
   MIN(id) AS first_mail_id
 FROM flags GROUP BY {{group}} ORDER BY first_mail_id
 """
@@ -80,6 +82,16 @@ class TrackingMixin:
         )
         return cursor.rowcount
 
+    def complaint_recorded(self: Store, contact_id: int, mail_id: int) -> bool:
+        """A spam complaint about this mail is already recorded (from a webhook or an earlier report)."""
+        return (
+            self.scalar(
+                "SELECT 1 FROM events WHERE contact_id = ? AND mail_id = ? AND name = 'complained' LIMIT 1",
+                (contact_id, mail_id),
+            )
+            is not None
+        )
+
     # --- what a contact's history needs ----------------------------------------------
 
     def mail_opened(self: Store, mail_id: int) -> bool:
@@ -110,9 +122,9 @@ class TrackingMixin:
     def mail_figures(
         self: Store, by: str, since: datetime, until: datetime, sequence: str | None = None
     ) -> list[dict[str, Any]]:
-        """Unique-contact figures of sent mails grouped `by` 'step', 'sequence' or 'campaign'."""
-        group = {"step": "sequence, step_id", "sequence": "sequence", "campaign": "campaign_id"}[by]
-        where = " AND s.campaign_id IS NOT NULL" if by == "campaign" else " AND s.sequence IS NOT NULL"
+        """Unique-contact figures of sent mails grouped `by` 'step', 'sequence', 'campaign' or 'all' (one row)."""
+        group = {"step": "sequence, step_id", "sequence": "sequence", "campaign": "campaign_id", "all": "'all'"}[by]
+        where = {"campaign": " AND s.campaign_id IS NOT NULL", "all": ""}.get(by, " AND s.sequence IS NOT NULL")
         params: dict[str, Any] = {"since": since, "until": until}
         if sequence is not None:
             where += " AND s.sequence = :sequence"
