@@ -66,6 +66,7 @@ class Enrolment:
     ) -> None:
         trigger = sequence.trigger
         after = 0 if self.backfill else int(row["cursor_event_id"])
+        unlinked = 0  # events naming no session, for a sequence hanging on `session.*`
         while after < upto:
             batch = self.store.events_named_between([str(trigger.event)], after, upto, BATCH)
             if not batch:
@@ -78,8 +79,9 @@ class Enrolment:
                     contact = people.get(event["contact_id"])
                     if sequence.enabled and contact is not None and trigger.accepts(data):
                         session_id, may = self.enrolling_session(sequence, data)
-                        if not may:
-                            continue  # the session is cancelled: only its notice may start
+                        if not may:  # the session is cancelled (only its notice may start), or none is named
+                            unlinked += session_id is None
+                            continue
                         key = f"event:{event['id']}" if sequence.reenter else "event"
                         if session_id is not None and not sequence.reenter:
                             key = f"session:{session_id}"  # one journey per contact, sequence and session
@@ -100,6 +102,11 @@ class Enrolment:
             after = batch[-1]["id"]
         with self.store.transaction():
             self.store.set_sequence_cursor(sequence.name, upto)
+        if unlinked:
+            report.notes.append(
+                f"{sequence.name}: {unlinked} {trigger.event} event{'s' if unlinked != 1 else ''} "
+                f"name{'s' if unlinked == 1 else ''} no session (data session=ID): no journey started"
+            )
 
     def _enrol_segment(self: Engine, sequence: Sequence, first: bool, now: datetime, report: EngineReport) -> None:
         segment = sequence.trigger.segment

@@ -129,6 +129,11 @@ class Sequence:
     goal: Goal | None = None
     topic: str | None = None  # settings `topics:`: contacts who left it get none of its mail
 
+    @property
+    def hangs_on_session(self) -> bool:
+        """A session sequence: a step's `at:` reads `session.*`, so it only starts for an event naming a session."""
+        return any(step.at is not None and step.at.source == "session" for step in self.steps)
+
     def step(self, step_id: str) -> Step | None:
         for step in self.steps:
             if step.id == step_id:

@@ -52,13 +52,15 @@ class SessionJourneys:
         )
 
     def enrolling_session(self: Engine, sequence: Sequence, data: dict[str, Any]) -> tuple[str | None, bool]:
-        """(the session an event enrols into, whether it may enrol at all)."""
+        """(the session an event enrols into, whether it may enrol at all).
+
+        A sequence hanging on `session.*` starts only for an event naming a session that exists."""
         session_id = sessions.session_id_of(data)
         if session_id is None:
-            return None, True
+            return None, not sequence.hangs_on_session
         journey = {"session_id": session_id}
         if self.session_of(journey) is None:
-            return None, True  # named a session that is gone: an ordinary journey
+            return None, not sequence.hangs_on_session  # named a session that is gone: an ordinary journey
         return session_id, not self.session_cancelled(sequence, journey)
 
     def on_session_event(self: Engine, event: dict[str, Any], now: datetime, report: EngineReport) -> None:

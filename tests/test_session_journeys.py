@@ -236,3 +236,15 @@ def test_plan_shows_the_session_and_the_new_times(centre):
     ]
     text = centre("plan", "--days", "30", now="2026-12-02T10:05:00+01:00").output
     assert "session/convocation [EXCEL-1]" in text
+
+
+def test_an_enrolment_that_names_no_session_starts_no_session_journey(centre):
+    result = centre("event", "lea@example.org", "inscription_finalisee", "--data", "formation=Excel", now=ENROLLED)
+    assert result.exit_code == 0, result.output
+    output = run(centre, "2026-12-01T10:05:00+01:00")
+    assert journey_rows(centre) == []
+    assert "session: 1 inscription_finalisee event names no session (data session=ID): no journey started" in output
+    enrol(centre, "lea@example.org")  # the same learner, now with the session: the session journey starts
+    run(centre, "2026-12-07T09:00:00+01:00")
+    assert sent(centre) == [("lea@example.org", "convocation", "EXCEL-1")]
+    assert [j["session_id"] for j in journey_rows(centre)] == ["EXCEL-1"]
