@@ -149,6 +149,7 @@ def _check_source(
     roots: set[str],
     contact: set[str],
     event: set[str] | None,
+    session: set[str] | None = None,
 ) -> list[Problem]:
     try:
         uses, refused = uses_of(_parse(library, source, shown))
@@ -161,13 +162,15 @@ def _check_source(
     for use in uses:
         if use.optional:
             continue
-        message = _unknown(use, roots, contact, event)
+        message = _unknown(use, roots, contact, event, session)
         if message:
             problems.append(Problem(shown, use.line, message))
     return problems
 
 
-def _unknown(use: Use, roots: set[str], contact: set[str], event: set[str] | None) -> str | None:
+def _unknown(
+    use: Use, roots: set[str], contact: set[str], event: set[str] | None, session: set[str] | None = None
+) -> str | None:
     """Why a variable read cannot be satisfied at render time, or None."""
     from edumail.yamlfile import did_you_mean
 
@@ -189,6 +192,11 @@ def _unknown(use: Use, roots: set[str], contact: set[str], event: set[str] | Non
             f"undefined variable 'event.{name}'{did_you_mean(name, event)} (the events that trigger this "
             f"template carry: {carry}; write `| default(...)` if it is optional)"
         )
+    if root == "session" and session is not None and name not in session:
+        return (
+            f"undefined variable 'session.{name}'{did_you_mean(name, session)} (sessions have: "
+            f"{', '.join(sorted(session))}; write `| default(...)` if it is optional)"
+        )
     if root == "sender" and name not in SENDER_FIELDS:
         return (
             f"undefined variable 'sender.{name}'{did_you_mean(name, SENDER_FIELDS)} (sender has: name, email, reply_to)"
@@ -201,10 +209,16 @@ def check_templates(
     *,
     contact_fields: set[str],
     event_fields: dict[str, set[str]] | None = None,
+    session_fields: set[str] | None = None,
 ) -> list[Problem]:
-    """Every problem in templates/: syntax, front matter, encoding, layouts, undefined variables, sandbox escapes."""
+    """Every problem in templates/: syntax, front matter, encoding, layouts, undefined variables, sandbox escapes.
+
+    `session.X` must be a field of the sessions model or a custom field some session has (`session_fields`)."""
+    from edumail.sessions import VIEW_FIELDS
+
     problems: list[Problem] = []
     contact = set(CONTACT_FIELDS) | set(contact_fields)
+    session = set(VIEW_FIELDS) | set(session_fields or ())
     roots = set(GLOBALS) | set(EXTRAS) | set(library.env.globals)
     layouts = library.layouts()
     for layout in layouts:
@@ -245,7 +259,9 @@ def check_templates(
             )
         event = set(event_fields[name]) if event_fields and name in event_fields else None
         for source, shown in sources:
-            problems += _check_source(library, source, shown, roots=roots, contact=contact, event=event)
+            problems += _check_source(
+                library, source, shown, roots=roots, contact=contact, event=event, session=session
+            )
     for path in sorted(library.dir.glob("*.txt")) if library.dir.is_dir() else []:
         if path.stem not in names:
             problems.append(Problem(library.display(path), 0, f"text part without a template: add {path.stem}.html"))

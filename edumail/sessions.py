@@ -24,6 +24,8 @@ CANCELLED = "cancelled"
 STATUSES = (PLANNED, CANCELLED)
 TEXT_FIELDS = ("formation", "lieu", "formateur")
 CORE = ("id", "formation", "start", "end", "lieu", "formateur", "status")
+# What templates read as `session.*` besides its custom fields (see `view`).
+VIEW_FIELDS = (*CORE, "cancel_reason")
 MOVES = ("start", "end")  # changes that re-time journeys and record session_changed
 # Events about one session: they must name it, and it must exist.
 NEEDS_SESSION = (events.PRESENT, events.ABSENT, events.EVALUATION_COMPLETEE)

@@ -218,3 +218,18 @@ def test_an_import_with_a_skipped_row_exits_1(cli, tmp_path):
     assert result.exit_code == 1 and "0 recorded" in result.output
     events_csv.write_text("email,name\nok@example.org,inscription\n", encoding="utf-8")
     assert cli("events", "import", str(events_csv)).exit_code == 0
+
+
+def test_check_flags_an_unknown_session_field_until_a_session_has_it(cli, project_dir):
+    (project_dir / "templates" / "salle.html").write_text(
+        '---\nsubject: "{{ session.formation }}"\n---\n<p>Salle {{ session.salle }}</p>\n', encoding="utf-8"
+    )
+    result = cli("check")
+    assert result.exit_code == 1
+    assert "templates/salle.html:4: undefined variable 'session.salle' (sessions have: cancel_reason" in result.output
+    (project_dir / "s.csv").write_text(
+        "id;formation;debut;fin;salle\nS-1;Excel;14/12/2026 09:30;14/12/2026 17:00;B12\n"
+    )
+    assert cli("sessions", "import", str(project_dir / "s.csv"), now="2026-12-01T10:00:00+01:00").exit_code == 0
+    result = cli("check")
+    assert result.exit_code == 0, result.output

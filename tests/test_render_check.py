@@ -229,3 +229,24 @@ def test_edumail_check_knows_the_custom_fields_of_stored_contacts(cli, project_d
     write(project_dir / "templates", "t.html", "{{ contact.societe }}")
     result = cli("check")
     assert "contact.societe" not in result.output
+
+
+def test_session_fields_are_the_sessions_model_and_its_custom_fields(folder, library):
+    write(
+        folder,
+        "t.html",
+        "{{ session.formation }} {{ session.start }} {{ session.lieu }} {{ session.id }}\n{{ session.salle }}",
+    )
+    assert check(library) == [
+        "templates/t.html:5: undefined variable 'session.salle' (sessions have: cancel_reason, end, formateur, "
+        "formation, id, lieu, start, status; write `| default(...)` if it is optional)"
+    ]
+    assert check(library, session_fields={"salle"}) == []
+
+
+def test_an_unknown_session_field_suggests_a_close_one(folder, library):
+    write(folder, "t.html", "{{ session.strat | datetime }} {{ session.convocation | default('') }}")
+    assert check(library) == [
+        "templates/t.html:4: undefined variable 'session.strat' (did you mean 'start'?) (sessions have: "
+        "cancel_reason, end, formateur, formation, id, lieu, start, status; write `| default(...)` if it is optional)"
+    ]
