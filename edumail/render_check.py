@@ -204,6 +204,20 @@ def _unknown(
     return None
 
 
+def _layout_problems(library: TemplateLibrary, layouts: list[str], roots: set[str], contact: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    for layout in layouts:
+        path = library.dir / LAYOUTS_DIR / f"{layout}.html"
+        shown = library.display(path)
+        try:
+            source = read_text(path, shown)
+        except RenderError as exc:
+            problems.append(exc.problem)
+            continue
+        problems += _check_source(library, source, shown, roots=roots, contact=contact, event=None)
+    return problems
+
+
 def check_templates(
     library: TemplateLibrary,
     *,
@@ -216,22 +230,11 @@ def check_templates(
     `session.X` must be a field of the sessions model or a custom field some session has (`session_fields`)."""
     from edumail.sessions import VIEW_FIELDS
 
-    problems: list[Problem] = []
     contact = set(CONTACT_FIELDS) | set(contact_fields)
     session = set(VIEW_FIELDS) | set(session_fields or ())
     roots = set(GLOBALS) | set(EXTRAS) | set(library.env.globals)
     layouts = library.layouts()
-    for layout in layouts:
-        path = library.dir / LAYOUTS_DIR / f"{layout}.html"
-        shown = library.display(path)
-        try:
-            source = read_text(path, shown)
-        except RenderError as exc:
-            problems.append(exc.problem)
-            continue
-        problems += _check_source(
-            library, source, shown, roots=roots | set(LAYOUT_VARIABLES), contact=contact, event=None
-        )
+    problems = _layout_problems(library, layouts, roots | set(LAYOUT_VARIABLES), contact)
     for path in library.misnamed():
         problems.append(
             Problem(
