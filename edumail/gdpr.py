@@ -8,6 +8,7 @@ was. Only a salted hash of the address survives, on the suppression list.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,8 @@ class Erasure:
     """What one erasure changed, for the summary line."""
 
     contact_id: int
+    address: str = ""
+    message_ids: list[str] = field(default_factory=list)  # its mails' outbox files go too
     events: int = 0
     mails: int = 0
     cancelled: int = 0
@@ -108,11 +111,13 @@ def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: s
     cid = contact["id"]
     stamp = now
     digest = contacts_module.suppression_hash(store, contact["email"])
-    result = Erasure(cid)
+    result = Erasure(cid, contact["email"])
     with store.transaction():
+        result.message_ids = store.message_ids_of(cid)
+        store.blank_journey_texts_of(cid)
         result.journeys = journeys.end_all(store, cid, reason=reason, now=now, purpose=None)
         result.cancelled = store.cancel_queued_mails_of(cid, reason)
-        result.mails = store.blank_mails_of(cid)
+        result.mails = store.blank_mails_of(cid, reason)
         store.blank_tasks_of(cid, reason)
         result.events = store.blank_events_of(cid)
         store.delete_tags_of(cid)
@@ -120,12 +125,25 @@ def anonymise(store: Store, contact: dict[str, Any], now: datetime, *, reason: s
         store.blank_consent_log_of(cid)
         store.log_consent(cid, stamp, "opted_out", None, reason, {"command": _COMMANDS[reason]})
         store.anonymise_contact_row(cid, stamp)
+        scrub_address(store, contact["email"])
         if suppress:
             store.add_suppression(digest, stamp, reason)
     return result
 
 
 _COMMANDS = {"forgotten": "contacts forget", "purged": "purge"}
+ERASED = "[erased]"
+
+
+def scrub_address(store: Store, address: str) -> int:
+    """The address wherever else it was written (a campaign's `--where email=...`, data, content, another
+    contact's field...): replaced by [erased], in every text column of every table. Rows changed."""
+    address = address.strip().lower()
+    changed = 0
+    for form in dict.fromkeys([address, json.dumps(address)[1:-1]]):  # as typed, and inside JSON text
+        whole = re.compile(rf"(?<![\w.%+-]){re.escape(form)}(?![\w-])", re.IGNORECASE)
+        changed += store.scrub_text(form, whole, ERASED)
+    return changed
 
 
 # --- purge (CNIL: 3 years without a sign of life) ------------------------------------
@@ -138,6 +156,7 @@ class PurgeReport:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     kept: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     dry_run: bool = False
+    erasures: list[Erasure] = field(default_factory=list)  # for the files' clean-up
 
 
 def stale_prospects(store: Store, now: datetime) -> PurgeReport:
@@ -163,5 +182,6 @@ def purge(store: Store, now: datetime, *, dry_run: bool) -> PurgeReport:
         for row in report.candidates:
             contact = store.contact(row["id"])
             assert contact is not None
-            anonymise(store, contact, now, reason="purged", suppress=contact["consent"] == "opted_out")
+            erased = anonymise(store, contact, now, reason="purged", suppress=contact["consent"] == "opted_out")
+            report.erasures.append(erased)
     return report

@@ -10,7 +10,7 @@ import typer
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project, finish
+from edumail.cli.common import console, current_project, err_console, finish
 from edumail.cli.contacts import contacts_app
 from edumail.errors import EdumailError
 
@@ -37,21 +37,37 @@ def contacts_forget(
     """Erase a person's data, keeping only a hash on the suppression list."""
     from rich.markup import escape
 
-    from edumail import gdpr
+    from edumail import contacts, erasure, gdpr
 
-    store = current_project().store()
+    project = current_project()
+    store = project.store()
     now = clock.now()
+    address = email.strip().lower()
+    if address and contacts.is_forgotten(store, address):
+        # Forgotten already: finish what an interrupted erasure may have left (files, WAL), then say so.
+        _report_clean_up(erasure.clean_up(store, project.outbox_dir, [address], []))
     gdpr.find_contact(store, email)  # fails early and clearly for an unknown or forgotten address
     if not yes and not typer.confirm(
         f"Erase every personal data of {email.strip()}? This cannot be undone", default=False
     ):
         raise EdumailError("nothing erased (add --yes to skip this question)")
-    erasure = gdpr.forget(store, email, now)
+    done = gdpr.forget(store, email, now)
+    cleaned = erasure.clean_up(store, project.outbox_dir, [done.address], done.message_ids)
     console.print(
-        f"[green]forgotten:[/green] {escape(email.strip().lower())} ({erasure.summary()});"
+        f"[green]forgotten:[/green] {escape(address)} ({done.summary()}; {cleaned.summary()});"
         " its address is kept only as a salted hash on the suppression list",
         soft_wrap=True,
     )
+    finish(_report_clean_up(cleaned))
+
+
+def _report_clean_up(cleaned: Any) -> bool:
+    """Say what an erasure could not remove from the files; True when nothing is left."""
+    from rich.markup import escape
+
+    for problem in cleaned.problems:
+        err_console.print(f"[red]erasure not complete:[/red] {escape(problem)}", soft_wrap=True)
+    return not cleaned.problems
 
 
 @app.command()
@@ -78,6 +94,12 @@ def purge(
         console.print(f"[yellow]kept:[/yellow] {escape(row['email'])} ({escape(why)})", soft_wrap=True)
     done = "to anonymise (dry run: nothing changed)" if dry_run else "anonymised"
     console.print(f"[green]purge:[/green] {len(report.candidates)} prospect(s) {done}", soft_wrap=True)
+    if report.erasures:
+        from edumail import erasure
+
+        addresses = [e.address for e in report.erasures]
+        message_ids = [m for e in report.erasures for m in e.message_ids]
+        finish(_report_clean_up(erasure.clean_up(project.store(), project.outbox_dir, addresses, message_ids)))
 
 
 @bounces_app.command("import")

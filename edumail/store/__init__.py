@@ -1,7 +1,8 @@
 """The SQLite store: every SQL statement of edumail lives in this package.
 
 One file shared by `run`, `serve` and cron jobs: WAL mode, a busy timeout,
-short write transactions (BEGIN IMMEDIATE). Area modules add their queries
+short write transactions (BEGIN IMMEDIATE), secure_delete (erased bytes are
+zeroed, not left in free space). Area modules add their queries
 to `Store` as mixins, one per area: audience, campaigns, contacts, gdpr,
 journeys, locks, outbox, sessions, tasks, tracking.
 """
@@ -23,7 +24,7 @@ from edumail.store.audience import AudienceMixin
 from edumail.store.campaigns import CampaignsMixin
 from edumail.store.contacts import ContactsMixin
 from edumail.store.forms import FormsMixin
-from edumail.store.gdpr import GdprMixin
+from edumail.store.gdpr import CLEAN_META, GdprMixin
 from edumail.store.journeys import JourneysMixin
 from edumail.store.locks import LocksMixin
 from edumail.store.outbox import OutboxMixin
@@ -75,6 +76,7 @@ class Store(
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")  # what is deleted or rewritten is zeroed (SPEC 20)
             _owner_only(self.path)
         except sqlite3.DatabaseError as exc:
             raise EdumailError(f"{self.path}: cannot open the database ({exc}); is it an edumail.db?") from None
@@ -182,6 +184,8 @@ class Store(
                     " VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
                     (version,),
                 )
+        if not done:  # a new database: written with secure_delete from its first byte, no old free space
+            self.set_meta(CLEAN_META, "1")
 
     # --- meta ---------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +11,8 @@ from edumail.clock import to_db
 
 if TYPE_CHECKING:
     from edumail.store import Store
+
+CLEAN_META = "erasure.clean"  # set when no free page can hold bytes deleted before secure_delete was on
 
 
 class GdprMixin:
@@ -72,22 +76,103 @@ class GdprMixin:
             (reason, contact_id),
         ).rowcount
 
-    def blank_mails_of(self: Store, contact_id: int) -> int:
-        """Keep the mails for statistics, without the address, rendering context or subject."""
+    def blank_mails_of(self: Store, contact_id: int, reason: str) -> int:
+        """Keep the mails for statistics, without the address, rendering context, subject or server reply.
+
+        A server's reply or an earlier cancellation may quote the address or a field: only the
+        cancellations this erasure made keep their reason.
+        """
         return self.execute(
             "UPDATE mails SET to_email = NULL, context = '{}', subject = NULL,"
-            " last_error = CASE WHEN state = 'cancelled' THEN last_error ELSE NULL END WHERE contact_id = ?",
-            (contact_id,),
+            " last_error = CASE WHEN state = 'cancelled' AND last_error IN (?, ?) THEN last_error ELSE NULL END"
+            " WHERE contact_id = ?",
+            (reason, f"journey ended: {reason}", contact_id),
         ).rowcount
 
+    def message_ids_of(self: Store, contact_id: int) -> list[str]:
+        """The Message-IDs of every mail to (or about, for staff alerts) the contact: their outbox files."""
+        return [r[0] for r in self.execute("SELECT message_id FROM mails WHERE contact_id = ?", (contact_id,))]
+
     def blank_tasks_of(self: Store, contact_id: int, reason: str) -> int:
-        """Webhook payloads carry the contact: blank them; pending ones will not run."""
+        """Webhook payloads carry the contact, a CRM's error may quote it: blank them; pending ones will not run."""
         return self.execute(
             "UPDATE tasks SET payload = '{}', state = CASE WHEN state = 'pending' THEN 'failed' ELSE state END,"
-            " last_error = CASE WHEN state = 'pending' THEN ? ELSE last_error END"
+            " last_error = CASE WHEN state = 'pending' THEN ? ELSE NULL END"
             " WHERE journey_id IN (SELECT id FROM journeys WHERE contact_id = ?)",
             (reason, contact_id),
         ).rowcount
+
+    def blank_journey_texts_of(self: Store, contact_id: int) -> None:
+        """Journey log reasons and end reasons may quote a field or event value (an `at:` that is not a date,
+        an error): blanked, outcomes and times kept. Call before ending the journeys, whose reason is kept."""
+        journeys = "SELECT id FROM journeys WHERE contact_id = ?"
+        self.execute(f"UPDATE journey_log SET reason = '' WHERE journey_id IN ({journeys})", (contact_id,))
+        self.execute("UPDATE journeys SET end_reason = '' WHERE contact_id = ? AND state != 'active'", (contact_id,))
+
+    def scrub_text(self: Store, needle: str, pattern: re.Pattern[str], replacement: str) -> int:
+        """Replace `pattern` in every text column of every table, on the rows whose lower case holds `needle`.
+
+        The safety net of an erasure: an address typed into a campaign's `--where`, a campaign's data or
+        content, another contact's fields, a reply's key... wherever a column (today's or a future one) keeps it.
+        """
+        changed = 0
+        for table in self.table_names():
+            columns = self.text_columns(table)
+            for column in columns:
+                found = self.execute(
+                    f'SELECT rowid, "{column}" FROM "{table}" WHERE instr(lower("{column}"), ?) > 0', (needle,)
+                ).fetchall()
+                for rowid, value in found:
+                    scrubbed = pattern.sub(replacement, value)
+                    if scrubbed != value:
+                        self.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (scrubbed, rowid))
+                        changed += 1
+        return changed
+
+    def table_names(self: Store) -> list[str]:
+        """The tables that have rowids (every table of edumail), without SQLite's own."""
+        return [
+            r[0]
+            for r in self.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND sql NOT LIKE '%WITHOUT ROWID%' ORDER BY name"
+            )
+        ]
+
+    def text_columns(self: Store, table: str) -> list[str]:
+        return [
+            r[1]
+            for r in self.execute(f'PRAGMA table_info("{table}")')
+            if r[2].upper() in ("", "TEXT") or "CHAR" in r[2].upper() or "CLOB" in r[2].upper()
+        ]
+
+    # --- what is left in the files -----------------------------------------------------
+
+    def checkpoint_truncate(self: Store, wait: float) -> bool:
+        """Copy the WAL into the database and truncate it to 0 bytes; False when readers kept it for `wait` s.
+
+        A reader still using the WAL (a long `run`, a tool with a read open) blocks the truncation: the
+        attempt is repeated with a short busy timeout until `wait` has passed.
+        """
+        deadline = time.monotonic() + wait
+        usual = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.conn.execute("PRAGMA busy_timeout = 500")
+        try:
+            while True:
+                busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy or time.monotonic() >= deadline:
+                    return not busy
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(usual)}")
+
+    def vacuum_once(self: Store) -> bool:
+        """Rebuild a database that was written before secure_delete was on, whose free pages may still hold
+        deleted bytes; once done (or for a database created with it), never again. True when it ran."""
+        if self.get_meta(CLEAN_META):
+            return False
+        self.conn.execute("VACUUM")
+        self.set_meta(CLEAN_META, "1")
+        return True
 
     # --- purge ----------------------------------------------------------------------
 

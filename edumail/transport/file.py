@@ -16,6 +16,11 @@ from edumail.transport import TEMPORARY, Envelope, SendFailure
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def file_name(message_id: str) -> str:
+    """The outbox file of a mail: its Message-ID's left part (erasure finds a person's files by it)."""
+    return _UNSAFE.sub("_", message_id.strip("<>").partition("@")[0]) + ".eml"
+
+
 class FileConnection:
     def __init__(self, root: Path):
         self.root = root
@@ -25,7 +30,7 @@ class FileConnection:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def send(self, envelope: Envelope) -> None:
-        name = _UNSAFE.sub("_", envelope.message_id.strip("<>").partition("@")[0]) + ".eml"
+        name = file_name(envelope.message_id)
         staging = self.tmp / name
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # mails hold personal data
