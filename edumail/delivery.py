@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from edumail import contacts, events, lease
+from edumail import delivery_faults as faults
 from edumail.compose import Composer, Skip
 from edumail.errors import EdumailError
 from edumail.project import Project
@@ -140,12 +141,10 @@ def deliver(
             if report.total:
                 _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), lock).go()
         finally:
-            with _WRITE:
-                store.settle_campaigns()
-                lock.release()
+            faults.settle(store, lock, report, _WRITE)
         if report.stopped:
-            queued = store.count_due_mails(now)
-            report.stopped += f" ({queued} mail{'s' if queued != 1 else ''} still queued)"
+            queued = faults.still_queued(store, now)
+            report.stopped += f" ({queued} mail{'s' if queued != 1 else ''} still queued)" if queued else ""
     report.seconds = time.monotonic() - started
     return report
 
@@ -227,28 +226,38 @@ class _Run:
     # --- one worker thread ------------------------------------------------------------
 
     def _worker(self) -> None:
-        store = self.project.open_store()
+        try:
+            store = self.project.open_store()
+        except BaseException as exc:  # noqa: BLE001 - reported by the run, never a thread traceback
+            self._died(None, None, exc)
+            return
         connection = self.transport.connect()
         try:
             while not self.stop.is_set() and self._take_budget():
-                with _WRITE:
-                    mail = store.claim_due_mail(self.now_db)
-                if mail is None:
-                    break
+                mail = None
                 try:
-                    self._one(store, connection, mail)
-                except BaseException as exc:  # a bug: put the mail back, stop everyone, re-raise in the caller
                     with _WRITE:
-                        store.release_mail(int(mail["id"]), f"internal error: {exc!r}")
-                    with self.lock:
-                        self.crash = self.crash or exc
-                        self.report.stopped = self.report.stopped or f"internal error while sending: {exc!r}"
-                    self.stop.set()
+                        mail = store.claim_due_mail(self.now_db)
+                    if mail is None:
+                        break
+                    self._one(store, connection, mail)
+                except BaseException as exc:  # noqa: BLE001 - put the mail back, stop everyone, say which mail
+                    self._died(store, mail, exc)
+                    break
                 if self.progress is not None:
                     self.progress(self.report)
         finally:
             connection.close()
             store.close()
+
+    def _died(self, store: Store | None, mail: dict[str, Any] | None, exc: BaseException) -> None:
+        """A worker stops on a fault (a damaged database, a bug): the run reports it and exits 1."""
+        reason = faults.put_back(store, mail, exc, _WRITE)
+        with self.lock:
+            if not isinstance(exc, Exception):
+                self.crash = self.crash or exc  # Ctrl-C, SystemExit: re-raised in the caller
+            self.report.stopped = self.report.stopped or reason
+        self.stop.set()
 
     def _handover(self) -> datetime:
         """The run's `now` moved on by the real time spent since it started: each mail's Date (SPEC 20)."""
@@ -288,19 +297,9 @@ class _Run:
         except SendFailure as failure:
             self._failed(store, mail, failure)
             return
-        with _WRITE, store.transaction():
-            store.mark_mail_sent(mail_id, self.now_db, composed.subject, composed.links)
-            if mail.get("contact_id") is not None:
-                contacts.record_event(
-                    store,
-                    int(mail["contact_id"]),
-                    events.EMAIL_SENT,
-                    at=self.now,
-                    data=_sent_data(mail, composed.subject, composed.attachments),
-                    source="delivery",
-                    now=self.now,
-                    mail_id=mail_id,
-                )
+        stop = faults.record_sent(self.project, store, mail, composed, self.now, _WRITE)
+        if stop:
+            self._halt(stop)
         with self.lock:
             self.report.sent += 1
             self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
@@ -407,16 +406,6 @@ class _Run:
         with self.lock:
             self.report.stopped = self.report.stopped or message
         self.stop.set()
-
-
-def _sent_data(mail: dict[str, Any], subject: str, files: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
-    data: dict[str, Any] = {"template": mail["template"], "subject": subject}
-    if files:  # the proof of what was attached (SPEC 15: names and SHA-256)
-        data["attachments"] = list(files)
-    for key in ("sequence", "step_id", "campaign_id"):
-        if mail.get(key) is not None:
-            data[key.replace("_id", "") if key == "step_id" else key] = mail[key]
-    return data
 
 
 def _stop_message(failure: SendFailure, project: Project) -> str:

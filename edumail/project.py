@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edumail import clock, keys
+from edumail import clock, journal, keys
 from edumail import settings as settings_module
 from edumail.errors import EdumailError
 from edumail.settings import Settings
@@ -38,12 +38,20 @@ class Project:
     def store(self) -> Store:
         """The project's store, opened (and migrated) on first use."""
         if self._store is None:
-            self._store = Store(self.database_path)
+            self._store = self.open_store()
         return self._store
 
     def open_store(self) -> Store:
-        """A new connection, for another thread."""
-        return Store(self.database_path)
+        """A new connection, for another thread; what a full disk or a long lock left in the journal is
+        recorded first (edumail.journal)."""
+        store = Store(self.database_path)
+        if journal.pending(self.database_path):
+            try:
+                journal.replay(store, self.database_path)
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def secret(self) -> bytes:
         """The HMAC key that signs: the secret_env variable, else the first line of .edumail-secret."""

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from edumail import __version__
+from edumail import __version__, dbfault
 from edumail.cli.common import err_console, escape, reset, state
 from edumail.errors import EdumailError
 
@@ -49,27 +49,6 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1) from None
 
 
-def database_fault(exc: sqlite3.DatabaseError) -> str:
-    """What a SQLite failure means for the user, and what to do."""
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return (
-            "the database stayed locked by another edumail process for more than 30 s; nothing was changed: "
-            "run the command again (`edumail outbox` shows what is queued)"
-        )
-    if "full" in text:
-        return (
-            "the disk is full: the database could not be written (what was done is kept, the rest is "
-            "still queued); free some space, then run the command again"
-        )
-    if "malformed" in text or "not a database" in text or "corrupt" in text:
-        return (
-            f"the database file is damaged ({text}); stop every edumail process, keep a copy of edumail.db, "
-            "then restore your last backup or try `sqlite3 edumail.db .recover`"
-        )
-    return f"the database failed ({text}); run the command again, and check the disk if it keeps failing"
-
-
 class _Group(TyperGroup):
     """Turns EdumailError into a message and exit 1, wherever it is raised."""
 
@@ -83,7 +62,7 @@ class _Group(TyperGroup):
         except EdumailError as exc:
             _fail(str(exc))
         except sqlite3.DatabaseError as exc:  # a fault of the file or the disk, not of the user's input
-            _fail(database_fault(exc))
+            _fail(dbfault.describe(exc))
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}; check the path, its permissions and the free disk space")

@@ -10,7 +10,7 @@ import typer
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project, err_console, parse_at, parse_pairs
+from edumail.cli.common import console, current_project, err_console, escape, parse_at, parse_pairs
 
 if TYPE_CHECKING:
     from edumail import campaigns
@@ -178,7 +178,7 @@ def _print_report(report: DeliveryReport) -> None:
     for reason in report.errors[:5]:
         err_console.print(f"  [yellow]-[/yellow] {reason}", soft_wrap=True)
     if report.stopped:
-        err_console.print(f"[red]error:[/red] {report.stopped}", soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(report.stopped)}", soft_wrap=True)
     if report.failed and report.failed > report.bounced:
         err_console.print(
             "See `edumail outbox --failed`; once fixed, `edumail outbox retry` queues them again.", soft_wrap=True

@@ -33,7 +33,16 @@ from edumail.store.sessions import SessionsMixin
 from edumail.store.tasks import TasksMixin
 from edumail.store.tracking import TrackingMixin
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = 30_000  # EDUMAIL_BUSY_TIMEOUT (seconds) changes it
+
+
+def busy_timeout_ms() -> int:
+    """How long a write waits for another process's lock before giving up."""
+    given = os.environ.get("EDUMAIL_BUSY_TIMEOUT", "").strip()
+    try:
+        return max(0, int(float(given) * 1000)) if given else BUSY_TIMEOUT_MS
+    except ValueError:
+        raise EdumailError(f"EDUMAIL_BUSY_TIMEOUT={given!r}: expected a number of seconds, e.g. 30") from None
 
 
 def _refuse_empty(path: Path) -> None:
@@ -68,11 +77,12 @@ class Store(
     def __init__(self, path: Path | str):
         self.path = Path(path)
         _refuse_empty(self.path)
+        self.busy_ms = busy_timeout_ms()
         try:
             conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                str(self.path), timeout=self.busy_ms / 1000, isolation_level=None, check_same_thread=False
             )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -104,10 +114,23 @@ class Store(
                 yield
             except BaseException:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may have rolled back already (a full disk, a busy lock)
+                    self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             self.conn.execute("COMMIT")
+
+    @contextmanager
+    def waiting(self, seconds: float | None) -> Iterator[None]:
+        """Wait at most `seconds` for another process's write lock (None: the usual busy timeout)."""
+        if seconds is None:
+            yield
+            return
+        self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {self.busy_ms}")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, _params(params))

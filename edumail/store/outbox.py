@@ -98,6 +98,21 @@ class OutboxMixin:
             (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
         )
 
+    def mark_mail_accepted(self: Store, mail_id: int, sent_at: datetime) -> None:
+        """The least a full disk may still take: the row rewritten in place, the rest kept in the journal."""
+        self.execute(
+            "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ? AND state = 'sending'",
+            (sent_at, mail_id),
+        )
+
+    def complete_sent_mail(self: Store, mail_id: int, sent_at: datetime, subject: str, links: list[str]) -> None:
+        """mark_mail_sent for a mail already marked accepted (its attempt counted once)."""
+        self.execute(
+            "UPDATE mails SET attempts = attempts + (state = 'sending'), state = 'sent', sent_at = ?, subject = ?,"
+            " links = ?, last_error = NULL WHERE id = ?",
+            (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
+        )
+
     def defer_mail(self: Store, mail_id: int, not_before: datetime, error: str) -> None:
         """A temporary failure: stays queued, one more attempt counted, later."""
         self.execute(
