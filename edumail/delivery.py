@@ -134,11 +134,13 @@ def deliver(
             report.busy = holder
             return report
         try:
-            with _WRITE, store.transaction():
-                report.recovered = len(store.recover_sending_mails())
+            report.stopped = faults.unwritten_journal(project, store)  # its mails must not be recovered and sent again
+            if not report.stopped:
+                with _WRITE, store.transaction():
+                    report.recovered = len(store.recover_sending_mails())
             due = store.count_due_mails(now)
             report.total = min(due, limit) if limit is not None else due
-            if report.total:
+            if report.total and not report.stopped:
                 _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), lock).go()
         finally:
             faults.settle(store, lock, report, _WRITE)

@@ -94,6 +94,19 @@ def keep_accepted(
     )
 
 
+def unwritten_journal(project: Project, store: Store) -> str | None:
+    """Why delivery may not start: the journal holds accepted mails the database still cannot take."""
+    database = project.database_path
+    if journal.pending(database):
+        journal.replay(store, database)
+    if not journal.pending(database):
+        return None
+    return (
+        f"{journal.path_for(database)} could not be written into {database} yet (is the disk still full?); "
+        "delivery waits for it so that no accepted mail goes twice: free some space, then run again"
+    )
+
+
 def put_back(store: Store | None, mail: dict[str, Any] | None, exc: BaseException, write: threading.Lock) -> str:
     """A worker stops on `exc` with `mail` claimed: back to the queue if the database lets us; returns why."""
     if store is not None and mail is not None:

@@ -33,6 +33,7 @@ from edumail import (
     eventdata,
     events,
     forms,
+    journal,
     recording,
     sessions,
     tokens,
@@ -48,6 +49,7 @@ from edumail.store import Store
 from edumail.web_providers import ProviderWebhooks
 
 log = logging.getLogger("edumail.tracking")
+REPLAY_WAIT = 1.0  # seconds a request waits to replay the journal; else the next request tries
 
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -95,6 +97,8 @@ class _Stores:
             self.local.store = store
             with self.lock:
                 self.opened.append(store)
+        if journal.pending(self.project.database_path):  # what a long lock kept back: written first
+            journal.replay(store, self.project.database_path, wait=REPLAY_WAIT)
         return store
 
     def close(self) -> None:

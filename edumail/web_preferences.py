@@ -8,20 +8,27 @@ only the mail's topic or everything, and undo within 30 days.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from edumail import clock, form_pages, preferences, recording, tokens
+from edumail import clock, dbfault, form_pages, journal, preferences, recording, tokens
 from edumail import tracking_pages as pages
 from edumail.web_forms import posted
 
 if TYPE_CHECKING:
     from edumail.project import Project
     from edumail.store import Store
+
+UNSUBSCRIBE_WAIT = 10.0  # seconds a one-click POST waits for another process's lock before the journal
+log = logging.getLogger("edumail.tracking")
 
 _HEADERS = {
     "Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
@@ -79,7 +86,18 @@ class PreferenceRoutes:
         scope = preferences.TOPIC if form.get("scope") == "topic" and not one_click else preferences.ALL
         method = "one-click" if one_click else "confirmation page"
         proof = self._proof(request, mail, method=method)
-        preferences.unsubscribe(store, mail, scope, method=method, proof=proof, now=now)
+        try:
+            with store.waiting(min(UNSUBSCRIBE_WAIT, store.busy_ms / 1000)):
+                preferences.unsubscribe(store, mail, scope, method=method, proof=proof, now=now)
+        except sqlite3.OperationalError as exc:
+            if not (dbfault.is_busy(exc) or dbfault.is_full(exc)):
+                raise
+            # Never lost (RFC 8058): kept in the journal, which the next write replays; the person is answered.
+            journal.keep_unsubscribe(store.path, int(mail["id"]), scope, method, proof, now)
+            log.warning("unsubscribe of mail %s kept in the journal: %s", mail["id"], dbfault.describe(exc))
+            return _page(
+                form_pages.unsubscribed_page(self.centre, _done(store, mail, self.labels, now), self.labels, scope)
+            )
         view = preferences.view(store, store.tracked_mail(int(mail["id"])) or mail, self.labels, now)
         return _page(form_pages.unsubscribed_page(self.centre, view, self.labels, scope))
 
@@ -102,6 +120,11 @@ class PreferenceRoutes:
             mail = store.tracked_mail(int(mail["id"])) or mail
         view = preferences.view(store, mail, self.labels, now)
         return _page(form_pages.preferences_page(self.centre, view, self.labels, saved=form is not None))
+
+
+def _done(store: Store, mail: dict[str, Any], labels: dict[str, str], now: datetime) -> preferences.View:
+    """The page after an unsubscribe kept in the journal: what it will do (no undo until it is written)."""
+    return replace(preferences.view(store, mail, labels, now), receives=False, undo=None)
 
 
 async def _unsubscribe_form(request: Request) -> dict[str, str]:
