@@ -11,14 +11,19 @@ can exit 1.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edumail.store import Store
 from edumail.transport.file import file_name
 
+if TYPE_CHECKING:
+    from edumail.project import Project
+
+CHUNK = 1 << 20
 WAL_WAIT = 10.0  # seconds a checkpoint waits for readers (a `serve` request, a `run`) to let the WAL go
 
 
@@ -28,17 +33,20 @@ class CleanUp:
 
     files: int = 0
     rebuilt: bool = False
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what edumail could not erase: exit status 1
+    strays: list[str] = field(default_factory=list)  # the operator's own files that name the person
 
     def summary(self) -> str:
         rebuilt = "; the database was rebuilt once to clear old free pages" if self.rebuilt else ""
         return f"{self.files} outbox file(s) deleted{rebuilt}"
 
 
-def clean_up(store: Store, outbox: Path, addresses: Iterable[str], message_ids: Iterable[str]) -> CleanUp:
-    """After the erasure committed: the people's outbox files, then the free pages and the WAL."""
-    report = CleanUp()
-    report.files = remove_outbox_files(outbox, addresses, message_ids, report.problems)
+def clean_up(project: Project, addresses: Iterable[str], message_ids: Iterable[str]) -> CleanUp:
+    """After the erasure committed: the people's outbox files, the free pages and the WAL, then a last look
+    at every other file of the project folder for the addresses."""
+    store, report = project.store(), CleanUp()
+    wanted = [a.strip().lower() for a in addresses if a.strip()]
+    report.files = remove_outbox_files(project.outbox_dir, wanted, message_ids, report.problems)
     report.rebuilt = store.vacuum_once()
     if not store.checkpoint_truncate(WAL_WAIT):
         report.problems.append(
@@ -46,13 +54,69 @@ def clean_up(store: Store, outbox: Path, addresses: Iterable[str], message_ids: 
             f" for {WAL_WAIT:g} s (a long `edumail run` or `send`, a backup, a tool with the database open)."
             " Run this command again once it has finished: it completes the erasure"
         )
+    else:
+        report.problems += [
+            f"{path}: still holds a forgotten address after the erasure (an edumail bug: please report it)"
+            for path in _database_files(store.path)
+            if _names(path, wanted)
+        ]
+    report.strays = stray_files(project.root, wanted, skip={project.outbox_dir, *_database_files(store.path)})
     return report
 
 
-def remove_outbox_files(outbox: Path, addresses: Iterable[str], message_ids: Iterable[str], problems: list[str]) -> int:
-    """Delete the .eml files of these mails (by name, in new/, cur/ or tmp/) and any file naming the address."""
+def stray_files(root: Path, addresses: list[str], skip: set[Path]) -> list[str]:
+    """Files of the project folder that edumail did not write but that name an address (an import file, an
+    export, an audit, a per-person attachment): the operator's to delete or edit, said one by one."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and Path(folder, d) not in skip)
+        for name in sorted(files):
+            path = Path(folder, name)
+            if path in skip:
+                continue
+            relative = path.relative_to(root)
+            who = _whole(str(relative).lower().encode(), addresses) or _names(path, addresses)
+            if who:
+                found.append(
+                    f"{relative}: still names {who} (a file made or copied here outside edumail's records: an import,"
+                    " an export, an audit, an attachment); delete it or remove the person from it"
+                )
+    return found
+
+
+def _database_files(db: Path) -> list[Path]:
+    return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm"))]
+
+
+def _names(path: Path, addresses: list[str]) -> str | None:
+    """The first address the file holds whole (marie@... is not in annemarie@...), read in chunks."""
+    overlap = max((len(a.encode()) for a in addresses), default=0) + 1
+    try:
+        with path.open("rb") as handle:
+            tail = b""
+            while chunk := handle.read(CHUNK):
+                data = tail + chunk.lower()
+                found = _whole(data, addresses)
+                if found:
+                    return found
+                tail = data[-overlap:]
+    except OSError:
+        return None
+    return None
+
+
+def _whole(data: bytes, addresses: list[str]) -> str | None:
+    """The first address written whole in `data` (lower case): not preceded by what an address may hold."""
+    for address in addresses:
+        needle = address.encode()
+        if needle in data and re.search(rb"(?<![a-z0-9._%+-])" + re.escape(needle), data):
+            return address
+    return None
+
+
+def remove_outbox_files(outbox: Path, addresses: list[str], message_ids: Iterable[str], problems: list[str]) -> int:
+    """Delete the .eml files of these mails (by name, in new/, cur/ or tmp/) and any file naming an address."""
     names = {file_name(m) for m in message_ids}
-    needles = [a.strip().lower().encode() for a in addresses if a.strip()]
     if not outbox.is_dir():
         return 0
     removed = 0
@@ -61,18 +125,10 @@ def remove_outbox_files(outbox: Path, addresses: Iterable[str], message_ids: Ite
             if not path.is_file():
                 continue
             # A mail client reading the Maildir moves a file to cur/ as NAME:2,FLAGS.
-            if path.name.split(":", 1)[0] not in names and not _mentions(path, needles):
+            if path.name.split(":", 1)[0] not in names and not _names(path, addresses):
                 continue
             path.unlink()
             removed += 1
         except OSError as exc:
             problems.append(f"{path}: cannot delete it ({exc.strerror or exc}); delete it by hand")
     return removed
-
-
-def _mentions(path: Path, needles: list[bytes]) -> bool:
-    """The file names one of the addresses, whole (marie@... is not in annemarie@...)."""
-    if not needles:
-        return False
-    data = path.read_bytes().lower()
-    return any(re.search(rb"(?<![a-z0-9._%+-])" + re.escape(needle), data) for needle in needles if needle in data)

@@ -279,3 +279,19 @@ def test_purge_deletes_the_outbox_files_of_the_purged(cli):
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in files)
     assert leftovers(cli.root, ["marie@example.fr", "Mariequa", "annemarie@example.fr"]) == {}
+
+
+def test_the_operator_s_own_files_that_name_the_person_are_listed(cli):
+    small(cli)
+    (cli.root / "inscrits-novembre.csv").write_text(SMALL, encoding="utf-8")  # an import file kept in the project
+    folder = cli.root / "files" / "convocations"
+    folder.mkdir(parents=True)
+    (folder / "marie@example.fr.pdf").write_bytes(b"%PDF-1.4 convocation")  # a per-person attachment
+    (folder / "annemarie@example.fr.pdf").write_bytes(b"%PDF-1.4 convocation")
+    result = cli("contacts", "forget", "marie@example.fr", "--yes")
+    assert result.exit_code == 0, result.output  # edumail's own files are clean: the rest is the operator's part
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, result.output
+    assert "inscrits-novembre.csv: still names marie@example.fr" in warnings[0]
+    assert "marie@example.fr.pdf: still names marie@example.fr" in warnings[1]
+    assert "delete it or remove the person from it" in warnings[1]

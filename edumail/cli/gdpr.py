@@ -45,14 +45,14 @@ def contacts_forget(
     address = email.strip().lower()
     if address and contacts.is_forgotten(store, address):
         # Forgotten already: finish what an interrupted erasure may have left (files, WAL), then say so.
-        _report_clean_up(erasure.clean_up(store, project.outbox_dir, [address], []))
+        _report_clean_up(erasure.clean_up(project, [address], []))
     gdpr.find_contact(store, email)  # fails early and clearly for an unknown or forgotten address
     if not yes and not typer.confirm(
         f"Erase every personal data of {email.strip()}? This cannot be undone", default=False
     ):
         raise EdumailError("nothing erased (add --yes to skip this question)")
     done = gdpr.forget(store, email, now)
-    cleaned = erasure.clean_up(store, project.outbox_dir, [done.address], done.message_ids)
+    cleaned = erasure.clean_up(project, [done.address], done.message_ids)
     console.print(
         f"[green]forgotten:[/green] {escape(address)} ({done.summary()}; {cleaned.summary()});"
         " its address is kept only as a salted hash on the suppression list",
@@ -62,9 +62,12 @@ def contacts_forget(
 
 
 def _report_clean_up(cleaned: Any) -> bool:
-    """Say what an erasure could not remove from the files; True when nothing is left."""
+    """Say what an erasure could not remove, and the operator's files that name the person; True when edumail's
+    own files hold nothing of them any more."""
     from rich.markup import escape
 
+    for stray in cleaned.strays:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(stray)}", soft_wrap=True)
     for problem in cleaned.problems:
         err_console.print(f"[red]erasure not complete:[/red] {escape(problem)}", soft_wrap=True)
     return not cleaned.problems
@@ -99,7 +102,7 @@ def purge(
 
         addresses = [e.address for e in report.erasures]
         message_ids = [m for e in report.erasures for m in e.message_ids]
-        finish(_report_clean_up(erasure.clean_up(project.store(), project.outbox_dir, addresses, message_ids)))
+        finish(_report_clean_up(erasure.clean_up(project, addresses, message_ids)))
 
 
 @bounces_app.command("import")
