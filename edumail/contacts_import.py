@@ -15,16 +15,14 @@ from typing import Any
 
 from edumail import clock, csvfile, eventdata, events, import_rules, sessions
 from edumail.contacts import (
-    add_tags,
     clean_tags,
     hash_address,
     normalize_email,
     record_events,
     record_events_by_address,
-    set_consent,
-    set_stage,
     suppression_salt,
 )
+from edumail.contacts_update import Updates, fields_from_row
 from edumail.errors import InputError
 from edumail.store import Store
 
@@ -81,7 +79,6 @@ _ALIASES = {
     **import_rules.COLUMN_ALIASES,
 }
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # json.dumps(..., options) makes one per call
-_RESERVED = {"consent", "basis", "id", "created_at", "updated_at", "consent_basis", "imported_stage", "imported_at"}
 
 
 @dataclass
@@ -124,9 +121,10 @@ def import_contacts(
     )
     merged = _merge_duplicates(_parse_rows(reader, columns, batch), path.name, problems)
     suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
-    existing = store.contacts_by_emails(list(merged))
     new: list[tuple[str, int, dict[str, str]]] = []
-    with store.transaction():
+    with store.transaction():  # read inside the write transaction: nothing changes them meanwhile
+        existing = store.contacts_by_emails(list(merged))
+        updates = Updates(store, batch, _tags_named(merged, existing, batch.tags))
         for address, (line, values, duplicates) in merged.items():
             if hash_address(salt, address) in suppressed and address not in existing:
                 problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
@@ -137,14 +135,23 @@ def import_contacts(
                 new.append((address, line, values))
                 report.updated += duplicates  # later rows for a new address are part of its creation
                 continue
-            changed = _import_row(store, batch, address, line, values, existing[address])
+            changed = updates.row(line, values, existing[address])
             # Later rows for the same address updated it (or changed nothing).
             if changed:
                 report.updated += duplicates
             else:
                 report.unchanged += duplicates
+        updates.write(store)
         _create_all(store, batch, new)
     return report
+
+
+def _tags_named(
+    merged: dict[str, tuple[int, dict[str, str], int]], existing: dict[str, Any], extra: list[str]
+) -> list[str]:
+    """Every tag the file's rows for existing contacts (and --tag) name."""
+    cells = {merged[address][1].get("tags", "") for address in existing}
+    return clean_tags([*cells, *extra])
 
 
 def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str, str]]]) -> None:
@@ -170,7 +177,7 @@ def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str,
                 "timezone": values.get("timezone") or None,
                 "consent": state,
                 "consent_basis": basis,
-                "fields": _JSON(_fields_from_row(values)),
+                "fields": _JSON(fields_from_row(values)),
                 "imported_stage": stage or None,
                 "imported_at": now if stage else None,
             }
@@ -212,39 +219,6 @@ def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tup
     return parsed
 
 
-def _import_row(
-    store: Store, batch: _Batch, address: str, line: int, values: dict[str, str], contact: dict[str, Any]
-) -> bool:
-    """Update one existing contact from its (merged) row; True when it changed."""
-    report, now = batch.report, batch.now
-    wanted = import_rules.row_consent(values, batch.consent, batch.basis)
-    file_stage = values.get("stage", "")
-    proof = {"file": batch.path.name, "line": line, "command": "contacts import"}
-    if wanted.from_cell:
-        proof["column"] = "consent"
-    row_tags = clean_tags([values.get("tags", ""), *batch.tags])
-    if not batch.overwrite_stage and import_rules.keeps_stage(contact, values.get("stage", "")):
-        report.stages_kept += 1
-        values = {k: v for k, v in values.items() if k != "stage"}
-    changed = _update_from_row(store, contact, values, now)
-    if wanted.state is not None:
-        if contact["consent"] == events.OPTED_OUT and wanted.state != events.OPTED_OUT:
-            report.kept_opted_out += 1
-        elif set_consent(
-            store, contact["id"], wanted.state, basis=wanted.basis, now=now, source=batch.source, proof=proof
-        ):
-            changed = True
-    if file_stage:
-        store.set_imported_stage(contact["id"], file_stage, now)
-    if row_tags and add_tags(store, contact["id"], row_tags, now, batch.source):
-        changed = True
-    if changed:
-        report.updated += 1
-    else:
-        report.unchanged += 1
-    return changed
-
-
 def _merge_duplicates(
     parsed: list[tuple[int, str, dict[str, str]]], file_name: str, problems: list[str]
 ) -> dict[str, tuple[int, dict[str, str], int]]:
@@ -261,30 +235,6 @@ def _merge_duplicates(
         current["tags"] = ",".join(tags)
         merged[address] = (first, current, duplicates + 1)
     return merged
-
-
-def _fields_from_row(values: dict[str, str]) -> dict[str, str]:
-    skip = {"email", "first_name", "last_name", "stage", "tags", "timezone"} | _RESERVED
-    return {k: v for k, v in values.items() if k not in skip and v != ""}
-
-
-def _update_from_row(store: Store, contact: dict[str, Any], values: dict[str, str], now: datetime) -> bool:
-    """Apply non-empty cells to an existing contact; True when anything changed."""
-    changes: dict[str, Any] = {}
-    for key in ("first_name", "last_name", "timezone"):
-        if values.get(key) and values[key] != (contact.get(key) or ""):
-            changes[key] = values[key]
-    fields = json.loads(contact.get("fields") or "{}")
-    merged = {**fields, **_fields_from_row(values)}
-    if merged != fields:
-        changes["fields"] = json.dumps(merged, ensure_ascii=False, sort_keys=True)
-    if changes:
-        store.update_contact(contact["id"], changes, now)
-    changed = bool(changes)
-    if values.get("stage") and values["stage"] != contact.get("stage"):
-        set_stage(store, contact["id"], values["stage"], now, "import")
-        changed = True
-    return changed
 
 
 @dataclass

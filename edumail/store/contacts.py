@@ -113,6 +113,30 @@ class ContactsMixin:
             ((contact_id, stamp, consent, basis, source, dumps(proof)) for contact_id, consent, basis, proof in rows),
         )
 
+    def tag_pairs(self: Store, tags: list[str]) -> set[tuple[int, str]]:
+        """(contact id, tag) of every contact that has one of these tags."""
+        marks = ",".join("?" * len(tags))
+        return set(self.conn.execute(f"SELECT contact_id, tag FROM tags WHERE tag IN ({marks})", tags).fetchall())
+
+    def update_contact_columns(
+        self: Store, columns: tuple[str, ...], rows: list[tuple[Any, ...]], now: datetime
+    ) -> None:
+        """New values of these columns for many contacts: (*values, contact id) each; updated_at is now."""
+        assert set(columns) <= set(CONTACT_COLUMNS)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        stamp = to_db(now)
+        self.conn.executemany(
+            f"UPDATE contacts SET {assignments}, updated_at = ? WHERE id = ?",
+            ((*row[:-1], stamp, row[-1]) for row in rows),
+        )
+
+    def set_imported_stages(self: Store, rows: list[tuple[str, int]], at: datetime) -> None:
+        """set_imported_stage for many contacts: (stage, contact id) each (updated_at untouched)."""
+        stamp = to_db(at)
+        self.conn.executemany(
+            "UPDATE contacts SET imported_stage = ?, imported_at = ? WHERE id = ?", ((s, stamp, c) for s, c in rows)
+        )
+
     def add_new_tags(self: Store, rows: list[tuple[int, str]], now: datetime) -> None:
         """Tags of contacts that have none yet (just created): (contact id, tag) each."""
         stamp = to_db(now)

@@ -1,0 +1,108 @@
+"""Imports are set-based (issue 17): the number of SQL statements does not grow with the rows,
+and a batched update leaves exactly what the row-by-row rules say (SPEC 16)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from edumail import clock, contacts_import, events
+from edumail.store import Store
+
+NOW = clock.parse_iso("2026-11-20T10:00:00Z", clock.UTC)
+LATER = clock.parse_iso("2026-11-21T10:00:00Z", clock.UTC)
+
+
+class CountingConnection:
+    """The real sqlite3 connection, counting the statements handed to it (execute and executemany alike)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        self.statements += 1
+        return self._conn.execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        self.statements += 1
+        return self._conn.executemany(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def first_file(tmp_path: Path, n: int) -> Path:
+    rows = [f"p{i}@example.fr,Prénom{i},Nom,prospect,Lyon,unknown" for i in range(n)]
+    return write(tmp_path / "a.csv", ["email,prenom,nom,etape,ville,consent", *rows])
+
+
+def second_file(tmp_path: Path, n: int) -> Path:
+    """Every other row changes: a name, the stage, consent, a field and a tag."""
+    rows = []
+    for i in range(n):
+        if i % 2:
+            rows.append(f"p{i}@example.fr,Prénom{i},Nom,prospect,Lyon,,")
+        else:
+            rows.append(f"p{i}@example.fr,Autre{i},Nom,client,Paris,opted_in,vip")
+    return write(tmp_path / "b.csv", ["email,prenom,nom,etape,ville,consent,tags", *rows])
+
+
+def statements_for(tmp_path: Path, n: int) -> tuple[int, int, Store]:
+    store = Store(tmp_path / f"e{n}.db")
+    counting = CountingConnection(store.conn)
+    store.conn = counting  # type: ignore[assignment]
+    contacts_import.import_contacts(store, first_file(tmp_path, n), now=NOW)
+    created = counting.statements
+    counting.statements = 0
+    report = contacts_import.import_contacts(store, second_file(tmp_path, n), now=LATER)
+    assert (report.created, report.updated, report.unchanged, report.skipped) == (0, n // 2, n - n // 2, 0)
+    return created, counting.statements, store
+
+
+def test_import_statements_do_not_grow_with_the_rows(tmp_path):
+    small_create, small_update, _ = statements_for(tmp_path, 40)
+    large_create, large_update, _ = statements_for(tmp_path, 2_000)
+    assert large_create <= small_create + 10, (small_create, large_create)
+    assert large_update <= small_update + 10, (small_update, large_update)
+
+
+def test_a_batched_update_leaves_what_the_rules_say(tmp_path):
+    *_, store = statements_for(tmp_path, 40)
+    changed, same = store.contact_by_email("p0@example.fr"), store.contact_by_email("p1@example.fr")
+    assert (changed["first_name"], changed["stage"], changed["consent"], changed["consent_basis"]) == (
+        "Autre0",
+        "client",
+        events.OPTED_IN,
+        "opt_in",
+    )
+    assert json.loads(changed["fields"]) == {"ville": "Paris"}
+    assert changed["updated_at"] == LATER and changed["imported_stage"] == "client"
+    assert same["updated_at"] == NOW and same["first_name"] == "Prénom1"
+    assert store.tags_of(changed["id"]) == ["vip"] and store.tags_of(same["id"]) == []
+    names = [
+        (r["name"], json.loads(r["data"]))
+        for r in store.rows(
+            "SELECT name, data FROM events WHERE contact_id = ? AND at = ? ORDER BY id",
+            (changed["id"], clock.to_db(LATER)),
+        )
+    ]
+    assert sorted(names, key=lambda r: r[0]) == [
+        (events.CONSENT_CHANGED, {"basis": "opt_in", "from": "unknown", "source": "import b.csv", "to": "opted_in"}),
+        (events.STAGE_CHANGED, {"from": "prospect", "to": "client"}),
+        (events.TAG_ADDED, {"tag": "vip"}),
+    ]
+    log = store.consent_log(changed["id"])
+    assert [(r["consent"], r["basis"], json.loads(r["proof"])) for r in log][-1] == (
+        events.OPTED_IN,
+        "opt_in",
+        {"column": "consent", "command": "contacts import", "file": "b.csv", "line": 2},
+    )
+    assert store.rows("SELECT 1 FROM events WHERE contact_id = ? AND at = ?", (same["id"], clock.to_db(LATER))) == []
