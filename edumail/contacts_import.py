@@ -108,7 +108,7 @@ def import_contacts(
     overwrite_stage: bool = False,
 ) -> ImportReport:
     """Upsert contacts from a CSV file in one transaction; bad rows are reported and skipped."""
-    header, reader = csvfile.rows(path)
+    header, reader = csvfile.rows(path, _ALIASES)
     columns = {name: _ALIASES.get(name, name) for name in header if name}
     import_rules.check_options(consent, basis, "consent" in columns.values())
     if "email" not in columns.values():
@@ -119,14 +119,14 @@ def import_contacts(
     batch = _Batch(
         path, now, consent, basis, source or f"import {path.name}", list(tags or []), overwrite_stage, report, problems
     )
-    merged = _merge_duplicates(_parse_rows(reader, columns, batch), path.name, problems)
+    merged = _merge_duplicates(_parse_rows(reader, batch), path.name, problems)
     suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
     new: list[tuple[str, int, dict[str, str]]] = []
     with store.transaction():  # read inside the write transaction: nothing changes them meanwhile
         existing = store.contacts_by_emails(list(merged))
         updates = Updates(store, batch, _tags_named(merged, existing, batch.tags))
         for address, (line, values, duplicates) in merged.items():
-            if hash_address(salt, address) in suppressed and address not in existing:
+            if suppressed and address not in existing and hash_address(salt, address) in suppressed:
                 problems.append(f"{path.name}:{line}: {address} asked to be forgotten; not imported")
                 report.suppressed += 1 + duplicates
                 report.skipped += 1 + duplicates
@@ -156,41 +156,36 @@ def _tags_named(
 
 def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str, str]]]) -> None:
     """The new contacts of a file in a few statements: contacts, consent log, stage and tag events."""
-    rows: list[dict[str, Any]] = []
-    consents: list[tuple[str, str | None, dict[str, Any]]] = []
-    now = batch.now
-    consent_of: dict[tuple[str | None, str | None], import_rules.RowConsent] = {}  # a file has few distinct cells
+    rows: list[tuple[Any, ...]] = []
+    consents: list[tuple[str, str | None, str]] = []
+    now, stamp = batch.now, clock.to_db(batch.now)
+    consent_of: dict[tuple[str | None, str | None], tuple[str, str | None, str]] = {}  # few distinct cells
+    fields_of: dict[tuple[tuple[str, str], ...], str] = {}  # and few distinct custom fields
     for address, line, values in new:
         cells = (values.get("consent"), values.get("basis"))
         wanted = consent_of.get(cells)
         if wanted is None:
-            wanted = consent_of[cells] = import_rules.row_consent(values, batch.consent, batch.basis)
-        state = wanted.state or events.UNKNOWN
-        basis = (wanted.basis or "opt_in") if state == events.OPTED_IN else None
+            wanted = consent_of[cells] = _new_consent(
+                batch, import_rules.row_consent(values, batch.consent, batch.basis)
+            )
+        state, basis, proof = wanted
         stage = values.get("stage", "")
-        rows.append(
-            {
-                "email": address,
-                "first_name": values.get("first_name", ""),
-                "last_name": values.get("last_name", ""),
-                "stage": stage,
-                "timezone": values.get("timezone") or None,
-                "consent": state,
-                "consent_basis": basis,
-                "fields": _JSON(fields_from_row(values)),
-                "imported_stage": stage or None,
-                "imported_at": now if stage else None,
-            }
-        )
-        proof: dict[str, Any] = {"file": batch.path.name, "line": line, "command": "contacts import"}
-        if wanted.from_cell:
-            proof["column"] = "consent"
-        consents.append((state, basis, proof))
-    ids = store.insert_contacts(rows, now)
-    store.log_consents([(ids[r["email"]], *c) for r, c in zip(rows, consents, strict=True)], now, batch.source)
-    stages = [(ids[r["email"]], events.STAGE_CHANGED, now, {"from": "", "to": r["stage"]}) for r in rows if r["stage"]]
+        fields = fields_from_row(values)
+        key = tuple(fields.items())
+        text = fields_of.get(key)
+        if text is None:
+            text = fields_of[key] = _JSON(fields)
+        row = (address, values.get("first_name", ""), values.get("last_name", ""), stage)
+        rows.append((*row, values.get("timezone") or None, state, basis, text, stage or None, stamp if stage else None))
+        consents.append((state, basis, proof.replace('"line": 0}', f'"line": {line}}}', 1)))
+    first = store.insert_contacts(rows, now)
+    store.log_consents([(first + i, *c) for i, c in enumerate(consents)], now, batch.source)
+    stages = [(first + i, events.STAGE_CHANGED, now, {"from": "", "to": r[3]}) for i, r in enumerate(rows) if r[3]]
     tags = [
-        (ids[address], tag) for address, _, values in new for tag in clean_tags([values.get("tags", ""), *batch.tags])
+        (first + i, tag)
+        for i, (_, _, values) in enumerate(new)
+        if batch.tags or values.get("tags")
+        for tag in clean_tags([values.get("tags", ""), *batch.tags])
     ]
     store.add_new_tags(tags, now)
     record_events(store, stages, source=batch.source, now=now)
@@ -200,15 +195,28 @@ def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str,
     batch.report.created += len(rows)
 
 
-def _parse_rows(reader: Any, columns: dict[str, str], batch: _Batch) -> list[tuple[int, str, dict[str, str]]]:
+def _new_consent(batch: _Batch, wanted: import_rules.RowConsent) -> tuple[str, str | None, str]:
+    """(state, basis, proof JSON with line 0) of a new contact; the proof of a row puts in its own line."""
+    state = wanted.state or events.UNKNOWN
+    basis = (wanted.basis or "opt_in") if state == events.OPTED_IN else None
+    proof: dict[str, Any] = {"file": batch.path.name, "line": 0, "command": "contacts import"}
+    if wanted.from_cell:
+        proof["column"] = "consent"
+    return state, basis, _JSON(proof)
+
+
+def _parse_rows(reader: Any, batch: _Batch) -> list[tuple[int, str, dict[str, str]]]:
     """(line, address, cells) of the rows that can be imported; the others reported and counted as skipped."""
     parsed: list[tuple[int, str, dict[str, str]]] = []
-    for line, row in reader:
-        values = {columns[k]: v for k, v in row.items() if k in columns}
+    consents: set[tuple[str | None, str | None]] = set()  # consent cells known to be usable (a file has few)
+    for line, values in reader:
         try:
-            csvfile.check(row)
+            csvfile.check(values)
             address = normalize_email(values.get("email", ""))
-            import_rules.row_consent(values, batch.consent, batch.basis)
+            cells = (values.get("consent"), values.get("basis"))
+            if cells not in consents:
+                import_rules.row_consent(values, batch.consent, batch.basis)
+                consents.add(cells)
             if values.get("timezone"):
                 clock.zone(values["timezone"])
         except InputError as exc:

@@ -101,8 +101,9 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 
-def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """(normalised header, iterator of (line number, row)) for a CSV file."""
+def rows(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """(normalised header, iterator of (line number, row)) for a CSV file; rows are keyed by the
+    normalised names, or by their aliases where `aliases` gives one."""
     text, undecodable = decode(path)
     first_line = text.split("\n", 1)[0]
     delimiter = max(_DELIMITERS, key=first_line.count)
@@ -119,6 +120,7 @@ def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     if 1 in undecodable:
         raise InputError(f"{path}:1: header not valid in the file's encoding; save the sheet as CSV UTF-8")
     unclosed = _unclosed_quote(text, delimiter)
+    keys = [(aliases or {}).get(name, name) for name in names]
 
     def generate() -> Iterator[tuple[int, dict[str, str]]]:
         line = 1
@@ -126,18 +128,21 @@ def rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
             for values in reader:
                 first, line = line + 1, reader.line_num
                 if first == unclosed:
-                    yield first, BadRow(
-                        "a quote opens on this line and is never closed, so every later row was read as one"
-                        ' cell; close the quote (or remove it) and import again'
+                    yield (
+                        first,
+                        BadRow(
+                            "a quote opens on this line and is never closed, so every later row was read as one"
+                            " cell; close the quote (or remove it) and import again"
+                        ),
                     )
                     continue
-                bad = sorted(undecodable.intersection(range(first, line + 1)))
+                bad = undecodable and sorted(undecodable.intersection(range(first, line + 1)))
                 if bad:
                     yield bad[0], BadRow(_ENCODING_PROBLEM)
                     continue
-                if not any(v.strip() for v in values):
+                if not "".join(values).strip():
                     continue
-                yield line, {n: v.strip() for n, v in zip(names, values, strict=False) if n}
+                yield line, {n: v.strip() for n, v in zip(keys, values, strict=False) if n}
         except csv.Error as exc:
             raise InputError(f"{path}:{line + 1}: not readable as CSV ({exc})") from None
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import operator
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,12 @@ class ContactsMixin:
             found.update(self.execute(f"SELECT email, id FROM contacts WHERE email IN ({marks})", chunk).fetchall())
         return found
 
+    def _next_contact_id(self: Store, count: int) -> int:
+        """The first of `count` fresh contact ids, as SQLite would number them (inside a write transaction,
+        so nobody else can take them): inserting with known ids saves reading them back by address."""
+        assert self._depth, "new contact ids are only reserved inside a transaction"
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM contacts").fetchone()[0])
+
     def insert_bare_contacts(
         self: Store,
         emails: list[str],
@@ -80,12 +86,16 @@ class ContactsMixin:
     ) -> dict[str, int]:
         """New contacts known only by address (and their last sign of life), each with its consent log entry."""
         stamp = to_db(now)
+        first = self._next_contact_id(len(emails))
+        ids = {email: first + i for i, email in enumerate(emails)}
         self.conn.executemany(
-            "INSERT INTO contacts (email, consent, fields, created_at, updated_at, last_inbound_at)"
-            " VALUES (?, ?, '{}', ?, ?, ?)",
-            ((email, consent, stamp, stamp, to_db(inbound[email]) if email in inbound else None) for email in emails),
+            "INSERT INTO contacts (id, email, consent, fields, created_at, updated_at, last_inbound_at)"
+            " VALUES (?, ?, ?, '{}', ?, ?, ?)",
+            (
+                (ids[email], email, consent, stamp, stamp, to_db(inbound[email]) if email in inbound else None)
+                for email in emails
+            ),
         )
-        ids = self.contact_ids_by_email(emails)
         shown = json.dumps(proof, ensure_ascii=False, sort_keys=True)
         self.conn.executemany(
             "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, NULL, ?, ?)",
@@ -93,24 +103,28 @@ class ContactsMixin:
         )
         return ids
 
-    def insert_contacts(self: Store, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
-        """Many new contacts at once (imports): {address: id}. Each row has every key of IMPORT_COLUMNS."""
-        stamp, values = to_db(now), operator.itemgetter(*IMPORT_COLUMNS)
+    def insert_contacts(self: Store, rows: list[tuple[Any, ...]], now: datetime) -> int:
+        """Many new contacts at once (imports), each a tuple of IMPORT_COLUMNS then imported_at (text or None).
+        Returns the id of the first; the others follow in order."""
+        stamp, first = to_db(now), self._next_contact_id(len(rows))
         self.conn.executemany(
-            f"INSERT INTO contacts ({', '.join(IMPORT_COLUMNS)}, imported_at, created_at, updated_at)"
-            f" VALUES ({', '.join('?' * len(IMPORT_COLUMNS))}, ?, ?, ?)",
-            ((*values(row), _db(row["imported_at"]), stamp, stamp) for row in rows),
+            f"INSERT INTO contacts (id, {', '.join(IMPORT_COLUMNS)}, imported_at, created_at, updated_at)"
+            f" VALUES (?, {', '.join('?' * len(IMPORT_COLUMNS))}, ?, ?, ?)",
+            ((first + i, *row, stamp, stamp) for i, row in enumerate(rows)),
         )
-        return self.contact_ids_by_email([row["email"] for row in rows])
+        return first
 
     def log_consents(
-        self: Store, rows: list[tuple[int, str, str | None, dict[str, Any]]], at: datetime, source: str
+        self: Store, rows: Sequence[tuple[int, str, str | None, dict[str, Any] | str]], at: datetime, source: str
     ) -> None:
-        """log_consent for many contacts: (contact id, consent, basis, proof) each."""
+        """log_consent for many contacts: (contact id, consent, basis, proof) each; a proof may come as JSON text."""
         stamp, dumps = to_db(at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         self.conn.executemany(
             "INSERT INTO consent_log (contact_id, at, consent, basis, source, proof) VALUES (?, ?, ?, ?, ?, ?)",
-            ((contact_id, stamp, consent, basis, source, dumps(proof)) for contact_id, consent, basis, proof in rows),
+            (
+                (contact_id, stamp, consent, basis, source, proof if isinstance(proof, str) else dumps(proof))
+                for contact_id, consent, basis, proof in rows
+            ),
         )
 
     def tag_pairs(self: Store, tags: list[str]) -> set[tuple[int, str]]:
