@@ -143,7 +143,7 @@ def record_events_by_address(
         new = [address for address in addresses if address not in ids]
         salt = suppression_salt(store) if new else ""
         suppressed = store.suppressed_hashes() if new else set()
-        forgotten = frozenset(address for address in new if hash_address(salt, address) in suppressed)
+        forgotten = frozenset(address for address in new if suppressed and hash_address(salt, address) in suppressed)
         created = [address for address in new if address not in forgotten]
         proof = {"created_by": created_by}
         ids.update(store.insert_bare_contacts(created, events.UNKNOWN, now, created_by, proof, inbound=latest))

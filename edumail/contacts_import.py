@@ -262,7 +262,7 @@ def import_events(
     warn: Callable[[str, dict[str, Any]], list[str]] | None = None,
 ) -> EventImportReport:
     """Record events from a CSV (email, name, at, then data columns) in one transaction."""
-    header, reader = csvfile.rows(path)
+    header, reader = csvfile.rows(path, _ALIASES)
     columns = {name: _ALIASES.get(name, name) for name in header if name}
     missing = [c for c in ("email", "name") if c not in columns.values()]
     if missing:
@@ -272,23 +272,7 @@ def import_events(
     report = EventImportReport(problems=[])
     problems = report.problems
     assert problems is not None
-    parsed = []
-    for line, row in reader:
-        values = {columns[k]: v for k, v in row.items() if k in columns}
-        try:
-            csvfile.check(row)
-            address = normalize_email(values.get("email", ""))
-            name = values.get("name", "").strip()
-            if not name:
-                raise InputError("empty event name")
-            at = clock.parse_iso(values["at"], tz) if values.get("at") else now
-            data = eventdata.check({k: v for k, v in values.items() if k not in ("email", "name", "at") and v != ""})
-            sessions.check_link(store, name, data)
-        except InputError as exc:
-            problems.append(f"{path.name}:{line}: {exc}; row skipped")
-            report.skipped += 1
-            continue
-        parsed.append((line, address, name, at, data))
+    parsed = _parse_events(store, reader, path.name, now, tz, report)
     source, created_by = f"import {path.name}", f"events import {path.name}"
     found = record_events_by_address(store, [row[1:] for row in parsed], source=source, created_by=created_by, now=now)
     report.contacts_created, report.recorded = found.created, len(parsed)
@@ -300,7 +284,60 @@ def import_events(
             )
             report.skipped += 1
             report.recorded -= 1
+    warnings: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # they depend on the name and the keys given
     for line, address, name, _, data in parsed:
-        if address not in found.forgotten:
-            problems.extend(f"{path.name}:{line}: warning: {w}; recorded" for w in (warn(name, data) if warn else []))
+        if warn is not None and address not in found.forgotten:
+            key = (name, tuple(data))
+            if key not in warnings:
+                warnings[key] = warn(name, data)
+            problems.extend(f"{path.name}:{line}: warning: {w}; recorded" for w in warnings[key])
     return report
+
+
+def _parse_events(
+    store: Store, reader: Any, file_name: str, now: datetime, tz: Any, report: EventImportReport
+) -> list[tuple[int, str, str, datetime, dict[str, Any]]]:
+    """(line, address, name, at, data) of the rows that can be recorded; the others reported and skipped.
+    A file repeats its times and its data: each distinct text is parsed and checked once."""
+    assert report.problems is not None
+    parsed = []
+    times: dict[str, datetime] = {}
+    addresses: dict[str, str] = {}
+    checked: set[tuple[tuple[str, Any], ...]] = set()
+    for line, values in reader:
+        try:
+            csvfile.check(values)
+            raw = values.get("email", "")
+            address = addresses.get(raw) or _address(addresses, raw)
+            name = values.get("name", "")
+            if not name:
+                raise InputError("empty event name")
+            text = values.get("at")
+            at = (times.get(text) or _time(times, text, tz)) if text else now
+            data = {k: v for k, v in values.items() if v != "" and k not in ("email", "name", "at")}
+            key = tuple(data.items())
+            if key not in checked:
+                eventdata.check(data)
+                if len(checked) < 100_000:
+                    checked.add(key)
+            sessions.check_link(store, name, data)
+        except InputError as exc:
+            report.problems.append(f"{file_name}:{line}: {exc}; row skipped")
+            report.skipped += 1
+            continue
+        parsed.append((line, address, name, at, data))
+    return parsed
+
+
+def _address(addresses: dict[str, str], raw: str) -> str:
+    address = normalize_email(raw)
+    if len(addresses) < 100_000:
+        addresses[raw] = address
+    return address
+
+
+def _time(times: dict[str, datetime], text: str, tz: Any) -> datetime:
+    at = clock.parse_iso(text, tz)
+    if len(times) < 100_000:
+        times[text] = at
+    return at

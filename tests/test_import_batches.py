@@ -106,3 +106,22 @@ def test_a_batched_update_leaves_what_the_rules_say(tmp_path):
         {"column": "consent", "command": "contacts import", "file": "b.csv", "line": 2},
     )
     assert store.rows("SELECT 1 FROM events WHERE contact_id = ? AND at = ?", (same["id"], clock.to_db(LATER))) == []
+
+
+def events_statements(tmp_path: Path, n: int) -> int:
+    store = Store(tmp_path / f"ev{n}.db")
+    contacts_import.import_contacts(store, first_file(tmp_path, n), now=NOW)
+    rows = [f"p{i % n}@example.fr,page_vue,2026-11-0{1 + i % 9}T10:00,excel" for i in range(2 * n)]
+    rows += [f"new{i}@example.fr,page_vue,,excel" for i in range(n)]
+    path = write(tmp_path / "ev.csv", ["email,name,at,formation", *rows])
+    counting = CountingConnection(store.conn)
+    store.conn = counting  # type: ignore[assignment]
+    report = contacts_import.import_events(store, path, now=LATER, tz=clock.UTC)
+    assert (report.recorded, report.contacts_created, report.skipped) == (3 * n, n, 0)
+    assert store.scalar("SELECT COUNT(*) FROM events WHERE name = 'page_vue'") == 3 * n
+    return counting.statements
+
+
+def test_events_import_statements_do_not_grow_with_the_rows(tmp_path):
+    small, large = events_statements(tmp_path, 40), events_statements(tmp_path, 2_000)
+    assert large <= small + 20, (small, large)

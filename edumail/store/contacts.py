@@ -41,6 +41,16 @@ def _db(value: Any) -> Any:
     return to_db(value) if isinstance(value, datetime) else value
 
 
+def _text(texts: dict[datetime, str], at: datetime | None) -> str | None:
+    """to_db(at), remembered in `texts` (imports repeat their times); None for None."""
+    if at is None:
+        return None
+    found = texts.get(at)
+    if found is None:
+        found = texts[at] = to_db(at)
+    return found
+
+
 class ContactsMixin:
     # --- contacts -------------------------------------------------------------
 
@@ -88,13 +98,11 @@ class ContactsMixin:
         stamp = to_db(now)
         first = self._next_contact_id(len(emails))
         ids = {email: first + i for i, email in enumerate(emails)}
+        texts: dict[datetime, str] = {}
         self.conn.executemany(
             "INSERT INTO contacts (id, email, consent, fields, created_at, updated_at, last_inbound_at)"
             " VALUES (?, ?, ?, '{}', ?, ?, ?)",
-            (
-                (ids[email], email, consent, stamp, stamp, to_db(inbound[email]) if email in inbound else None)
-                for email in emails
-            ),
+            ((ids[email], email, consent, stamp, stamp, _text(texts, inbound.get(email))) for email in emails),
         )
         shown = json.dumps(proof, ensure_ascii=False, sort_keys=True)
         self.conn.executemany(
@@ -181,10 +189,11 @@ class ContactsMixin:
 
     def touch_inbound_many(self: Store, latest: dict[int, datetime]) -> None:
         """touch_inbound for many contacts: {contact id: latest sign of life}."""
+        texts: dict[datetime, str] = {}  # an import repeats its times
         self.conn.executemany(
             "UPDATE contacts SET last_inbound_at = ?1"
             " WHERE id = ?2 AND (last_inbound_at IS NULL OR last_inbound_at < ?1)",
-            ((to_db(at), contact_id) for contact_id, at in latest.items()),
+            ((_text(texts, at), contact_id) for contact_id, at in latest.items()),
         )
 
     def touch_inbound(self: Store, contact_id: int, at: datetime) -> None:
