@@ -2,17 +2,35 @@
 
 The HTTP handlers (tracking.py) parse and answer; these functions record,
 each given `now`, so the demo and tests call them with a simulated time.
+
+One client (same IP and user agent) hitting one open or click token again
+within REPLAY_WINDOW of its last recorded hit is a replay (a reload, a
+preview pane, a script hammering a link): the handler still answers, but
+nothing is recorded. The client is kept in the event's data only as a salted
+hash (`client`), so a replay can be recognised without storing IP or agent.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from edumail import bots, contacts, events, journeys
 from edumail.store import Store
 
 UNSUBSCRIBE_SOURCE = "unsubscribe link"
+REPLAY_WINDOW = timedelta(minutes=10)
+
+
+def client_key(store: Store, ip: str | None, agent: str) -> str:
+    """A salted hash of (IP, user agent): tells a replay from another client, stores neither."""
+    salt = contacts.suppression_salt(store)
+    return hashlib.sha256(f"{salt}\n{ip or ''}\n{agent}".encode()).hexdigest()[:20]
+
+
+def _replayed(store: Store, mail: dict[str, Any], event: str, index: int | None, client: str, now: datetime) -> bool:
+    return store.recent_hit(mail["id"], event, index, client, now - REPLAY_WINDOW)
 
 
 def reachable(mail: dict[str, Any]) -> bool:
@@ -37,13 +55,19 @@ def _record_tracked(
     )
 
 
-def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, method: str, now: datetime) -> None:
-    """An open of a tracked mail (flagged machine when a proxy or scanner made it)."""
+def record_open(store: Store, mail: dict[str, Any], ip: str | None, agent: str, method: str, now: datetime) -> bool:
+    """An open of a tracked mail (flagged machine when a proxy or scanner made it); False for a replay."""
     verdict = bots.open_verdict(ip, agent, method, mail["sent_at"], now)
+    client = client_key(store, ip, agent)
     data = {"machine": verdict} if verdict else {}
     if bots.is_google_proxy(agent):
         data["proxy"] = "google"
-    _record_tracked(store, mail, events.EMAIL_OPENED, data, verdict, now)
+    data["client"] = client
+    with store.transaction():
+        if _replayed(store, mail, events.EMAIL_OPENED, None, client, now):
+            return False
+        _record_tracked(store, mail, events.EMAIL_OPENED, data, verdict, now)
+    return True
 
 
 def record_click(
@@ -54,12 +78,18 @@ def record_click(
     agent: str,
     method: str,
     now: datetime,
-) -> None:
-    """A click on link (index, url, how many links the mail has); a burst on every link is a scanner."""
+) -> bool:
+    """A click on link (index, url, how many links the mail has); a burst on every link is a scanner.
+
+    False for a replay (this client already clicked this link within REPLAY_WINDOW): nothing recorded.
+    """
     index, url, count = link
     verdict = bots.click_verdict(ip, agent, method, mail["sent_at"], now)
-    data: dict[str, Any] = {"url": url, "index": index}
+    client = client_key(store, ip, agent)
+    data: dict[str, Any] = {"url": url, "index": index, "client": client}
     with store.transaction():
+        if _replayed(store, mail, events.EMAIL_CLICKED, index, client, now):
+            return False
         burst_start = now - bots.BURST_WINDOW
         recent = store.recent_click_indexes(mail["id"], burst_start) | {index}
         if bots.all_links_burst(count, recent):
@@ -68,6 +98,7 @@ def record_click(
         if verdict:
             data["machine"] = verdict
         _record_tracked(store, mail, events.EMAIL_CLICKED, data, verdict, now)
+    return True
 
 
 def opt_out(

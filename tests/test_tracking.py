@@ -116,7 +116,7 @@ def test_open_through_gmail_image_proxy_later_is_a_person(client: TestClient, st
     client.get(o(mail), headers={"User-Agent": agent})
     [opened] = events_named(store, events.EMAIL_OPENED)
     assert opened["machine"] == 0
-    assert json.loads(opened["data"]) == {"proxy": "google"}
+    assert json.loads(opened["data"])["proxy"] == "google"
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,8 @@ def test_click_records_the_url_and_redirects_to_the_mails_link(client: TestClien
     assert response.status_code == 302
     assert response.headers["location"] == LINKS[1]
     [clicked] = events_named(store, events.EMAIL_CLICKED)
-    assert json.loads(clicked["data"]) == {"url": LINKS[1], "index": 1}
+    data = json.loads(clicked["data"])
+    assert (data["url"], data["index"]) == (LINKS[1], 1)
     assert clicked["machine"] == 0 and clicked["mail_id"] == mail
     assert store.contact_by_email("lea@example.org")["last_inbound_at"] == LATER
 
@@ -218,8 +219,56 @@ def test_all_links_clicked_together_are_all_flagged(client: TestClient, store: S
 
 def test_the_same_link_clicked_twice_stays_human(client: TestClient, store: Store, mail: int) -> None:
     client.get(c(mail, 0))
-    client.get(c(mail, 0))
+    client.get(c(mail, 0), headers={"User-Agent": BROWSER + " Edg/124.0"})  # another browser of the person
     assert [e["machine"] for e in events_named(store, events.EMAIL_CLICKED)] == [0, 0]
+
+
+def test_replays_of_one_click_link_by_one_client_are_recorded_once_and_all_redirect(
+    client: TestClient, store: Store, mail: int
+) -> None:
+    for _ in range(200):
+        response = client.get(c(mail, 1))
+        assert response.status_code == 302 and response.headers["location"] == LINKS[1]
+    assert len(events_named(store, events.EMAIL_CLICKED)) == 1
+
+
+def test_a_click_replayed_after_the_window_counts_again(
+    client: TestClient, store: Store, mail: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.get(c(mail, 1))
+    monkeypatch.setenv("EDUMAIL_NOW", (LATER + timedelta(minutes=9, seconds=59)).isoformat())
+    client.get(c(mail, 1))
+    assert len(events_named(store, events.EMAIL_CLICKED)) == 1
+    monkeypatch.setenv("EDUMAIL_NOW", (LATER + timedelta(minutes=20)).isoformat())
+    client.get(c(mail, 1))
+    assert len(events_named(store, events.EMAIL_CLICKED)) == 2
+
+
+def test_the_same_link_from_another_client_is_recorded(
+    project_dir: Path, client: TestClient, store: Store, mail: int, now: None
+) -> None:
+    client.get(c(mail, 1))
+    client.get(c(mail, 1), headers={"User-Agent": BROWSER + " Firefox/125.0"})
+    with TestClient(create_app(project_module.load(project_dir)), client=("198.51.100.7", 5000)) as other:
+        other.get(c(mail, 1), headers={"User-Agent": BROWSER}, follow_redirects=False)
+    assert len(events_named(store, events.EMAIL_CLICKED)) == 3
+
+
+def test_replays_of_the_open_pixel_by_one_client_are_recorded_once(
+    client: TestClient, store: Store, mail: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(50):
+        assert client.get(o(mail)).content == PIXEL
+    assert len(events_named(store, events.EMAIL_OPENED)) == 1
+    monkeypatch.setenv("EDUMAIL_NOW", (LATER + timedelta(minutes=11)).isoformat())
+    client.get(o(mail))
+    assert len(events_named(store, events.EMAIL_OPENED)) == 2
+
+
+def test_the_client_is_kept_only_as_a_salted_hash(client: TestClient, store: Store, mail: int) -> None:
+    client.get(c(mail, 1))
+    [clicked] = events_named(store, events.EMAIL_CLICKED)
+    assert "testclient" not in clicked["data"] and "Mozilla" not in clicked["data"]
 
 
 def test_head_request_on_a_click_is_machine(client: TestClient, store: Store, mail: int) -> None:

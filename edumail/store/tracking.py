@@ -74,6 +74,15 @@ class TrackingMixin:
             if index is not None
         }
 
+    def recent_hit(self: Store, mail_id: int, name: str, index: int | None, client: str, since: datetime) -> bool:
+        """This client (salted hash) already opened / clicked link `index` of this mail after `since`."""
+        sql = "SELECT 1 FROM events WHERE mail_id = ? AND name = ? AND at > ? AND json_extract(data, '$.client') = ?"
+        params: list[Any] = [mail_id, name, since, client]
+        if index is not None:
+            sql += " AND json_extract(data, '$.index') = ?"
+            params.append(index)
+        return self.scalar(sql + " LIMIT 1", params) is not None
+
     def flag_clicks_machine(self: Store, mail_id: int, since: datetime) -> int:
         """Re-flag the clicks of a scanner's burst as machine; returns how many changed."""
         cursor = self.execute(
