@@ -221,7 +221,7 @@ def test_serve_answers_hundreds_of_requests_while_a_send_runs(cli, project_dir: 
     assert set(statuses) <= {200, 302}, sorted(set(statuses))
     assert b"locked" not in errors and b"Traceback" not in errors
     recorded = store.scalar("SELECT COUNT(*) FROM events WHERE name IN ('email_opened', 'email_clicked')")
-    assert recorded == len(statuses)
+    assert recorded == len(paths)  # every token hit is recorded; one client's replays of it count once
 
 
 def test_serve_says_when_the_port_is_taken(cli, project_dir: Path) -> None:
