@@ -22,28 +22,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import contacts, events, lease
+from edumail import contacts, lease
 from edumail import delivery_faults as faults
 from edumail.compose import Composer, Skip
+from edumail.delivery_failures import (  # noqa: F401 (BACKOFF... stay importable from here)
+    BACKOFF,
+    DEFERRALS_TO_PAUSE,
+    GIVE_UP_AFTER,
+    MAX_ATTEMPTS,
+    POLICY_STREAK,
+    REFUSALS_TO_STOP,
+    FailureHandling,
+)
+from edumail.delivery_failures import WRITE as _WRITE
 from edumail.errors import EdumailError
 from edumail.project import Project
 from edumail.store import Store
-from edumail.transport import BOUNCE, PERMANENT, POLICY, RECIPIENT_POLICY, TEMPORARY, SendFailure, Transport
+from edumail.transport import PERMANENT, TEMPORARY, SendFailure, Transport
 from edumail.transport import make as make_transport
 
-# Temporary failures: retry after these delays; the attempt after the last one gives up (~2 days in all).
-BACKOFF = [timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240, 480, 480, 720, 720)]
-MAX_ATTEMPTS = len(BACKOFF) + 1
-GIVE_UP_AFTER = timedelta(days=2)
-DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing for this run
-POLICY_STREAK = 5  # 5.7.x at RCPT for this many recipients in a row: the refusal is about us, not them
-REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"
 SWITCH_INTERVAL = 0.0005  # seconds, while several workers run (see _Run.go)
 
 Progress = Callable[["DeliveryReport"], None]
-_WRITE = threading.Lock()  # one writer per process: SQLite's busy handler sleeps in steps of ms
 
 
 @dataclass
@@ -151,7 +153,7 @@ def deliver(
     return report
 
 
-class _Run:
+class _Run(FailureHandling):
     def __init__(
         self,
         project: Project,
@@ -306,118 +308,6 @@ class _Run:
             self.report.sent += 1
             self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
             self.policy_streak = []
-
-    def _failed(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
-        mail_id, reason = int(mail["id"]), str(failure)
-        if failure.stops_run:
-            with _WRITE:
-                store.release_mail(mail_id, reason)
-            self._halt(_stop_message(failure, self.project))
-            return
-        if failure.kind == BOUNCE:
-            self._bounce(store, mail, failure, "hard")
-            return
-        if failure.kind == RECIPIENT_POLICY:  # this mail alone, never charged to the contact (SPEC 19)
-            self._refused_by_policy(store, mail_id, failure)
-            return
-        if failure.kind == TEMPORARY:
-            attempts = int(mail["attempts"] or 0) + 1
-            age = self.now - mail["queued_at"]
-            if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
-                with _WRITE:
-                    wait = max(BACKOFF[attempts - 1], timedelta(seconds=failure.retry_after or 0))
-                    store.defer_mail(mail_id, self.now + wait, reason)
-                self._count("deferred", reason)
-                self._in_a_row(
-                    TEMPORARY,
-                    f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
-                    "the rest waits for the next run",
-                )
-                return
-            if failure.code and mail.get("contact_id") is not None:  # the recipient's server kept saying 4xx
-                self._bounce(store, mail, failure, "soft", f"gave up after {attempts} attempts: {reason}")
-                return
-            with _WRITE:
-                store.fail_mail(mail_id, f"gave up after {attempts} attempts: {reason}")
-            self._count("failed", reason)
-            return
-        with _WRITE:  # PERMANENT
-            store.fail_mail(mail_id, reason)
-        self._count("failed", reason)
-        self._in_a_row(
-            PERMANENT,
-            f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
-            "check the sender address and the smtp settings",
-        )
-
-    def _refused_by_policy(self, store: Store, mail_id: int, failure: SendFailure) -> None:
-        reason = f"refused by policy for this recipient (the address is kept): {failure}"
-        with _WRITE:
-            store.fail_mail(mail_id, reason)
-        with self.lock:
-            self.policy_streak.append(mail_id)
-            self.report._note(reason)
-            streak, full = self.policy_streak, len(self.policy_streak) >= POLICY_STREAK
-            self.report.failed -= len(streak) - 1 if full else -1  # a full streak goes back to the queue
-            self.policy_streak = [] if full else streak
-        if full:
-            with _WRITE, store.transaction():  # the same refusal for every recipient: ours to fix, keep them
-                store.requeue_mails(streak, self.now)
-            self._halt(_stop_message(SendFailure(POLICY, str(failure)), self.project))
-
-    def _bounce(
-        self, store: Store, mail: dict[str, Any], failure: SendFailure, kind: str, reason: str | None = None
-    ) -> None:
-        mail_id = int(mail["id"])
-        with _WRITE, store.transaction():
-            store.fail_mail(mail_id, reason or str(failure))
-            if mail.get("contact_id") is not None:
-                contact_id = int(mail["contact_id"])
-                data = {"kind": kind, "status": failure.status or str(failure.code or ""), "diagnostic": str(failure)}
-                contacts.record_event(
-                    store,
-                    contact_id,
-                    events.BOUNCED,
-                    at=self.now,
-                    data=data,
-                    source="delivery",
-                    now=self.now,
-                    mail_id=mail_id,
-                )
-                contacts.mark_bounced(store, contact_id, kind, self.now)
-        self._count("failed", str(failure))
-        if kind == "hard":
-            with self.lock:
-                self.report.bounced += 1
-
-    def _count(self, what: str, reason: str | None = None) -> None:
-        with self.lock:
-            setattr(self.report, what, getattr(self.report, what) + 1)
-            if reason:
-                self.report._note(reason)
-
-    def _in_a_row(self, kind: str, message: str) -> None:
-        limit = DEFERRALS_TO_PAUSE if kind == TEMPORARY else REFUSALS_TO_STOP
-        with self.lock:
-            self.in_a_row[kind] += 1
-            reached = self.in_a_row[kind] >= limit
-        if reached:
-            self._halt(message)
-
-    def _halt(self, message: str) -> None:
-        with self.lock:
-            self.report.stopped = self.report.stopped or message
-        self.stop.set()
-
-
-def _stop_message(failure: SendFailure, project: Project) -> str:
-    domain = project.settings.sender.domain
-    if failure.kind == POLICY:
-        return (
-            f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
-            f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again"
-        )
-    return f"delivery stopped: {failure}"
 
 
 def _dry_run(
