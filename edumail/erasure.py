@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edumail import journal
 from edumail.transport.file import file_name
 
 if TYPE_CHECKING:
@@ -47,12 +48,20 @@ def clean_up(project: Project, addresses: Iterable[str], message_ids: Iterable[s
     store, report = project.store(), CleanUp()
     wanted = [a.strip().lower() for a in addresses if a.strip()]
     report.files = remove_outbox_files(project.outbox_dir, wanted, message_ids, report.problems)
+    if journal.pending(store.path):  # writes a full disk or a long lock kept aside: theirs are dropped
+        journal.replay(store, store.path, wait=WAL_WAIT)
     report.rebuilt = store.vacuum_once()
     if not store.checkpoint_truncate(WAL_WAIT):
         report.problems.append(
             f"{store.path} and its -wal file still hold the erased data: another process kept a read open"
             f" for {WAL_WAIT:g} s (a long `edumail run` or `send`, a backup, a tool with the database open)."
             " Run this command again once it has finished: it completes the erasure"
+        )
+    elif journal.pending(store.path):
+        report.problems.append(
+            f"{journal.path_for(store.path)} still holds writes the database could not take yet (a full disk,"
+            " a lock held by another process): run this command again once the database takes writes again;"
+            " it completes the erasure"
         )
     else:
         report.problems += [

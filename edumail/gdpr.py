@@ -139,11 +139,9 @@ def scrub_address(store: Store, address: str) -> int:
     """The address wherever else it was written (a campaign's `--where email=...`, data, content, another
     contact's field...): replaced by [erased], in every text column of every table. Rows changed."""
     address = address.strip().lower()
-    changed = 0
-    for form in dict.fromkeys([address, json.dumps(address)[1:-1]]):  # as typed, and inside JSON text
-        whole = re.compile(rf"(?<![\w.%+-]){re.escape(form)}(?![\w-])", re.IGNORECASE)
-        changed += store.scrub_text(form, whole, ERASED)
-    return changed
+    forms = dict.fromkeys([address, json.dumps(address)[1:-1]])  # as typed, and inside JSON text
+    needles = {form: re.compile(rf"(?<![\w.%+-]){re.escape(form)}(?![\w-])", re.IGNORECASE) for form in forms}
+    return store.scrub_text(needles, ERASED)
 
 
 # --- purge (CNIL: 3 years without a sign of life) ------------------------------------

@@ -122,6 +122,8 @@ def _apply_sent(store: Store, entry: dict[str, Any]) -> None:
 
     mail_id = int(entry["mail_id"])
     mail = store.mail(mail_id)
+    if mail is not None and _forgotten(store, mail["contact_id"]):
+        return  # erased since (contacts forget, purge): its subject and data must not come back
     if mail is None or not (mail["state"] == "sending" or (mail["state"] == "sent" and mail["subject"] is None)):
         return  # gone, or already recorded in full
     at = clock.from_db(str(entry["at"]))
@@ -138,6 +140,11 @@ def _apply_sent(store: Store, entry: dict[str, Any]) -> None:
             now=at,
             mail_id=mail_id,
         )
+
+
+def _forgotten(store: Store, contact_id: int | None) -> bool:
+    contact = store.contact(int(contact_id)) if contact_id is not None else None
+    return contact is not None and bool(contact["forgotten_at"])
 
 
 # --- a one-click unsubscribe -------------------------------------------------------------------

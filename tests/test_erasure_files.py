@@ -295,3 +295,23 @@ def test_the_operator_s_own_files_that_name_the_person_are_listed(cli):
     assert "inscrits-novembre.csv: still names marie@example.fr" in warnings[0]
     assert "marie@example.fr.pdf: still names marie@example.fr" in warnings[1]
     assert "delete it or remove the person from it" in warnings[1]
+
+
+def test_a_sent_mail_kept_in_the_journal_does_not_bring_a_forgotten_person_back(cli):
+    """A run whose record did not fit (full disk) kept it in .edumail-journal; the person is forgotten before
+    it is replayed: the replay drops it, and the journal file goes."""
+    from edumail import clock, journal
+    from edumail.store import Store
+
+    small(cli)
+    sent_file(cli, "marie@example.fr")
+    db = cli.root / "edumail.db"
+    with Store(db) as store:
+        mail = store.mails_of(store.contact_by_email("marie@example.fr")["id"])[0]
+    assert cli("contacts", "forget", "marie@example.fr", "--yes").exit_code == 0
+    at = clock.parse_iso("2026-11-10T09:00:00", clock.UTC)
+    journal.keep_sent(db, mail, at, "Mariequa, votre dossier", [], {"note": "Lyonnex"})
+    again = cli("contacts", "forget", "marie@example.fr", "--yes")
+    assert again.exit_code == 1 and "already forgotten" in again.output
+    assert not journal.pending(db)
+    assert leftovers(cli.root, ["Mariequa", "Lyonnex"]) == {}
