@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,13 @@ def clean_up(project: Project, addresses: Iterable[str], message_ids: Iterable[s
     report.files = remove_outbox_files(project.outbox_dir, wanted, message_ids, report.problems)
     if journal.pending(store.path):  # writes a full disk or a long lock kept aside: theirs are dropped
         journal.replay(store, store.path, wait=WAL_WAIT)
-    report.rebuilt = store.vacuum_once()
+    try:
+        report.rebuilt = store.vacuum_once()
+    except sqlite3.OperationalError as exc:  # another process writing for longer than the busy timeout
+        report.problems.append(
+            f"{store.path}: the one-time rebuild that clears free pages written before secure_delete could not"
+            f" run ({exc}); run this command again when no other edumail process is working"
+        )
     if not store.checkpoint_truncate(WAL_WAIT):
         report.problems.append(
             f"{store.path} and its -wal file still hold the erased data: another process kept a read open"
