@@ -160,6 +160,7 @@ def test_forget_leaves_no_byte_of_the_person_in_any_file_while_serve_runs(centre
         exported = ok(edumail(root, "contacts", "export", OTHER))
         for marker in OTHERS:
             assert marker in exported, marker
+        assert OTHER in str(outbox_mail_to(root, OTHER)["To"])  # the others' mails stay in the outbox
         assert call(port, "GET", "/healthz")[0] == 200
     assert "asked to be forgotten" in ok(edumail(root, "contacts", "import", str(inputs / "contacts.csv")))
     assert leftovers(root, MARKERS) == {}

@@ -34,7 +34,7 @@ def contacts_forget(
     email: str = typer.Argument(..., help="The contact's address."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
-    """Erase a person's data, keeping only a hash on the suppression list."""
+    """Erase a person's data (database, its WAL, outbox files), keeping only a hash on the suppression list."""
     from rich.markup import escape
 
     from edumail import contacts, erasure, gdpr
