@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edumail import forms, live_edits, provider_check, render, render_check, segments, sequences, trigger_data
+from edumail import clock, forms, live_edits, provider_check, render, render_check, segments, sequences, trigger_data
 from edumail import project as project_module
 from edumail.errors import ConfigError, Problem
 
@@ -44,6 +44,7 @@ def check(given: Path | None) -> tuple[list[Problem], dict[str, int]]:
     fields = project.store().custom_field_names()
     session_fields = project.store().session_field_names()
     problems.extend(render_check.check_templates(library, contact_fields=fields, session_fields=session_fields))
+    problems.extend(render_check.bound_problems(library, clock.now()))
     problems.extend(_attachment_problems(project.root, library))
     counts["templates"] = len(library.names())
     project.close()

@@ -52,3 +52,7 @@ class RenderError(EdumailError):
     def __init__(self, file: str, line: int, message: str):
         self.problem = Problem(file, line, message)
         super().__init__(str(self.problem))
+
+
+class RenderLimitError(RenderError):
+    """A render stopped at a bound (time, size): a render bomb, whatever data it is given."""

@@ -43,6 +43,7 @@ EXTRAS = ("confirm_url", "content", "topic", "session")
 LAYOUT_VARIABLES = ("content", "subject", "preheader")
 FRONT_MATTER_KEYS = ("subject", "preheader", "layout", "attachments")
 LAYOUTS_DIR = template_files.LAYOUTS_DIR
+MAX_TEMPLATE_BYTES = 1_000_000  # per file under templates/ (render bombs, issue 12)
 
 _NAME = template_files.NAME
 _EVENT_DOC = re.compile(r"\{#-?\s*event\s*:([^\n#]*)")
@@ -74,7 +75,15 @@ def _mtime(path: Path) -> int | None:
 
 
 def read_text(path: Path, shown: str) -> str:
-    """A template file's text; not UTF-8 -> RenderError at the line of the bad byte."""
+    """A template file's text; too big, or not UTF-8 -> RenderError (at the line of the bad byte)."""
+    size = path.stat().st_size
+    if size > MAX_TEMPLATE_BYTES:
+        raise RenderError(
+            shown,
+            0,
+            f"the file is {size / 1_000_000:.1f} MB, more than the {MAX_TEMPLATE_BYTES // 1_000_000} MB a template "
+            "may have: a mail that large is clipped or refused; put long content on a web page and link to it",
+        )
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")

@@ -9,11 +9,12 @@ a problem.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from edumail.errors import Problem, RenderError
+from edumail.errors import EdumailError, Problem, RenderError, RenderLimitError
 from edumail.render import (
     CONTACT_FIELDS,
     EXTRAS,
@@ -270,6 +271,32 @@ def check_templates(
             problems.append(Problem(library.display(path), 0, f"text part without a template: add {path.stem}.html"))
     unique = dict.fromkeys(problems)
     return sorted(unique, key=lambda p: (p.file, p.line, p.message))
+
+
+def bound_problems(library: TemplateLibrary, now: datetime) -> list[Problem]:
+    """Templates that stop at a render bound (time, size) with the sample data: render bombs.
+
+    Only the bounds are reported here: what else a sample render may stumble on (a variable the sample
+    lacks) is the static check's to say, from the templates' syntax trees."""
+    from edumail.render import render
+
+    problems = []
+    for name in library.names():
+        try:
+            render(
+                library,
+                name,
+                contact=sample_contact(),
+                event=sample_event(name),
+                now=now,
+                unsubscribe_url="https://example.invalid/u/sample",
+                preferences_url="https://example.invalid/p/sample",
+            )
+        except RenderLimitError as exc:
+            problems.append(exc.problem)
+        except EdumailError:
+            continue
+    return problems
 
 
 # --- sample data ------------------------------------------------------------
