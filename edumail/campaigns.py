@@ -81,15 +81,7 @@ def create_campaign(
     plan = CampaignPlan(name or default_name(template, at, project.settings.tz), template, at, dry_run=dry_run)
     plan.scheduled = at > now
     store = project.store()
-    existing = store.campaign_by_name(plan.name)
-    if existing is not None:
-        differs = f"template {existing['template']!r}" if existing["template"] != template else None
-        differs = differs or spec.differs_from(existing)
-        if differs:
-            raise InputError(
-                f"campaign {plan.name!r} already exists with {differs}; give another --name to start a new campaign"
-            )
-        plan.campaign_id, plan.existed = int(existing["id"]), True
+    _join(store, plan, template, spec)
     done = store.campaign_contact_ids(plan.campaign_id) if plan.campaign_id else set()
     candidates = audience_module.members(store, spec.audience)
     chosen = _choose(project, plan, spec, candidates, done, now, limit)
@@ -99,7 +91,7 @@ def create_campaign(
         plan.queued = len(chosen)
         return plan
     with store.transaction():
-        if plan.campaign_id is None:
+        if plan.campaign_id is None and not _join(store, plan, template, spec):
             state = "scheduled" if plan.scheduled else "queued"
             plan.campaign_id = store.insert_campaign(plan.name, template, spec.stored_audience(), at, now, state)
             store.set_campaign_extras(
@@ -107,6 +99,22 @@ def create_campaign(
             )
         _queue(project, plan, chosen, now)
     return plan
+
+
+def _join(store: Any, plan: CampaignPlan, template: str, spec: CampaignSpec) -> bool:
+    """Take the campaign of that name if it exists (an earlier run, or another `send` queueing it right now:
+    UNIQUE(campaign_id, contact_id) then queues each contact once); refuse it if it differs."""
+    existing = store.campaign_by_name(plan.name)
+    if existing is None:
+        return False
+    differs = f"template {existing['template']!r}" if existing["template"] != template else None
+    differs = differs or spec.differs_from(existing)
+    if differs:
+        raise InputError(
+            f"campaign {plan.name!r} already exists with {differs}; give another --name to start a new campaign"
+        )
+    plan.campaign_id, plan.existed = int(existing["id"]), True
+    return True
 
 
 def _choose(

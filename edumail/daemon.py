@@ -86,6 +86,7 @@ def serve(
     log: Callable[[str], None] = _log,
 ) -> None:
     """Run every `interval` seconds until SIGTERM/SIGINT."""
+    from apscheduler.schedulers import SchedulerNotRunningError
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -106,9 +107,16 @@ def serve(
             log(f"run failed unexpectedly: {exc!r}")
 
     def stop(signum: int, frame: Any) -> None:
-        log(f"received {signal.Signals(signum).name}: stopping after the mail in flight")
+        name = signal.Signals(signum).name
+        if stopping.is_set():  # a second signal while the first one is handled: shutting down already
+            log(f"received {name}: already stopping, waiting for the mail in flight")
+            return
+        log(f"received {name}: stopping after the mail in flight")
         stopping.set()
-        scheduler.shutdown(wait=True)
+        try:
+            scheduler.shutdown(wait=True)
+        except SchedulerNotRunningError:  # a signal before the scheduler started: start() sees `stopping`
+            pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -122,5 +130,6 @@ def serve(
         id="edumail-run",
     )
     log(f"edumail daemon: running every {interval}s on {project.root} (SIGTERM or Ctrl-C to stop)")
-    scheduler.start()
+    if not stopping.is_set():
+        scheduler.start()
     log("edumail daemon: stopped")

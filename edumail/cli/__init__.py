@@ -63,6 +63,13 @@ class _Group(TyperGroup):
             _fail(str(exc))
         except sqlite3.DatabaseError as exc:  # a fault of the file or the disk, not of the user's input
             _fail(dbfault.describe(exc))
+        except KeyboardInterrupt:  # Ctrl-C pressed (twice during a send): what was committed stays, no traceback
+            err_console.print(
+                "Interrupted: what was done is saved and the rest is untouched (mails not sent stay queued for "
+                "the next `edumail run`; `edumail outbox` shows them).",
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}; check the path, its permissions and the free disk space")

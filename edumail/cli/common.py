@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +97,40 @@ def finish(done_all: bool) -> None:
 
     if not done_all:
         raise typer.Exit(1)
+
+
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+class Interruption:
+    """`stop` is handed to the work (delivery sets it too, when it halts); `signalled` says a person asked."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signalled = False
+
+
+@contextmanager
+def interruptible() -> Iterator[Interruption]:
+    """Ctrl-C (SIGINT) or SIGTERM sets `stop`: the mails in flight finish, then the command says what is left.
+
+    A second signal interrupts at once (KeyboardInterrupt), as a user pressing Ctrl-C twice expects.
+    """
+    interruption = Interruption()
+
+    def handler(signum: int, frame: Any) -> None:
+        if interruption.signalled:
+            raise KeyboardInterrupt
+        interruption.signalled = True
+        interruption.stop.set()
+        err_console.print("Stopping after the mails in flight...", soft_wrap=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield interruption
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def escape(value: object) -> str:

@@ -10,7 +10,17 @@ import typer
 
 from edumail import clock
 from edumail.cli import app
-from edumail.cli.common import console, current_project, err_console, escape, parse_at, parse_pairs
+from edumail.cli.common import (
+    INTERRUPTED,
+    console,
+    current_project,
+    err_console,
+    escape,
+    finish,
+    interruptible,
+    parse_at,
+    parse_pairs,
+)
 
 if TYPE_CHECKING:
     from edumail import campaigns
@@ -77,11 +87,42 @@ def send(
             soft_wrap=True,
         )
         return
-    report = _deliver_with_progress(project, now)
+    with interruptible() as interruption:
+        report = _deliver_with_progress(project, now, interruption.stop)
+    if report.busy:
+        _print_busy(project, plan, report.busy)
+        raise typer.Exit(1)
     _print_report(report)
     _print_window_wait(project, plan)
-    if report.failed or report.stopped:
-        raise typer.Exit(1)
+    if interruption.signalled:
+        _print_interrupted(project, plan, report)
+        raise typer.Exit(INTERRUPTED)
+    finish(not report.failed and not report.stopped)
+
+
+def _campaign_queued(project: Any, plan: campaigns.CampaignPlan) -> int:
+    return project.store().campaign_waiting(plan.campaign_id)[0] if plan.campaign_id is not None else 0
+
+
+def _print_busy(project: Any, plan: campaigns.CampaignPlan, holder: str) -> None:
+    """Two `send` of one campaign at once (or a daemon delivering): the mails are queued once, one process sends."""
+    waiting = _campaign_queued(project, plan)
+    err_console.print(
+        f"Campaign {escape(plan.name)} is being sent by another edumail process ({holder}): its {waiting} queued "
+        f"mail{'s' if waiting != 1 else ''} go out from there (or with the next `edumail run`), once each; "
+        "`edumail outbox` shows what is left.",
+        soft_wrap=True,
+    )
+
+
+def _print_interrupted(project: Any, plan: campaigns.CampaignPlan, report: DeliveryReport) -> None:
+    waiting = _campaign_queued(project, plan)
+    err_console.print(
+        f"Interrupted: {report.sent} sent, {waiting} still queued (campaign {escape(plan.name)}). "
+        "The next `edumail run` sends the rest, or run the same `edumail send` command again: "
+        "nobody gets the mail twice.",
+        soft_wrap=True,
+    )
 
 
 def _print_window_wait(project: Any, plan: campaigns.CampaignPlan) -> None:
@@ -121,7 +162,7 @@ def _print_plan(plan: campaigns.CampaignPlan, tz: object) -> None:
             console.print("Dry run, nothing queued or sent.", soft_wrap=True)
 
 
-def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
+def _deliver_with_progress(project: object, now: object, stop: Any) -> DeliveryReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edumail import delivery
@@ -148,19 +189,12 @@ def _deliver_with_progress(project: object, now: object) -> DeliveryReport:
                 failed=report.failed,
             )
 
-        return delivery.deliver(project, now=now, progress=progress)  # type: ignore[arg-type]
+        return delivery.deliver(project, now=now, progress=progress, stop=stop)  # type: ignore[arg-type]
 
 
 def _print_report(report: DeliveryReport) -> None:
-    if report.total == 0 and not report.busy:
+    if report.total == 0:
         console.print("Nothing to send now.", soft_wrap=True)
-        return
-    if report.busy:
-        console.print(
-            f"Another edumail process ({report.busy}) is delivering right now: the mails are queued and it "
-            "sends them (or the next `edumail run` does).",
-            soft_wrap=True,
-        )
         return
     rate = report.done / report.seconds if report.seconds else 0.0
     parts = [f"{report.sent} sent"]
