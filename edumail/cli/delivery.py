@@ -87,6 +87,11 @@ def send(
             soft_wrap=True,
         )
         return
+    _send_now(project, plan, now)
+
+
+def _send_now(project: Any, plan: campaigns.CampaignPlan, now: Any) -> None:
+    """Deliver what is due, say what happened; exit 1 when a person must look, 130 after Ctrl-C."""
     with interruptible() as interruption:
         report = _deliver_with_progress(project, now, interruption.stop)
     if report.busy:
