@@ -94,9 +94,9 @@ def _send_now(project: Any, plan: campaigns.CampaignPlan, now: Any) -> None:
     """Deliver what is due, say what happened; exit 1 when a person must look, 130 after Ctrl-C."""
     with interruptible() as interruption:
         report = _deliver_with_progress(project, now, interruption.stop)
-    if report.busy:
+    if report.busy:  # joined: the mails are queued once, the process delivering sends them (exit 0)
         _print_busy(project, plan, report.busy)
-        raise typer.Exit(1)
+        return
     _print_report(report)
     _print_window_wait(project, plan)
     if interruption.signalled:
