@@ -7,6 +7,7 @@ user's input: each becomes one line saying what happened and what to do.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from edumail.errors import EdumailError
 
@@ -40,10 +41,10 @@ def is_damaged(exc: BaseException) -> bool:
     )
 
 
-def describe(exc: sqlite3.DatabaseError, database: str = "edumail.db") -> str:
-    """The one line a user reads for this SQLite failure."""
+def describe(exc: sqlite3.DatabaseError, database: str = "edumail.db", holder: str | None = None) -> str:
+    """The one line a user reads for this SQLite failure (`holder`: who holds the lock, when known)."""
     if is_busy(exc):
-        return busy_message()
+        return busy_message(holder)
     if is_full(exc):
         return (
             f"the disk is full: {database} could not be written (what was done is kept, the rest is "
@@ -61,3 +62,12 @@ def describe(exc: sqlite3.DatabaseError, database: str = "edumail.db") -> str:
 def busy_message(holder: str | None = None) -> str:
     who = f"another edumail process ({holder})" if holder else "another edumail process (run, send, serve or import)"
     return f"the database is busy: {who} holds it; nothing was changed here: try again in a moment"
+
+
+def lock_holders(database: Path) -> str | None:
+    """The edumail runs holding a lease on `database` (`run`, pid 12 on host), for the busy line."""
+    from edumail import lease
+    from edumail.store.locks import live_leases
+
+    found = [f"`{name}`, {lease.describe({'owner': owner})}" for name, owner in live_leases(database)]
+    return "; ".join(found) or None

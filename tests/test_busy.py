@@ -133,3 +133,22 @@ def test_a_command_facing_a_long_lock_says_the_database_is_busy(root, store):
     assert "Traceback" not in done.stderr
     assert "the database is busy: another edumail process" in done.stderr and "try again" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_busy_line_names_the_edumail_run_that_holds_a_lease(root, store):
+    contact(store, "lea@example.org")
+    store.execute(
+        "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', 'cron-host:4242:abcd', ?, ?)",
+        ("2026-11-02T09:00:00.000000Z", "2099-01-01T00:00:00.000000Z"),
+    )
+    env = {**os.environ, "EDUMAIL_PROJECT": str(root)}
+    with write_lock_held(root / "edumail.db"):
+        done = subprocess.run(
+            [sys.executable, "-m", "edumail", "contacts", "tag", "lea@example.org", "vip"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert "another edumail process (`run`, pid 4242 on cron-host) holds it" in done.stderr

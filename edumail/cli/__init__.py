@@ -62,7 +62,10 @@ class _Group(TyperGroup):
         except EdumailError as exc:
             _fail(str(exc))
         except sqlite3.DatabaseError as exc:  # a fault of the file or the disk, not of the user's input
-            _fail(dbfault.describe(exc))
+            holder = (
+                dbfault.lock_holders(state.project.database_path) if state.project and dbfault.is_busy(exc) else None
+            )
+            _fail(dbfault.describe(exc, holder=holder))
         except KeyboardInterrupt:  # Ctrl-C pressed (twice during a send): what was committed stays, no traceback
             err_console.print(
                 "Interrupted: what was done is saved and the rest is untouched (mails not sent stay queued for "

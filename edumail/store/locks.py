@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,3 +42,20 @@ class LocksMixin:
     def release_lock(self: Store, name: str, owner: str) -> None:
         with self.transaction():
             self.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+
+def live_leases(database: Path) -> list[tuple[str, str]]:
+    """(name, owner) of the leases not yet expired, read without waiting (for a busy database's message).
+
+    A plain read-only connection: opening a Store would migrate, which waits for the very lock in question."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=0.5)
+    except sqlite3.Error:
+        return []
+    try:
+        return [(str(n), str(o)) for n, o in conn.execute("SELECT name, owner FROM locks WHERE expires_at > ?", (now,))]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
