@@ -24,6 +24,7 @@ from typing import Any
 
 from edumail import clock, events
 from edumail import contacts as contacts_module
+from edumail.bounce_charge import charged_contact, is_staff_mail
 from edumail.errors import InputError
 from edumail.settings import Imap
 from edumail.store import Store
@@ -291,12 +292,14 @@ class BounceReport:
     unmatched: list[str] = field(default_factory=list)
     already: int = 0
     not_bounces: int = 0
+    staff: list[str] = field(default_factory=list)  # DSNs for staff mail: no contact charged (SPEC 19)
 
     def summary(self) -> str:
+        staff = f"; {len(self.staff)} for staff mail (no contact charged)" if self.staff else ""
         return (
             f"{self.messages} messages: {self.hard} hard, {self.soft} soft, {len(self.policy)} policy bounces recorded;"
             f" {self.suppressed} contacts suppressed; {len(self.unmatched)} unmatched;"
-            f" {self.already} already imported; {self.not_bounces} not bounces"
+            f" {self.already} already imported; {self.not_bounces} not bounces{staff}"
         )
 
 
@@ -335,7 +338,11 @@ def record_messages(store: Store, messages: Iterable[tuple[str, bytes]], now: da
 
 def _record_dsn(store: Store, dsn: Dsn, now: datetime, report: BounceReport) -> None:
     mails = store.mails_by_message_ids(dsn.original_ids)
-    mail = next((m for m in (mails.get(i) for i in dsn.original_ids) if m and m["contact_id"]), None)
+    found = [m for m in (mails.get(i) for i in dsn.original_ids) if m]
+    if found and all(is_staff_mail(m) for m in found):  # a `notify:` alert about a contact: never theirs
+        report.staff.extend(f"{dsn.label}: {f.address} ({f.status})" for f in dsn.failures)
+        return
+    mail = next((m for m in found if charged_contact(m) is not None), None)
     per_contact: dict[int, tuple[Failure, dict[str, Any] | None]] = {}
     for failure in dsn.failures:
         matched = _match(store, failure, mail)

@@ -17,7 +17,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from edumail import eventdata, events, journeys
+from edumail import eventdata, events
+from edumail.bounce_charge import mark_bounced  # noqa: F401 (SPEC 19's rule; callers say contacts.mark_bounced)
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -305,28 +306,6 @@ def set_consent(
             now=now,
         )
     return True
-
-
-def mark_bounced(store: Store, contact_id: int, kind: str, now: datetime) -> bool:
-    """Count a bounce: hard suppresses at once, the third soft one too. True when now suppressed."""
-    contact = store.contact(contact_id)
-    if contact is None:
-        return False
-    stamp = now
-    with store.transaction():
-        if kind == "hard":
-            suppressed = True
-            store.update_contact(contact_id, {"bounced_at": contact["bounced_at"] or stamp}, stamp)
-        else:
-            soft = int(contact["soft_bounces"] or 0) + 1
-            changes: dict[str, Any] = {"soft_bounces": soft}
-            if soft >= 3 and not contact["bounced_at"]:
-                changes["bounced_at"] = stamp
-            store.update_contact(contact_id, changes, stamp)
-            suppressed = soft >= 3
-        if suppressed:
-            journeys.end_all(store, contact_id, reason="bounced", now=now, purpose=None)
-    return suppressed
 
 
 def may_receive(contact: dict[str, Any], purpose: str) -> str | None:

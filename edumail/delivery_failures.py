@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from edumail import contacts, events
+from edumail.bounce_charge import charged_contact, mark_bounced
 from edumail.project import Project
 from edumail.store import Store
-from edumail.transport import BOUNCE, PERMANENT, POLICY, RECIPIENT_POLICY, TEMPORARY, SendFailure
+from edumail.transport import BOUNCE, PERMANENT, POLICY, RECIPIENT_POLICY, RELAY_STAGES, TEMPORARY, SendFailure
 
 if TYPE_CHECKING:
     from edumail.delivery import DeliveryReport
@@ -46,6 +47,14 @@ class FailureHandling:
                 store.release_mail(mail_id, reason)
             self._halt(stop_message(failure, self.project))
             return
+        if failure.kind == TEMPORARY and failure.stage in RELAY_STAGES:  # the relay's, before any recipient
+            with WRITE:
+                store.release_mail(mail_id, reason)
+            self._halt(stop_message(failure, self.project))
+            return
+        if failure.kind == BOUNCE and charged_contact(mail) is None:  # staff mail: the address is the team's
+            self._fail(store, mail_id, f"the staff address was refused (no contact is charged): {reason}")
+            return
         if failure.kind == BOUNCE:
             self._bounce(store, mail, failure, "hard")
             return
@@ -53,34 +62,41 @@ class FailureHandling:
             self._refused_by_policy(store, mail_id, failure)
             return
         if failure.kind == TEMPORARY:
-            attempts = int(mail["attempts"] or 0) + 1
-            age = self.now - mail["queued_at"]
-            if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
-                with WRITE:
-                    wait = max(BACKOFF[attempts - 1], timedelta(seconds=failure.retry_after or 0))
-                    store.defer_mail(mail_id, self.now + wait, reason)
-                self._count("deferred", reason)
-                self._in_a_row(
-                    TEMPORARY,
-                    f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
-                    "the rest waits for the next run",
-                )
-                return
-            if failure.code and mail.get("contact_id") is not None:  # the recipient's server kept saying 4xx
-                self._bounce(store, mail, failure, "soft", f"gave up after {attempts} attempts: {reason}")
-                return
-            with WRITE:
-                store.fail_mail(mail_id, f"gave up after {attempts} attempts: {reason}")
-            self._count("failed", reason)
+            self._temporary(store, mail, failure)
             return
-        with WRITE:  # PERMANENT
-            store.fail_mail(mail_id, reason)
-        self._count("failed", reason)
+        self._fail(store, mail_id, reason)  # PERMANENT
         self._in_a_row(
             PERMANENT,
             f"the server refused {REFUSALS_TO_STOP} mails in a row (last: {reason}); "
             "check the sender address and the smtp settings",
         )
+
+    def _temporary(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
+        """Retry with backoff for 2 days from the mail's first attempt (SPEC 19), then give up."""
+        mail_id, reason = int(mail["id"]), str(failure)
+        attempts = int(mail["attempts"] or 0) + 1
+        age = self.now - (mail.get("first_attempt_at") or self.now)
+        if attempts < MAX_ATTEMPTS and age < GIVE_UP_AFTER:
+            with WRITE:
+                wait = max(BACKOFF[attempts - 1], timedelta(seconds=failure.retry_after or 0))
+                store.defer_mail(mail_id, self.now + wait, reason, first_attempt=self.now)
+            self._count("deferred", reason)
+            self._in_a_row(
+                TEMPORARY,
+                f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
+                "the rest waits for the next run",
+            )
+            return
+        given_up = f"gave up after {attempts} attempts: {reason}"
+        if failure.code and failure.stage == "rcpt" and charged_contact(mail) is not None:
+            self._bounce(store, mail, failure, "soft", given_up)  # the recipient's server kept saying 4xx
+            return
+        self._fail(store, mail_id, given_up)  # the relay's or the whole message's: nobody is charged
+
+    def _fail(self, store: Store, mail_id: int, reason: str) -> None:
+        with WRITE:
+            store.fail_mail(mail_id, reason)
+        self._count("failed", reason)
 
     def _refused_by_policy(self, store: Store, mail_id: int, failure: SendFailure) -> None:
         reason = f"refused by policy for this recipient (the address is kept): {failure}"
@@ -103,8 +119,8 @@ class FailureHandling:
         mail_id = int(mail["id"])
         with WRITE, store.transaction():
             store.fail_mail(mail_id, reason or str(failure))
-            if mail.get("contact_id") is not None:
-                contact_id = int(mail["contact_id"])
+            contact_id = charged_contact(mail)
+            if contact_id is not None:
                 data = {"kind": kind, "status": failure.status or str(failure.code or ""), "diagnostic": str(failure)}
                 contacts.record_event(
                     store,
@@ -116,7 +132,7 @@ class FailureHandling:
                     now=self.now,
                     mail_id=mail_id,
                 )
-                contacts.mark_bounced(store, contact_id, kind, self.now)
+                mark_bounced(store, contact_id, kind, self.now)
         self._count("failed", str(failure))
         if kind == "hard":
             with self.lock:
@@ -148,5 +164,10 @@ def stop_message(failure: SendFailure, project: Project) -> str:
         return (
             f"delivery stopped: {failure} — a policy or reputation block, the addresses are fine: check SPF, "
             f"DKIM and DMARC for {domain} and whether the server's IP is on a blocklist, then run again"
+        )
+    if failure.kind == TEMPORARY and failure.stage in RELAY_STAGES:
+        return (
+            f"delivery stopped: {failure} — the relay refuses mail for now (not about any recipient: nobody "
+            "is charged); the mails stay queued for the next run"
         )
     return f"delivery stopped: {failure}"

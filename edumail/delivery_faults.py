@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from edumail import contacts, dbfault, events, journal
+from edumail.bounce_charge import charged_contact
 
 if TYPE_CHECKING:
     from edumail import lease
@@ -44,6 +45,8 @@ def record_sent(
                     now=at,
                     mail_id=mail_id,
                 )
+            if charged_contact(mail) is not None:  # a mail to the contact went: soft bounces count again
+                store.clear_soft_bounces(int(mail["contact_id"]))
     except sqlite3.DatabaseError as exc:
         if not dbfault.is_full(exc):
             raise

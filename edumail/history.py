@@ -88,6 +88,7 @@ def _card(contact: dict[str, Any]) -> dict[str, Any]:
         "fields": json.loads(contact["fields"] or "{}"),
         "created_at": contact["created_at"],
         "bounced_at": contact["bounced_at"],
+        "soft_bounces": contact["soft_bounces"],
         "forgotten_at": contact["forgotten_at"],
     }
 

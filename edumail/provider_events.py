@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from edumail import bots, contacts, events, journeys
+from edumail.bounce_charge import is_staff_mail
 from edumail.clock import UTC
 from edumail.store import Store
 
@@ -117,6 +118,8 @@ def _match(store: Store, event: ProviderEvent) -> tuple[int, dict[str, Any] | No
     if mail is None and event.message_id:
         bare = event.message_id.strip().strip("<>")
         mail = store.mails_by_message_ids([bare]).get(bare)
+    if mail is not None and is_staff_mail(mail):  # a staff alert about a contact: its fate is not theirs (SPEC 19)
+        return None
     if mail is not None and mail["contact_id"] is not None:
         contact = store.contact(int(mail["contact_id"]))
     else:

@@ -11,9 +11,12 @@ Use the `smtp_server` fixture (import it into a test module; tests/ is on sys.pa
 
 What it can do (each fault applies to the next `times` occurrences, None = always):
 
+- `greet(reply, times)`: answer a new connection with `reply` instead of 220, then close it (`421 ...`).
+- `reply_to_ehlo(reply, times)`: answer EHLO with `reply` (`421 ...` also closes the connection).
 - `refuse(address, reply, times=None)`: answer RCPT TO for that address with `reply`
   (`550 5.1.1 ...`, `452 4.2.2 ...`, `421 4.7.0 ...`: a 421 also closes the connection).
-- `reply_to_mail(reply, times)`: answer MAIL FROM (e.g. `554 5.7.1 blocked`, `421 ...`).
+- `reply_to_mail(reply, times, after=0)`: answer MAIL FROM (e.g. `554 5.7.1 blocked`, `421 ...`), after
+  letting `after` of them through.
 - `reply_to_data(reply, times)`: answer the end of DATA instead of 250 (`451 ...`, `554 5.7.1 ...`).
 - `drop_in_data(times)`: close the connection after the message is received, before answering.
 - `delay`: seconds to wait before answering each end of DATA (slow server).
@@ -37,7 +40,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from ports import free_port
 
 
@@ -57,8 +60,12 @@ class Received:
 class _Fault:
     reply: str
     times: int | None
+    after: int = 0  # let this many through first
 
     def take(self) -> str | None:
+        if self.after > 0:
+            self.after -= 1
+            return None
         if self.times is not None:
             if self.times <= 0:
                 return None
@@ -69,6 +76,8 @@ class _Fault:
 @dataclass
 class _Faults:
     rcpt: dict[str, _Fault] = field(default_factory=dict)
+    greeting: _Fault | None = None
+    ehlo: _Fault | None = None
     mail: _Fault | None = None
     data: _Fault | None = None
     drops: int = 0
@@ -88,6 +97,12 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        with self.owner.lock:
+            refusal = self.owner.faults.ehlo.take() if self.owner.faults.ehlo else None
+        if refusal:
+            if refusal.startswith("421"):
+                _close_soon(server)
+            return [refusal]
         if not hasattr(session, "edumail_connection"):
             with self.owner.lock:
                 self.owner.connections += 1
@@ -150,6 +165,33 @@ class _Handler:
         return "250 2.0.0 OK queued"
 
 
+class _Smtp(SMTP):
+    """aiosmtpd's server, able to refuse a connection in its greeting (a relay too busy: 421)."""
+
+    owner: SmtpTestServer
+
+    async def _handle_client(self) -> None:
+        with self.owner.lock:
+            refusal = self.owner.faults.greeting.take() if self.owner.faults.greeting else None
+        if refusal:
+            await self.push(refusal)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class _Controller(Controller):
+    def __init__(self, owner: SmtpTestServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.owner = owner
+
+    def factory(self) -> SMTP:
+        server = _Smtp(self.handler, **self.SMTP_kwargs)
+        server.owner = self.owner
+        return server
+
+
 class SmtpTestServer:
     """aiosmtpd on 127.0.0.1:<free port>; see the module docstring for the faults."""
 
@@ -163,8 +205,9 @@ class SmtpTestServer:
         self._credentials: tuple[str, str] | None = None
         self.host = "127.0.0.1"
         self.port = free_port()
-        self.controller = Controller(
-            _Handler(self),
+        self.controller = _Controller(
+            self,
+            handler=_Handler(self),
             hostname=self.host,
             port=self.port,
             authenticator=self._authenticate,
@@ -198,9 +241,17 @@ class SmtpTestServer:
         with self.lock:
             self.faults.rcpt[address.lower()] = _Fault(reply, times)
 
-    def reply_to_mail(self, reply: str, times: int | None = None) -> None:
+    def greet(self, reply: str, times: int | None = None) -> None:
         with self.lock:
-            self.faults.mail = _Fault(reply, times)
+            self.faults.greeting = _Fault(reply, times)
+
+    def reply_to_ehlo(self, reply: str, times: int | None = None) -> None:
+        with self.lock:
+            self.faults.ehlo = _Fault(reply, times)
+
+    def reply_to_mail(self, reply: str, times: int | None = None, after: int = 0) -> None:
+        with self.lock:
+            self.faults.mail = _Fault(reply, times, after)
 
     def reply_to_data(self, reply: str, times: int | None = None) -> None:
         with self.lock:

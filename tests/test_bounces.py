@@ -155,19 +155,19 @@ def test_a_delay_notice_is_not_a_bounce(cli, tmp_path):
     assert contact["soft_bounces"] == 0 and contact["bounced_at"] is None
 
 
-def test_three_soft_bounces_of_three_mails_suppress(cli, tmp_path):
+def test_three_soft_bounces_of_three_mails_over_a_week_suppress(cli, tmp_path):
+    """SPEC 19: the third soft bounce suppresses when the three are spread over at least 7 days."""
     cid = add_contact(cli)
     messages = []
-    for n in range(3):
+    for n, day in enumerate(("Wed, 18 Nov 2026", "Sun, 22 Nov 2026", "Wed, 25 Nov 2026")):
         sent_mail(cli, cid, f"<mail-{n}@centre.example>")
-        messages.append(
-            dsn(
-                [("marie@example.fr", "failed", "4.2.2", "mailbox full")],
-                original_id=f"<mail-{n}@centre.example>",
-                message_id=f"<dsn-{n}@mx.example.org>",
-            )
+        message = dsn(
+            [("marie@example.fr", "failed", "4.2.2", "mailbox full")],
+            original_id=f"<mail-{n}@centre.example>",
+            message_id=f"<dsn-{n}@mx.example.org>",
         )
-    result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", *messages)), now=NOW)
+        messages.append(message.replace(b"Thu, 19 Nov 2026 09:00:05", f"{day} 10:00:00".encode()))
+    result = cli("bounces", "import", str(write_mbox(tmp_path / "b.mbox", *messages)), now="2026-11-26T10:00:00Z")
     assert "3 soft" in result.output and "1 contacts suppressed" in result.output
     assert db(cli).contact(cid)["bounced_at"] is not None
 

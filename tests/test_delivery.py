@@ -155,7 +155,9 @@ def test_a_mail_deferred_for_two_days_fails_and_counts_a_soft_bounce(tmp_path):
     project = make_project(tmp_path / "centre")
     (contact_id,) = add_contacts(project, 1)
     queue(project, [contact_id])
-    busy = MemoryTransport(fault=lambda e: SendFailure(TEMPORARY, "452 4.2.2 Mailbox full", code=452, status="4.2.2"))
+    busy = MemoryTransport(
+        fault=lambda e: SendFailure(TEMPORARY, "452 4.2.2 Mailbox full", code=452, status="4.2.2", stage="rcpt")
+    )
     moment = NOW
     for _ in range(MAX_ATTEMPTS - 1):
         assert deliver(project, now=moment, transport=busy).deferred == 1

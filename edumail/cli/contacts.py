@@ -127,6 +127,8 @@ def _print_story(told: dict, tz: object) -> None:
         console.print("  fields: " + e(", ".join(f"{k}={v}" for k, v in person["fields"].items())), soft_wrap=True)
     if person["bounced_at"]:
         console.print(f"  [red]bounced {history.when(person['bounced_at'], tz)}: no more mail[/red]")
+    elif person.get("soft_bounces"):
+        console.print(f"  [yellow]soft bounces since the last delivery: {person['soft_bounces']}[/yellow]")
     console.print("\n[bold]Consent history[/bold]")
     for entry in told["consent_log"]:
         basis = f" ({entry['basis']})" if entry["basis"] else ""
@@ -186,6 +188,24 @@ def contacts_stage(
     contact = contacts.require(store, email)
     changed = contacts.set_stage(store, contact["id"], stage, clock.now(), "cli")
     console.print(f"{contact['email']}: stage {stage}" + ("" if changed else " (unchanged)"))
+
+
+@contacts_app.command("unbounce")
+def contacts_unbounce(
+    email: str = typer.Argument(..., help="The contact's address."),
+    reason: str = typer.Option(..., "--reason", help="Why the bounce is lifted (logged), e.g. 'typo fixed by phone'."),
+) -> None:
+    """Lift a bounce suppression (hard or soft), logged with who, when and why; then `outbox retry`."""
+    from edumail import bounce_charge, contacts
+
+    project = current_project()
+    store = project.store()
+    contact = contacts.require(store, email)
+    lifted = bounce_charge.unbounce(store, contact, reason=reason, now=clock.now())
+    console.print(
+        f"{escape(contact['email'])}: {lifted} lifted; `edumail outbox retry` queues its failed mails again",
+        soft_wrap=True,
+    )
 
 
 @contacts_app.command("consent")

@@ -119,6 +119,11 @@ def bounces_import(path: Path = typer.Argument(..., help="An mbox file or a Mail
         console.print(
             f"[yellow]policy (address kept, check your sending setup):[/yellow] {escape(line)}", soft_wrap=True
         )
+    for line in report.staff:
+        console.print(
+            f"[yellow]staff mail (no contact charged; check the notify/alerts address):[/yellow] {escape(line)}",
+            soft_wrap=True,
+        )
     console.print(f"[green]{escape(path.name)}:[/green] {report.summary()}", soft_wrap=True)
     finish(not report.unmatched)
 

@@ -234,6 +234,7 @@ TIME_COLUMNS = frozenset(
         "due_at",
         "ended_at",
         "expires_at",
+        "first_attempt_at",
         "first_seen_at",
         "forgotten_at",
         "last_inbound_at",

@@ -51,6 +51,24 @@ def _text(texts: dict[datetime, str], at: datetime | None) -> str | None:
     return found
 
 
+# A contact's soft bounces since its last delivery, one row per mail (SPEC 19). A delivery: a mail to the
+# contact (not a staff mail) that went and never bounced, a provider's email_delivered, or an unbounce.
+_SOFT_STREAK = """
+SELECT MIN(e.at) AS at FROM events e
+WHERE e.contact_id = :cid AND e.name = 'bounced' AND json_extract(e.data, '$.kind') = 'soft'
+  AND NOT EXISTS (SELECT 1 FROM mails s WHERE s.id = e.mail_id
+                  AND (s.to_email IS NOT NULL OR substr(s.template, 1, 2) = '__'))
+  AND e.at > COALESCE((SELECT MAX(t) FROM (
+      SELECT MAX(m.sent_at) AS t FROM mails m WHERE m.contact_id = :cid AND m.state = 'sent'
+        AND m.to_email IS NULL AND substr(m.template, 1, 2) <> '__'
+        AND NOT EXISTS (SELECT 1 FROM events b WHERE b.mail_id = m.id AND b.name = 'bounced')
+      UNION ALL
+      SELECT MAX(d.at) FROM events d WHERE d.contact_id = :cid AND d.name IN ('email_delivered', 'unbounced')
+  )), '')
+GROUP BY COALESCE(e.mail_id, -e.id) ORDER BY MIN(e.at)
+"""
+
+
 class ContactsMixin:
     # --- contacts -------------------------------------------------------------
 
@@ -175,6 +193,14 @@ class ContactsMixin:
             [*values.values(), now, now],
         )
         return int(cursor.lastrowid or 0)
+
+    def soft_bounce_streak(self: Store, contact_id: int) -> list[datetime]:
+        """When each soft bounce since the contact's last delivery came (one per mail), oldest first."""
+        return [row["at"] for row in self.query(_SOFT_STREAK, {"cid": contact_id})]
+
+    def clear_soft_bounces(self: Store, contact_id: int) -> None:
+        """A mail to the contact went: the soft-bounce count starts again."""
+        self.execute("UPDATE contacts SET soft_bounces = 0 WHERE id = ? AND soft_bounces > 0", (contact_id,))
 
     def update_contact(self: Store, contact_id: int, changes: dict[str, Any], now: datetime) -> None:
         allowed = set(CONTACT_COLUMNS) | {"bounced_at", "soft_bounces", "forgotten_at", "last_inbound_at"}

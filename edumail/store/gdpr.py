@@ -217,9 +217,10 @@ class GdprMixin:
         return found
 
     def last_mail_to(self: Store, contact_id: int) -> dict[str, Any] | None:
-        """The contact's most recent mail that left (sent or sending)."""
+        """The contact's most recent mail that left (sent or sending), never a staff alert about them."""
         return self.row(
             "SELECT * FROM mails WHERE contact_id = ? AND state IN ('sent', 'sending')"
+            " AND to_email IS NULL AND substr(template, 1, 2) <> '__'"
             " ORDER BY COALESCE(sent_at, queued_at) DESC, id DESC LIMIT 1",
             (contact_id,),
         )

@@ -113,11 +113,14 @@ class OutboxMixin:
             (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
         )
 
-    def defer_mail(self: Store, mail_id: int, not_before: datetime, error: str) -> None:
-        """A temporary failure: stays queued, one more attempt counted, later."""
+    def defer_mail(
+        self: Store, mail_id: int, not_before: datetime, error: str, first_attempt: datetime | None = None
+    ) -> None:
+        """A temporary failure: stays queued, one more attempt counted, later; the first attempt's time kept."""
         self.execute(
-            "UPDATE mails SET state = 'queued', attempts = attempts + 1, not_before = ?, last_error = ? WHERE id = ?",
-            (not_before, error, mail_id),
+            "UPDATE mails SET state = 'queued', attempts = attempts + 1, not_before = ?, last_error = ?,"
+            " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
+            (not_before, error, first_attempt, mail_id),
         )
 
     def release_mail(self: Store, mail_id: int, error: str | None = None) -> None:
@@ -172,8 +175,8 @@ class OutboxMixin:
 
     def requeue_mail(self: Store, mail_id: int, now: datetime) -> None:
         self.execute(
-            "UPDATE mails SET state = 'queued', attempts = 0, not_before = ?, last_error = NULL"
-            " WHERE id = ? AND state = 'failed'",
+            "UPDATE mails SET state = 'queued', attempts = 0, first_attempt_at = NULL, not_before = ?,"
+            " last_error = NULL WHERE id = ? AND state = 'failed'",
             (now, mail_id),
         )
 

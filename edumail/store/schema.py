@@ -247,6 +247,13 @@ ALTER TABLE journeys ADD COLUMN session_id TEXT;  -- a session journey: its trig
 CREATE INDEX journeys_session ON journeys(session_id, state);
 """
 
+# bounce13 (SPEC 19): the 2-day retry age counts from a mail's first attempt, not from queued_at.
+# A mail already deferred takes its last claim as its first attempt.
+V11 = """
+ALTER TABLE mails ADD COLUMN first_attempt_at TEXT;                 -- the first (failed) attempt: retries count from it
+UPDATE mails SET first_attempt_at = sending_at WHERE state = 'queued' AND attempts > 0;
+"""
+
 # (version, SQL script), sorted by version. Versions are reserved per change; the store applies
 # every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -254,4 +261,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, V2),
     (3, V3),
     (6, V6),
+    (11, V11),
 ]

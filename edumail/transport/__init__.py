@@ -36,6 +36,8 @@ UNREACHABLE = "unreachable"  # cannot connect at all: stop the run, nothing was 
 PROVIDER_MODULES = ("brevo", "mailjet", "ses", "postmark")  # edumail/transport/NAME.py, each with make(Provider)
 
 STOPS_RUN = frozenset({POLICY, AUTH, UNREACHABLE})
+# Stages where a refusal is the relay's, never a recipient's (SPEC 19): before any recipient was named.
+RELAY_STAGES = frozenset({"connect", "ehlo", "login", "mail"})
 
 # RFC 3463 statuses that mean "this address does not exist / cannot receive".
 _BOUNCE_STATUSES = re.compile(r"^5\.1\.\d{1,3}$|^5\.2\.1$")
@@ -56,11 +58,14 @@ class Envelope:
 class SendFailure(Exception):
     """A send that did not end with the server's acceptance."""
 
-    def __init__(self, kind: str, message: str, code: int | None = None, status: str | None = None):
+    def __init__(
+        self, kind: str, message: str, code: int | None = None, status: str | None = None, stage: str | None = None
+    ):
         super().__init__(message)
         self.kind = kind
         self.code = code
         self.status = status
+        self.stage = stage  # connect | ehlo | login | mail | rcpt | data (SMTP); None: the transport cannot say
         self.retry_after: float | None = None  # seconds the server asked us to wait (HTTP 429 Retry-After)
 
     @property
@@ -110,7 +115,7 @@ def classify(code: int, text: str, *, stage: str = "rcpt") -> str:
         return RECIPIENT_POLICY if stage == "rcpt" else POLICY
     if stage == "mail":
         return POLICY
-    if status and _BOUNCE_STATUSES.match(status) and stage in ("rcpt", "data"):
+    if status and _BOUNCE_STATUSES.match(status) and stage == "rcpt":  # at DATA: the whole message (SPEC 19)
         return BOUNCE
     if code >= 500:
         return PERMANENT
@@ -159,6 +164,7 @@ __all__ = [
     "PERMANENT",
     "POLICY",
     "RECIPIENT_POLICY",
+    "RELAY_STAGES",
     "TEMPORARY",
     "UNREACHABLE",
     "Connection",

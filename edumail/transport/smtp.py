@@ -27,8 +27,15 @@ def _text(reply: bytes | str) -> str:
     return " ".join(text.split())
 
 
+_COMMANDS = {"mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA for"}
+
+
 class _Dropped(Exception):
-    """The server closed the connection before answering this mail's first command."""
+    """The server closed the connection (or answered 421) before taking this mail's first command."""
+
+    def __init__(self, reply: str = "") -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 class SmtpConnection:
@@ -61,6 +68,7 @@ class SmtpConnection:
                 kind,
                 f"{self.where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}",
                 code=exc.smtp_code,
+                stage="connect",
             ) from None
         except ssl.SSLError as exc:
             raise SendFailure(
@@ -87,7 +95,11 @@ class SmtpConnection:
     def _handshake(self, client: smtplib.SMTP) -> None:
         cfg = self.config
         try:
-            client.ehlo()
+            code, reply = client.ehlo()
+            if code != 250 and not 400 <= code < 500:  # RFC 5321 4.1.4: an old server may know HELO only
+                code, reply = client.helo()
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, reply)
             if cfg.security == "starttls":
                 if not client.has_extn("starttls"):
                     raise SendFailure(
@@ -126,7 +138,9 @@ class SmtpConnection:
                 "and the server's certificate",
             ) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise SendFailure(TEMPORARY, f"{self.where} closed the connection while we logged in ({exc})") from None
+            raise SendFailure(
+                TEMPORARY, f"{self.where} closed the connection while we logged in ({exc})", stage="login"
+            ) from None
         except smtplib.SMTPResponseException as exc:
             kind = TEMPORARY if 400 <= exc.smtp_code < 500 else AUTH
             raise SendFailure(
@@ -134,6 +148,7 @@ class SmtpConnection:
                 f"{self.where} answered {exc.smtp_code} {_text(exc.smtp_error)} while we "
                 "greeted it; check smtp.security",
                 code=exc.smtp_code,
+                stage="ehlo",
             ) from None
 
     # --- sending ----------------------------------------------------------------
@@ -144,23 +159,34 @@ class SmtpConnection:
             self.client = self._open()
         try:
             self._transaction(self.client, envelope)
-        except _Dropped:
+        except _Dropped as dropped:
             self._drop()
             if not reused:
-                raise SendFailure(TEMPORARY, f"{self.where} closed the connection before answering") from None
-            # A server that closes idle or counted connections (Yahoo does): once more on a fresh one.
+                raise self._closed(dropped) from None
+            # A server that closes idle or counted connections (Yahoo does), or says 421 at MAIL FROM
+            # for this connection: once more on a fresh one.
             self.client = self._open()
             try:
                 self._transaction(self.client, envelope)
-            except _Dropped:
+            except _Dropped as again:
                 self._drop()
-                raise SendFailure(TEMPORARY, f"{self.where} closed the connection before answering") from None
+                raise self._closed(again) from None
         self.sent_here += 1
+
+    def _closed(self, dropped: _Dropped) -> SendFailure:
+        """The relay would not take a MAIL FROM on a fresh connection: its problem, not a recipient's."""
+        if dropped.reply:
+            code = int(dropped.reply[:3])
+            text = f"{self.where} answered {dropped.reply} (MAIL FROM)"
+            return SendFailure(TEMPORARY, text, code=code, status=enhanced_status(dropped.reply), stage="mail")
+        return SendFailure(TEMPORARY, f"{self.where} closed the connection before answering", stage="mail")
 
     def _transaction(self, client: smtplib.SMTP, envelope: Envelope) -> None:
         stage = "mail"
         try:
             code, reply = client.mail(envelope.sender)
+            if code == 421:  # this connection is closing: a fresh one may take the mail
+                raise _Dropped(f"{code} {_text(reply)}")
             if code != 250:
                 self._refused(client, code, reply, stage, envelope)
             stage = "rcpt"
@@ -178,7 +204,7 @@ class SmtpConnection:
                 raise _Dropped() from None
             self._drop()
             what = "during the transfer" if stage == "data" else "before accepting the recipient"
-            raise SendFailure(TEMPORARY, f"{self.where} dropped the connection {what} ({exc})") from None
+            raise SendFailure(TEMPORARY, f"{self.where} dropped the connection {what} ({exc})", stage=stage) from None
 
     def _refused(self, client: smtplib.SMTP, code: int, reply: bytes | str, stage: str, envelope: Envelope) -> None:
         text = _text(reply)
@@ -193,9 +219,10 @@ class SmtpConnection:
         about = envelope.recipient if stage in ("rcpt", "data") else envelope.sender
         raise SendFailure(
             kind,
-            f"{self.where} answered {code} {text} ({stage.upper()} for {about})",
+            f"{self.where} answered {code} {text} ({_COMMANDS[stage]} {about})",
             code=code,
             status=enhanced_status(text),
+            stage=stage,
         )
 
     def _drop(self) -> None:
