@@ -22,6 +22,7 @@ from typing import Any
 
 from edumail import bounces, events, recording, tokens
 from edumail import contacts as contacts_module
+from edumail.bounce_charge import is_staff_mail
 from edumail.errors import EdumailError
 from edumail.settings import Imap
 from edumail.store import Store
@@ -151,7 +152,7 @@ def _answered_mail(store: Store, msg: Message) -> dict[str, Any] | None:
     found = store.mails_by_message_ids(wanted)
     for message_id in wanted:
         mail = found.get(message_id)
-        if mail is None or not mail["contact_id"]:
+        if mail is None or not mail["contact_id"] or is_staff_mail(mail):  # the team answering an alert
             continue
         contact = store.contact(mail["contact_id"])
         if contact is not None and not contact["forgotten_at"]:

@@ -389,3 +389,27 @@ def test_a_5_1_1_for_the_whole_message_at_data_fails_it_without_suppressing_anyo
     report = deliver(project, now=NOW)
     assert (report.sent, report.failed, report.bounced) == (1, 1, 0)
     assert bounced(project) == [] and contact_state(project, cid) == (None, 0)
+
+
+def test_a_staff_answer_to_a_notify_alert_is_not_the_contacts_reply(cli, tmp_path):
+    from mailbox_support import add_contact, db, events_named
+    from test_replies import reply
+
+    cid = add_contact(cli)
+    store = db(cli)
+    stamp = clock.parse_iso("2026-11-18T09:00:00", clock.UTC)
+    with store.transaction():
+        alert = store.enqueue_mail(
+            message_id="<mail-1@centre.example>",
+            template="__notify__",
+            purpose="service",
+            not_before=stamp,
+            now=stamp,
+            contact_id=cid,
+            to_email=STAFF,
+            context={"subject": "[edumail] Marie", "body": "Marie s'est inscrite."},
+        )
+        store.mark_mail_sent(alert, stamp, "[edumail] Marie", [])
+    result = cli("inbox", "import", str(write_mbox(tmp_path / "r.mbox", reply())), now="2026-11-20T10:00:00Z")
+    assert "0 replies recorded" in result.output, result.output
+    assert events_named(cli, cid, "replied") == []
