@@ -26,6 +26,9 @@ GIVE_UP_AFTER = timedelta(days=2)
 DEFERRALS_TO_PAUSE = 10  # in a row: the server is throttling us, stop pushing for this run
 POLICY_STREAK = 5  # 5.7.x at RCPT for this many recipients in a row: the refusal is about us, not them
 REFUSALS_TO_STOP = 20  # permanent refusals in a row: a misconfiguration, not bad addresses
+RELAY_TO_STOP = 5  # the relay's 4xx before any recipient, in a row: stop the run
+RELAY_TO_STOP_AT_START = 3  # ... or this many before the run sent anything (a relay down, not a hiccup)
+RELAY = "relay"  # its streak's key in the run's in_a_row counters (a sent mail resets them all)
 WRITE = threading.Lock()  # one writer per process: SQLite's busy handler sleeps in steps of ms
 
 
@@ -48,9 +51,7 @@ class FailureHandling:
             self._halt(stop_message(failure, self.project))
             return
         if failure.kind == TEMPORARY and failure.stage in RELAY_STAGES:  # the relay's, before any recipient
-            with WRITE:
-                store.release_mail(mail_id, reason)
-            self._halt(stop_message(failure, self.project))
+            self._relay_refused(store, mail, failure)
             return
         if failure.kind == BOUNCE and charged_contact(mail) is None:  # staff mail: the address is the team's
             self._fail(store, mail_id, f"the staff address was refused (no contact is charged): {reason}")
@@ -71,6 +72,24 @@ class FailureHandling:
             "check the sender address and the smtp settings",
         )
 
+    def _relay_refused(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
+        """The relay's 4xx before any recipient (SPEC 19): retried with backoff, never given up, nobody charged.
+
+        A relay that keeps refusing stops delivery: RELAY_TO_STOP in a row, or 3 before it took any mail.
+        """
+        mail_id, reason = int(mail["id"]), str(failure)
+        attempts = int(mail["attempts"] or 0) + 1
+        wait = max(BACKOFF[min(attempts, len(BACKOFF)) - 1], timedelta(seconds=failure.retry_after or 0))
+        with WRITE:  # no first attempt recorded: the mail has not yet been tried for its recipient
+            store.defer_mail(mail_id, self.now + wait, reason)
+        self._count("deferred", reason)
+        with self.lock:
+            streak = self.in_a_row[RELAY] = self.in_a_row.get(RELAY, 0) + 1
+        if streak >= RELAY_TO_STOP or (streak >= RELAY_TO_STOP_AT_START and not self.report.sent):
+            self._halt(stop_message(failure, self.project))
+            return
+        self._deferred_in_a_row(reason)
+
     def _temporary(self, store: Store, mail: dict[str, Any], failure: SendFailure) -> None:
         """Retry with backoff for 2 days from the mail's first attempt (SPEC 19), then give up."""
         mail_id, reason = int(mail["id"]), str(failure)
@@ -81,17 +100,20 @@ class FailureHandling:
                 wait = max(BACKOFF[attempts - 1], timedelta(seconds=failure.retry_after or 0))
                 store.defer_mail(mail_id, self.now + wait, reason, first_attempt=self.now)
             self._count("deferred", reason)
-            self._in_a_row(
-                TEMPORARY,
-                f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
-                "the rest waits for the next run",
-            )
+            self._deferred_in_a_row(reason)
             return
         given_up = f"gave up after {attempts} attempts: {reason}"
         if failure.code and failure.stage == "rcpt" and charged_contact(mail) is not None:
             self._bounce(store, mail, failure, "soft", given_up)  # the recipient's server kept saying 4xx
             return
         self._fail(store, mail_id, given_up)  # the relay's or the whole message's: nobody is charged
+
+    def _deferred_in_a_row(self, reason: str) -> None:
+        self._in_a_row(
+            TEMPORARY,
+            f"the server deferred {DEFERRALS_TO_PAUSE} mails in a row (last: {reason}); "
+            "the rest waits for the next run",
+        )
 
     def _fail(self, store: Store, mail_id: int, reason: str) -> None:
         with WRITE:
@@ -168,6 +190,6 @@ def stop_message(failure: SendFailure, project: Project) -> str:
     if failure.kind == TEMPORARY and failure.stage in RELAY_STAGES:
         return (
             f"delivery stopped: {failure} — the relay refuses mail for now (not about any recipient: nobody "
-            "is charged); the mails stay queued for the next run"
+            "is charged); the mails stay queued and are retried"
         )
     return f"delivery stopped: {failure}"

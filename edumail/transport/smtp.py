@@ -31,11 +31,7 @@ _COMMANDS = {"mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA for"}
 
 
 class _Dropped(Exception):
-    """The server closed the connection (or answered 421) before taking this mail's first command."""
-
-    def __init__(self, reply: str = "") -> None:
-        super().__init__(reply)
-        self.reply = reply
+    """The server closed the connection before answering this mail's first command."""
 
 
 class SmtpConnection:
@@ -159,34 +155,27 @@ class SmtpConnection:
             self.client = self._open()
         try:
             self._transaction(self.client, envelope)
-        except _Dropped as dropped:
+        except _Dropped:
             self._drop()
             if not reused:
-                raise self._closed(dropped) from None
-            # A server that closes idle or counted connections (Yahoo does), or says 421 at MAIL FROM
-            # for this connection: once more on a fresh one.
+                raise self._closed() from None
+            # A server that closes idle or counted connections (Yahoo does): once more on a fresh one.
             self.client = self._open()
             try:
                 self._transaction(self.client, envelope)
-            except _Dropped as again:
+            except _Dropped:
                 self._drop()
-                raise self._closed(again) from None
+                raise self._closed() from None
         self.sent_here += 1
 
-    def _closed(self, dropped: _Dropped) -> SendFailure:
-        """The relay would not take a MAIL FROM on a fresh connection: its problem, not a recipient's."""
-        if dropped.reply:
-            code = int(dropped.reply[:3])
-            text = f"{self.where} answered {dropped.reply} (MAIL FROM)"
-            return SendFailure(TEMPORARY, text, code=code, status=enhanced_status(dropped.reply), stage="mail")
+    def _closed(self) -> SendFailure:
+        """The relay closed a fresh connection before taking a MAIL FROM: its problem, not a recipient's."""
         return SendFailure(TEMPORARY, f"{self.where} closed the connection before answering", stage="mail")
 
     def _transaction(self, client: smtplib.SMTP, envelope: Envelope) -> None:
         stage = "mail"
         try:
             code, reply = client.mail(envelope.sender)
-            if code == 421:  # this connection is closing: a fresh one may take the mail
-                raise _Dropped(f"{code} {_text(reply)}")
             if code != 250:
                 self._refused(client, code, reply, stage, envelope)
             stage = "rcpt"
