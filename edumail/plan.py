@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from edumail import clock, sequences
 from edumail.engine import JOURNEY, Decision, Engine
 from edumail.errors import NotFound
-from edumail.runner import rolled_back
+from edumail.runner import broken_names, rolled_back
 from edumail.yamlfile import did_you_mean
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Plan:
     timezone: str
     decisions: list[Decision] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # sequence files skipped for an error, file:line: message
 
     @property
     def mails(self) -> list[Decision]:
@@ -84,21 +85,25 @@ class Plan:
                 "exited": len(self.exits),
             },
             "notes": self.notes,
+            "problems": self.problems,
         }
 
 
 def forecast(project: Project, *, now: datetime, days: int, sequence: str | None = None) -> Plan:
-    """Simulate the next `days` days from `now` and return every decision, changing nothing."""
-    loaded = sequences.load_all(project)
+    """Simulate the next `days` days from `now` and return every decision, changing nothing.
+
+    A sequence file with an error is reported in `problems` and left out, its journeys waiting, as `run` does.
+    """
+    loaded, problems = sequences.load(project)
     names = [s.name for s in loaded]
     if sequence is not None and sequence not in names:
         raise NotFound(
             f"no sequence {sequence!r}{did_you_mean(sequence, names)} (sequences: {', '.join(names) or 'none'})"
         )
     until = now + timedelta(days=days)
-    plan = Plan(now, until, project.settings.timezone)
+    plan = Plan(now, until, project.settings.timezone, problems=[str(p) for p in problems])
     store = project.store()
-    engine = Engine(project, loaded)
+    engine = Engine(project, loaded, broken=broken_names(project, problems))
     with rolled_back(store):
         moment: datetime | None = now
         for _ in range(MAX_MOMENTS):

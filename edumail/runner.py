@@ -118,7 +118,7 @@ def run_once(
     loaded, problems = sequences.load(project)
     store = project.store()
     with RunLock(store, wait=lock_wait) as lock:
-        engine = Engine(project, loaded, backfill=backfill, broken=_broken_names(project, problems))
+        engine = Engine(project, loaded, backfill=backfill, broken=broken_names(project, problems))
         engine.heartbeat = lock.renew
         if dry_run:
             with rolled_back(store):
@@ -138,7 +138,7 @@ def run_once(
     return summary
 
 
-def _broken_names(project: Project, problems: list[Problem]) -> frozenset[str]:
+def broken_names(project: Project, problems: list[Problem]) -> frozenset[str]:
     """Names of the sequences whose file has an error: their journeys wait (never `sequence removed`)."""
     names = set()
     for problem in problems:

@@ -151,3 +151,20 @@ def test_plan_stops_on_bad_sequences_like_run(project: Project, cli) -> None:  #
     write_sequence(project.root, "casse", "trigger: {event: x}\nsteps:\n  - send: nope\n")
     result = cli("plan", now="2026-12-01T12:00Z")
     assert result.exit_code == 1 and "sequences/casse.yaml:3: unknown template 'nope'" in result.output
+
+
+def test_plan_skips_a_broken_sequence_file_and_forecasts_the_rest(project: Project, cli) -> None:  # noqa: ANN001
+    """SPEC 11: one broken sequence file is reported and skipped; the forecast of the others goes on, exit 1."""
+    (project.root / "sequences" / "cassee.yaml").write_text(
+        "trigger: {event: demande_information}\nexit_onn: inscription_finalisee\nsteps:\n  - send: bienvenue\n",
+        encoding="utf-8",
+    )
+    result = cli("plan", "--days", "14", now="2026-12-01T12:00Z")
+    assert result.exit_code == 1, result.output
+    assert "sequences/cassee.yaml:2" in result.output
+    assert "send rappel-session (service)" in result.output  # the other sequences are still forecast
+    as_json = cli("plan", "--days", "14", "--json", now="2026-12-01T12:00Z")
+    assert as_json.exit_code == 1
+    data = json.loads(as_json.stdout)
+    assert any("cassee.yaml:2" in p for p in data["problems"])
+    assert data["totals"]["mails"] > 0

@@ -106,8 +106,10 @@ def plan(
     result = plan_module.forecast(project, now=clock.now(), days=days, sequence=sequence)
     if json_:
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
-        return
-    _print_plan(result, project.settings.tz)
+    else:
+        _print_plan(result, project.settings.tz)
+    if result.problems:
+        raise typer.Exit(1)
 
 
 def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
@@ -151,7 +153,14 @@ def _print_plan(result, tz) -> None:  # type: ignore[no-untyped-def]
         shown_counts = ", ".join(f"{name} {count}" for name, count in by_template.most_common())
         console.print(f"By template: {shown_counts}", soft_wrap=True)
     for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    for problem in result.problems:
+        console.print(f"[red]skipped:[/red] {escape(problem)}", soft_wrap=True)
+    if result.problems:
+        console.print(
+            "The sequences above were left out of the plan (their journeys wait); `edumail check` says all.",
+            soft_wrap=True,
+        )
 
 
 def _what(d) -> str:  # type: ignore[no-untyped-def]
