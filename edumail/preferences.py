@@ -119,6 +119,7 @@ def undo(store: Store, mail: dict[str, Any], *, proof: dict[str, Any], now: date
     data = last["data"]
     proof = {**proof, "undo_of": last["id"]}
     with store.transaction():
+        store.mark_unsubscribe_undone(int(last["id"]), now)
         if data.get("scope") == TOPIC:
             topics.join(store, contact_id, str(data["topic"]), now, UNDO_SOURCE, proof)
             return True

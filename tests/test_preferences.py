@@ -126,6 +126,20 @@ def test_an_unsubscribe_can_be_undone_within_30_days_and_the_undo_is_logged(clie
     assert "Il n’y a plus de désinscription à annuler" in twice.text
 
 
+@pytest.mark.parametrize("scope", ["all", "topic"])
+def test_an_undone_unsubscribe_no_longer_counts_in_stats(client, store, scope):
+    from edumail import stats
+
+    mail = topic_mail(store)
+    client.post(u(mail), data={"scope": scope})
+    assert stats.compute(store)["overall"]["unsubscribed"] == 1
+    client.post(u(mail), data={"action": "undo"})
+    figures = stats.compute(store)
+    assert figures["overall"]["unsubscribed"] == 0
+    assert [c["unsubscribed"] for c in figures["campaigns"]] == [0]
+    assert len(events_named(store, events.UNSUBSCRIBED)) == 1  # the proof of what happened stays
+
+
 def test_a_topic_unsubscribe_undone_brings_the_topic_back(client, store):
     mail = topic_mail(store)
     client.post(u(mail), data={"scope": "topic"})

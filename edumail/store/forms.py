@@ -57,14 +57,21 @@ class FormsMixin:
         )
 
     def last_unsubscribe(self: Store, mail_id: int) -> dict[str, Any] | None:
-        """The latest `unsubscribed` event made from this mail: {id, at (datetime), data (dict)}."""
+        """The latest `unsubscribed` event made from this mail and not undone: {id, at (datetime), data (dict)}."""
         row = self.row(
-            "SELECT id, at, data FROM events WHERE mail_id = ? AND name = 'unsubscribed' ORDER BY id DESC LIMIT 1",
+            "SELECT id, at, data FROM events WHERE mail_id = ? AND name = 'unsubscribed'"
+            " AND json_extract(data, '$.undone_at') IS NULL ORDER BY id DESC LIMIT 1",
             (mail_id,),
         )
         if row is None:
             return None
         return {"id": row["id"], "at": row["at"], "data": json.loads(row["data"] or "{}")}
+
+    def mark_unsubscribe_undone(self: Store, event_id: int, now: datetime) -> None:
+        """The event stays as proof of what happened; `undone_at` takes it out of the stats' unsubscribes."""
+        self.execute(
+            "UPDATE events SET data = json_set(data, '$.undone_at', ?) WHERE id = ?", (now.isoformat(), event_id)
+        )
 
     def last_consent_at(self: Store, contact_id: int) -> datetime | None:
         """When the contact's consent log last changed."""

@@ -27,7 +27,7 @@ outcomes AS (
     MAX(name = 'bounced') AS is_bounced,
     MAX(name IN ('email_opened', 'email_clicked') AND machine = 0) AS is_opened,
     MAX(name = 'email_clicked' AND machine = 0) AS is_clicked,
-    MAX(name = 'unsubscribed') AS is_unsubscribed,
+    MAX(name = 'unsubscribed' AND json_extract(data, '$.undone_at') IS NULL) AS is_unsubscribed,
     MAX(name = 'complained') AS is_complained
   FROM events
   WHERE mail_id IS NOT NULL AND name IN ('bounced', 'email_opened', 'email_clicked', 'unsubscribed', 'complained')
