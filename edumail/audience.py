@@ -9,6 +9,7 @@ queued for a contact in the 7 days before now.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,17 @@ def from_options(tags: list[str], stage: str | None, where: dict[str, str]) -> A
     return Audience(stage=(stage,) if stage is not None else (), tags=tuple(tags), fields=dict(where))
 
 
-def members(store: Store, audience: Audience) -> list[dict[str, Any]]:
-    """Contacts (not forgotten) in the audience, by id."""
-    found = store.audience_contacts(audience)
-    tags = store.tags_by_ids(c["id"] for c in found)
-    return [c for c in found if audience.matches(c["stage"], tags[c["id"]], contacts.template_view(c, []))]
+def members(store: Store, audience: Audience, chunk: int = 2_000) -> Iterator[dict[str, Any]]:
+    """Contacts (not forgotten) in the audience, by id; read `chunk` rows at a time, so that a large
+    audience is never held whole (issue 17: a 100,000-contact campaign)."""
+    after = 0
+    while True:
+        found = store.audience_contacts(audience, after, chunk)
+        if not found:
+            return
+        tags = store.tags_by_ids(c["id"] for c in found)
+        yield from (c for c in found if audience.matches(c["stage"], tags[c["id"]], contacts.template_view(c, [])))
+        after = found[-1]["id"]
 
 
 def weekly_marketing(

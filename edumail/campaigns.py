@@ -9,6 +9,7 @@ nothing new. Consent is checked here (and again at delivery), and so is
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -117,18 +118,20 @@ def _join(store: Any, plan: CampaignPlan, template: str, spec: CampaignSpec) -> 
     return True
 
 
+_QUEUED = ("id", "email", "timezone")  # what _queue and _send_time read of a chosen contact
+
+
 def _choose(
     project: Project,
     plan: CampaignPlan,
     spec: CampaignSpec,
-    candidates: list[dict[str, Any]],
+    candidates: Iterable[dict[str, Any]],
     done: set[int],
     now: datetime,
     limit: int | None,
 ) -> list[dict[str, Any]]:
     """The contacts to queue: allowed marketing mail, in the topic, under the weekly limit, sendable before
     --until, not queued already."""
-    plan.matched = len(candidates)
     store = project.store()
     cap = project.settings.limits.marketing_per_week
     counts = audience_module.weekly_marketing(store, now, exclude_campaign=plan.campaign_id) if cap else {}
@@ -136,8 +139,9 @@ def _choose(
     skipped: Counter[str] = Counter()
     chosen: list[dict[str, Any]] = []
     for contact in candidates:
+        plan.matched += 1
         if limit is not None and len(chosen) + plan.already >= limit:
-            break
+            continue  # counted as matched, as the whole audience is
         if contact["id"] in done:
             plan.already += 1
             continue
@@ -151,7 +155,8 @@ def _choose(
         if reason:
             skipped[reason] += 1
             continue
-        chosen.append(contact)
+        # The first keeps its whole row (the trial render); the others what queueing needs.
+        chosen.append(contact if not chosen else {k: contact[k] for k in _QUEUED})
     plan.skipped = dict(skipped)
     plan.recipients = [c["email"] for c in chosen[:20]]
     return chosen

@@ -76,7 +76,10 @@ class AudienceMixin:
         where, params = audience_sql(audience)
         return [r[0] for r in self.execute(f"SELECT c.id FROM contacts c WHERE {where} ORDER BY c.id", params)]
 
-    def audience_contacts(self: Store, audience: Audience) -> list[dict[str, Any]]:
-        """Candidate contact rows for the audience, by id (confirm each with Audience.matches)."""
+    def audience_contacts(self: Store, audience: Audience, after: int = 0, limit: int = -1) -> list[dict[str, Any]]:
+        """Candidate contact rows for the audience, by id, those after id `after` and at most `limit`
+        (confirm each with Audience.matches)."""
         where, params = audience_sql(audience)
-        return self.rows(f"SELECT c.* FROM contacts c WHERE {where} ORDER BY c.id", params)
+        return self.rows(
+            f"SELECT c.* FROM contacts c WHERE ({where}) AND c.id > ? ORDER BY c.id LIMIT ?", [*params, after, limit]
+        )
