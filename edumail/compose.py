@@ -27,6 +27,7 @@ from edumail.transport import Envelope
 from edumail.typography import elide
 
 NOTIFY = "__notify__"  # template name of a staff alert: context {"subject", "body"}
+ALERT = "__alert__"  # the `alerts:` mail to staff (alerts.py), written the same way
 DKIM_HEADERS = [
     b"From",
     b"To",
@@ -101,7 +102,7 @@ class Composer:
     def compose(self, store: Store, mail: dict[str, Any]) -> Composed:
         """Raises Skip (cancel the mail), RenderError or InputError (fail it)."""
         context = json.loads(mail.get("context") or "{}")
-        if mail["template"] == NOTIFY:
+        if mail["template"] in (NOTIFY, ALERT):
             return self._notify(mail, context)
         contact = self._contact(store, mail)
         context = self._campaign_context(store, mail, context)

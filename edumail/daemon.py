@@ -51,6 +51,8 @@ def one_line(summary: RunSummary) -> str:
         line += f"\n  skipped: {problem}"
     for error in report.errors:
         line += f"\n  error: {error}"
+    for alert in summary.alerts:
+        line += f"\n  {alert}"
     return line
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from edumail import lease, sequences, yamlfile
+from edumail import alerts, lease, sequences, yamlfile
 from edumail.engine import Engine, EngineReport
 from edumail.errors import EdumailError, Problem
 
@@ -92,6 +92,7 @@ class RunSummary:
     delivery_note: str = ""
     pending_webhooks: int = 0
     problems: list[str] = field(default_factory=list)  # sequence files skipped for an error, file:line: message
+    alerts: list[str] = field(default_factory=list)  # the `alerts:` mails this run queued for staff
 
     @property
     def needs_attention(self) -> bool:
@@ -133,8 +134,12 @@ def run_once(
 
                 summary.webhooks = webhooks.process(store, project.secret(), now)
             summary.pending_webhooks = store.pending_tasks("webhook")
+            summary.alerts = [a for a in (alerts.sequence_skipped(project, p, now) for p in summary.problems) if a]
         if deliver:
             summary.delivery, summary.delivery_note = _deliver(project, now, dry_run, stop)
+            stopped = summary.delivery.stopped if not dry_run else None
+            said = alerts.delivery_stopped(project, stopped, now) if stopped else None
+            summary.alerts += [said] if said else []
     return summary
 
 

@@ -130,6 +130,11 @@ class Imap:
 
 
 @dataclass(frozen=True)
+class Alerts:
+    email: str  # staff, told when delivery stops or a sequence is skipped (SPEC 11)
+
+
+@dataclass(frozen=True)
 class Provider:
     """`provider:` for transport brevo / mailjet / ses / postmark (SPEC 18); secrets come from the environment."""
 
@@ -160,6 +165,7 @@ class Settings:
     dkim: Dkim | None = None
     imap: Imap | None = None
     provider: Provider | None = None
+    alerts: Alerts | None = None
     topics: dict[str, str] = field(default_factory=dict)  # name -> label (SPEC 17)
 
     @property
@@ -316,6 +322,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Check], set[str]]] = {
         },
         {"host"},
     ),
+    "alerts": (Alerts, {"email": _email}, {"email"}),
     "provider": (
         Provider,
         {"key_env": _str, "secret_env": _optional_str, "region": _optional_str, "base_url": _url}
@@ -337,9 +344,7 @@ def _topics(raw: Any, problems: list[Problem]) -> dict[str, str] | None:
     """`topics: {newsletter: La lettre mensuelle, offres: Offres et promotions}`."""
     if not isinstance(raw, dict) or not raw:
         line = raw.line if isinstance(raw, yamlfile.YDict) else 0
-        problems.append(
-            Problem(SETTINGS_FILE, line, "topics: expected a mapping of name: label, e.g. newsletter: La lettre")
-        )
+        problems.append(Problem(SETTINGS_FILE, line, "topics: expected a mapping of name: label, e.g. newsletter: X"))
         return None
     topics: dict[str, str] = {}
     for name, label in raw.items():
@@ -445,7 +450,7 @@ def parse(data: Any, problems: list[Problem]) -> Settings | None:
 def _section(name: str, raw: Any, parent: Any, problems: list[Problem]) -> Any:
     cls, checks, required = _SECTIONS[name]
     file, line = _where(parent, name, "")
-    if raw is None and name in ("send_window", "dkim", "imap", "provider"):
+    if raw is None and name in ("send_window", "dkim", "imap", "provider", "alerts"):
         return None
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, f"{name}: expected a mapping with keys {', '.join(checks)}"))
@@ -473,13 +478,8 @@ def load(project_dir: Path) -> Settings:
     """Load and validate `project_dir/edumail.yaml`; ConfigError lists every problem."""
     path = project_dir / SETTINGS_FILE
     if not path.exists():
-        raise ConfigError(
-            [
-                Problem(
-                    str(path), 0, "no edumail.yaml here: run `edumail init` to create a project, or pass --project DIR"
-                )
-            ]
-        )
+        missing = "no edumail.yaml here: run `edumail init` to create a project, or pass --project DIR"
+        raise ConfigError([Problem(str(path), 0, missing)])
     data = yamlfile.load(path, SETTINGS_FILE)
     problems: list[Problem] = []
     settings = parse(data, problems)

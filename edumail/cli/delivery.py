@@ -99,6 +99,12 @@ def _send_now(project: Any, plan: campaigns.CampaignPlan, now: Any) -> None:
         return
     _print_report(report)
     _print_window_wait(project, plan)
+    if report.stopped:
+        from edumail import alerts
+
+        said = alerts.delivery_stopped(project, report.stopped, now)
+        if said:
+            err_console.print(escape(said), soft_wrap=True)
     if interruption.signalled:
         _print_interrupted(project, plan, report)
         raise typer.Exit(INTERRUPTED)

@@ -89,6 +89,8 @@ def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
         console.print("The sequences above were skipped (their journeys wait); fix them, `edumail check` says all.")
     for error in report.errors:
         console.print(f"[red]error:[/red] {escape(error)}")
+    for alert in summary.alerts:
+        console.print(f"[yellow]{escape(alert)}[/yellow]", soft_wrap=True)
 
 
 @app.command()
