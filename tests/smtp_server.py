@@ -20,6 +20,7 @@ What it can do (each fault applies to the next `times` occurrences, None = alway
 - `reply_to_data(reply, times)`: answer the end of DATA instead of 250 (`451 ...`, `554 5.7.1 ...`).
 - `drop_in_data(times)`: close the connection after the message is received, before answering.
 - `delay`: seconds to wait before answering each end of DATA (slow server).
+- `delay_mail`: seconds to wait before answering each MAIL FROM (a server silent at another stage).
 - `max_per_connection`: close an idle connection silently after N accepted mails (Yahoo-style).
 - `require_auth(user, password)`: AUTH PLAIN/LOGIN accepted for that pair only (no TLS needed).
 
@@ -112,6 +113,8 @@ class _Handler:
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         owner = self.owner
+        if owner.delay_mail:
+            await asyncio.sleep(owner.delay_mail)
         limit = owner.max_per_connection
         if limit is not None and getattr(session, "edumail_accepted", 0) >= limit:
             server.transport.close()  # silently, like Yahoo: no reply at all
@@ -200,6 +203,7 @@ class SmtpTestServer:
         self.messages: list[Received] = []
         self.faults = _Faults()
         self.delay = 0.0
+        self.delay_mail = 0.0
         self.max_per_connection: int | None = None
         self.connections = 0
         self._credentials: tuple[str, str] | None = None
@@ -232,6 +236,7 @@ class SmtpTestServer:
             self.faults = _Faults()
             self.connections = 0
         self.delay = 0.0
+        self.delay_mail = 0.0
         self.max_per_connection = None
         self._credentials = None
 

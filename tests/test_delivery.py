@@ -143,8 +143,25 @@ def test_a_connection_dropped_mid_data_defers_and_the_rest_goes_on(smtp_project,
     assert len({m["Message-ID"] for m in smtp_server.parsed()}) == 4
 
 
-def test_a_slow_server_past_the_timeout_defers(smtp_project, smtp_server):
-    smtp_server.delay = 1.5
+def test_a_server_slow_to_answer_the_end_of_data_is_waited_for_and_nothing_is_sent_twice(smtp_project, smtp_server):
+    """RFC 5321 4.5.3.2.6: 10 minutes for the answer to the final dot, whatever smtp.timeout says."""
+    smtp_server.delay = 1.5  # past smtp.timeout: the server is scanning the mail, then accepts it
+    project = smtp_project(timeout=1, concurrency=1)
+    queue(project, add_contacts(project, 2))
+    report = deliver(project, now=NOW)
+    assert (report.sent, report.deferred) == (2, 0), report.errors
+    assert len(smtp_server.messages) == 2
+    assert deliver(project, now=NOW + BACKOFF[0]).total == 0
+
+
+def test_the_end_of_data_timeout_is_ten_minutes():
+    from edumail.transport import smtp
+
+    assert smtp.DATA_END_TIMEOUT == 600
+
+
+def test_a_server_silent_at_mail_from_past_the_timeout_defers(smtp_project, smtp_server):
+    smtp_server.delay_mail = 1.5  # every other stage keeps the short smtp.timeout
     project = smtp_project(timeout=1)
     queue(project, add_contacts(project, 1))
     report = deliver(project, now=NOW)

@@ -7,6 +7,7 @@ message, a log line or an exception.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -14,6 +15,12 @@ from functools import lru_cache
 
 from edumail.settings import Smtp
 from edumail.transport import AUTH, POLICY, TEMPORARY, UNREACHABLE, Envelope, SendFailure, classify, enhanced_status
+
+# RFC 5321 4.5.3.2.6: wait 10 minutes for the answer to the end of DATA. The server may be
+# scanning the mail; giving up sooner makes us send again a mail it then accepts. Every other
+# stage keeps `smtp.timeout` (30 s by default: a silent server is a temporary failure).
+DATA_END_TIMEOUT = 600.0
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @lru_cache(maxsize=1)
@@ -183,7 +190,7 @@ class SmtpConnection:
             if code not in (250, 251):
                 self._refused(client, code, reply, stage, envelope)
             stage = "data"
-            code, reply = client.data(envelope.data)
+            code, reply = self._data(client, envelope.data)
             if code != 250:
                 self._refused(client, code, reply, stage, envelope)
         except smtplib.SMTPDataError as exc:  # DATA itself answered with something else than 354
@@ -194,6 +201,27 @@ class SmtpConnection:
             self._drop()
             what = "during the transfer" if stage == "data" else "before accepting the recipient"
             raise SendFailure(TEMPORARY, f"{self.where} dropped the connection {what} ({exc})", stage=stage) from None
+
+    def _data(self, client: smtplib.SMTP, data: bytes | str) -> tuple[int, bytes]:
+        """smtplib's `data()`, but the answer to the final dot gets DATA_END_TIMEOUT (RFC 5321 4.5.3.2.6)."""
+        client.putcmd("data")
+        code, reply = client.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = data.encode("ascii") if isinstance(data, str) else data
+        body = _LEADING_DOT.sub(b"..", body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        client.send(body + b".\r\n")
+        sock = client.sock
+        short = sock.gettimeout() if sock is not None else None
+        if sock is not None:
+            sock.settimeout(max(DATA_END_TIMEOUT, short or 0.0))
+        try:
+            return client.getreply()
+        finally:
+            if client.sock is not None:
+                client.sock.settimeout(short)
 
     def _refused(self, client: smtplib.SMTP, code: int, reply: bytes | str, stage: str, envelope: Envelope) -> None:
         text = _text(reply)
