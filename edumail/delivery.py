@@ -130,7 +130,7 @@ def deliver(
     if dry_run:
         _dry_run(store, composer, report, now, limit, progress)
     else:
-        lock = lease.Lease(store, "delivery", LOCK_TTL)
+        lock = lease.Lease(store, "delivery", lease.ttl_from_env(LOCK_TTL))
         holder = _take_lock(store, lock)
         if holder:
             report.busy = holder
@@ -207,14 +207,10 @@ class _Run(FailureHandling):
             thread.start()
         store = self.project.store()
         try:
-            last_refresh = time.monotonic()
             while any(t.is_alive() for t in threads):
                 for thread in threads:
-                    thread.join(timeout=1.0)
-                if time.monotonic() - last_refresh > LOCK_TTL.total_seconds() / 4:
-                    with _WRITE:
-                        self.lease.renew()
-                    last_refresh = time.monotonic()
+                    thread.join(timeout=min(1.0, self.lease.ttl.total_seconds() / 4))
+                self._keep_lease()
         except BaseException:
             self.stop.set()  # Ctrl-C / SIGTERM: finish the mails in flight, then leave
             for thread in threads:
@@ -237,7 +233,7 @@ class _Run(FailureHandling):
             return
         connection = self.transport.connect()
         try:
-            while not self.stop.is_set() and self._take_budget():
+            while not self.stop.is_set() and self._keep_lease() and self._take_budget():
                 mail = None
                 try:
                     with _WRITE:
@@ -262,6 +258,15 @@ class _Run(FailureHandling):
                 self.crash = self.crash or exc  # Ctrl-C, SystemExit: re-raised in the caller
             self.report.stopped = self.report.stopped or reason
         self.stop.set()
+
+    def _keep_lease(self) -> bool:
+        """The lease renewed as the run goes; lost (we were frozen, another run took over): stop sending."""
+        if self.lease.keep(_WRITE):
+            return True
+        with self.lock:
+            self.report.stopped = self.report.stopped or self.lease.lost_message()
+        self.stop.set()
+        return False
 
     def _handover(self) -> datetime:
         """The run's `now` moved on by the real time spent since it started: each mail's Date (SPEC 20)."""
@@ -295,6 +300,8 @@ class _Run(FailureHandling):
             with _WRITE:
                 store.release_mail(mail_id)
             return
+        if not self._keep_lease():
+            return  # left 'sending': the run that took delivery over recovered it
         envelope = self.composer.seal(composed, self._handover())
         try:
             connection.send(envelope)

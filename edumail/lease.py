@@ -4,7 +4,12 @@ A lock is a row in `locks`: a name, an owner `host:pid:token`, when it was
 taken and when it expires. The holder renews it as it goes; another process
 takes it over when it expired, or when its owner is a process of this machine
 that no longer exists. Leases follow the wall clock, never EDUMAIL_NOW: they
-protect real processes.
+protect real processes. EDUMAIL_LEASE_TTL (seconds) shortens them, for tests
+and for hosts that freeze processes (a suspended VM, SIGSTOP).
+
+A holder that was frozen past its TTL may find, when it wakes, that another
+process took over: `keep` says so (its monotonic clock counts the frozen
+time, so the first check after waking renews), and the holder must stop.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import threading
+import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from edumail import clock
+from edumail.errors import EdumailError
 
 if TYPE_CHECKING:
     from edumail.store import Store
@@ -24,6 +33,22 @@ if TYPE_CHECKING:
 def wall_clock() -> datetime:
     """The real time (UTC), whatever EDUMAIL_NOW says."""
     return datetime.now(clock.UTC)
+
+
+def ttl_from_env(default: timedelta) -> timedelta:
+    """EDUMAIL_LEASE_TTL (seconds) when it is set, else `default`."""
+    given = os.environ.get("EDUMAIL_LEASE_TTL", "").strip()
+    if not given:
+        return default
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 86400:
+        raise EdumailError(
+            f"EDUMAIL_LEASE_TTL={given!r}: expected a number of seconds (e.g. 120); unset it for the default"
+        )
+    return timedelta(seconds=seconds)
 
 
 def alive(pid: int) -> bool:
@@ -61,6 +86,9 @@ class Lease:
         self.store, self.name, self.ttl = store, name, ttl
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lost = False  # another process took it over while we held it
+        self._renewed = time.monotonic()
+        self._keeping = threading.Lock()
 
     def take(self) -> dict[str, Any] | None:
         """None when we now hold it; else the holder's row (owner, acquired_at, expires_at as datetimes)."""
@@ -68,11 +96,37 @@ class Lease:
         holder = self.store.lock_holder(self.name)
         stale = [holder["owner"]] if holder and dead(holder["owner"], self.host) else []
         holder = self.store.take_lock(self.name, self.owner, now, now + self.ttl, stale)
+        self._renewed = time.monotonic()
         return None if holder["owner"] == self.owner else holder
 
     def renew(self) -> bool:
-        """Push the expiry one ttl further; False when another process took the lease over."""
-        return self.store.renew_lock(self.name, self.owner, wall_clock() + self.ttl)
+        """Push the expiry one ttl further; False (and `lost` from then on) when another process took it over."""
+        if not self.lost:
+            self.lost = not self.store.renew_lock(self.name, self.owner, wall_clock() + self.ttl)
+            self._renewed = time.monotonic()
+        return not self.lost
+
+    def keep(self, write: threading.Lock | None = None) -> bool:
+        """Renew once a quarter of the TTL has passed since the last renewal; False once the lease is lost.
+
+        Cheap enough to call before every mail: it writes only every ttl/4. `write` is held while writing.
+        """
+        with self._keeping:
+            if self.lost:
+                return False
+            if time.monotonic() - self._renewed <= self.ttl.total_seconds() / 4:
+                return True
+            with write or nullcontext():
+                return self.renew()
+
+    def lost_message(self) -> str:
+        """What a holder that lost its lease says (who took it over, what is left to them)."""
+        holder = self.store.lock_holder(self.name)
+        who = describe(holder) if holder else "another edumail process"
+        return (
+            f"{who} took {self.name} over while this process was frozen for longer than its lease"
+            f" ({self.ttl.total_seconds():g} s): stopped at once, its claimed mails are left to the new owner"
+        )
 
     def release(self) -> None:
         self.store.release_lock(self.name, self.owner)
