@@ -75,7 +75,8 @@ def preview(
     """Template NAME rendered for `contact` with the sample event data, overridden by `event_data`
     (and `content`, the HTML of a campaign's Markdown letter, as `send --content` gives it)."""
     links = preview_links(project)
-    extra: dict[str, Any] = {"confirm_url": links.confirm_url, "session": sample_session(project, now)}
+    named = (event_data or {}).get("session")  # `--event-data session=ID`: that stored session
+    extra: dict[str, Any] = {"confirm_url": links.confirm_url, "session": sample_session(project, now, named)}
     if content is not None:
         from markupsafe import Markup
 
@@ -93,12 +94,14 @@ def preview(
     )
 
 
-def sample_session(project: Project, now: datetime | None) -> dict[str, Any]:
-    """What `session.*` shows in a preview: the next stored session, else an invented one."""
+def sample_session(project: Project, now: datetime | None, session_id: str | None = None) -> dict[str, Any]:
+    """What `session.*` shows in a preview: the session named, else the next stored one, else an invented one."""
     from datetime import timedelta
 
     from edumail import sessions
 
+    if session_id:
+        return sessions.view(sessions.require(project.store(), session_id), project.settings.tz)
     moment = now or clock.now()
     upcoming = project.store().list_sessions(since=moment)
     if upcoming:
@@ -112,7 +115,12 @@ def sample_session(project: Project, now: datetime | None) -> dict[str, Any]:
         "lieu": "Centre de formation, 12 rue de la République, Lyon",
         "formateur": "Anne Morel",
         "status": sessions.PLANNED,
-        "fields": {"salle": "Salle B12"},
+        "fields": {
+            "salle": "Salle B12",
+            "duree": "2 jours (14 heures)",
+            "lien_programme": "https://centre.example/formations/excel-perfectionnement",
+            "lien_enquete": "https://centre.example/enquete/excel-perfectionnement",
+        },
     }
     return sessions.view(sample, project.settings.tz)
 

@@ -329,6 +329,10 @@ _SAMPLE_EVENT: dict[str, Any] = {
 }
 
 _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
+    # Session journeys: the enrolment names the session; the mail reads it as `session.*` (`sample_session`).
+    "confirmation-inscription": {"session": "EXCEL-2026-12-LYON"},
+    "rappel-session": {"session": "EXCEL-2026-12-LYON"},
+    "enquete-satisfaction": {"session": "EXCEL-2026-12-LYON"},
     "double-optin": {},
     "bienvenue": {"lien_catalogue": _SAMPLE_EVENT["lien_catalogue"]},
     "newsletter": {},
@@ -354,6 +358,9 @@ def sample_session() -> dict[str, Any]:
         "formateur": "Anne Morel",
         "status": "planned",
         "cancel_reason": "",
+        "duree": "2 jours (14 heures)",
+        "lien_programme": "https://centre.example/formations/excel-perfectionnement",
+        "lien_enquete": "https://centre.example/enquete/excel-perfectionnement",
     }
 
 

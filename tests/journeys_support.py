@@ -34,14 +34,22 @@ SESSION_LIBRARY = {"convocation", "changement-de-date", "session-annulee", "eval
 SESSION_LIBRARY |= {"absence"}
 
 
+# A project created before the library's rappel-session moved to session journeys (issue 14): its own copy
+# reads the session from the enrolment event's data (`at: event.session_start - 24h`). The engine tests use it
+# for event-anchored steps; it keeps working in such a project.
+LEGACY = Path(__file__).resolve().parent / "legacy_library"
+
+
 def install_library(root: Path, sequences: bool = True) -> None:
     shutil.copytree(REPO / "templates", root / "templates", dirs_exist_ok=True)
+    shutil.copytree(LEGACY / "templates", root / "templates", dirs_exist_ok=True)
     shutil.copytree(REPO / "files", root / "files", dirs_exist_ok=True)  # the attachments the templates name
     if sequences:
         for path in (REPO / "sequences").glob("*.yaml"):
             if path.stem in SESSION_LIBRARY:
                 continue
             shutil.copy(path, root / "sequences" / path.name)
+        shutil.copytree(LEGACY / "sequences", root / "sequences", dirs_exist_ok=True)
 
 
 def write_sequence(root: Path, name: str, text: str) -> Path:

@@ -52,12 +52,15 @@ def write(root: Path, name: str, text: str) -> Path:
 # --- edumail preview TEMPLATE -----------------------------------------------------
 
 
+PREVIEW_NOW = "2026-11-17T10:00:00+01:00"  # the invented sample session starts 14 days later, at 9:30
+
+
 def test_preview_prints_the_html_and_the_subject(cli, library_project):
-    result = cli("preview", "rappel-session")
+    result = cli("preview", "rappel-session", now=PREVIEW_NOW)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("<!DOCTYPE html>")
-    assert "mardi 1&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h00" in result.stdout
-    assert "Subject: Votre formation commence le mardi 1 décembre à 9h00" in result.stderr
+    assert "mardi 1&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h30" in result.stdout
+    assert "Subject: Votre formation commence le mardi 1 décembre à 9h30" in result.stderr
 
 
 def test_preview_text_prints_the_text_part(cli, library_project):
@@ -68,17 +71,22 @@ def test_preview_text_prints_the_text_part(cli, library_project):
 
 
 def test_preview_event_data_overrides_the_sample(cli, library_project):
-    result = cli(
-        "preview",
-        "rappel-session",
-        "--text",
-        "--event-data",
-        "formation=Word avancé",
-        "--event-data",
-        "session_start=2026-12-08T14:00",
+    result = cli("preview", "relance-inscription", "--text", "--event-data", "formation=Word avancé")
+    assert result.exit_code == 0, result.output
+    assert "Word avancé" in result.stdout and "Excel" not in result.stdout
+
+
+def test_preview_event_data_session_shows_that_session(cli, library_project):
+    (library_project / "s.csv").write_text(
+        "id;formation;debut;fin\nWORD-1;Word avancé;08/12/2026 14:00;08/12/2026 17:30\n"
     )
+    assert cli("sessions", "import", str(library_project / "s.csv"), now=PREVIEW_NOW).exit_code == 0
+    result = cli("preview", "rappel-session", "--text", "--event-data", "session=WORD-1", now=PREVIEW_NOW)
+    assert result.exit_code == 0, result.output
     assert "Nous vous attendons pour votre formation Word avancé." in result.stdout
     assert "Début\u00a0: mardi 8\u00a0décembre 2026\u00a0à\u00a014h00" in result.stdout
+    unknown = cli("preview", "rappel-session", "--event-data", "session=WORD-9", now=PREVIEW_NOW)
+    assert unknown.exit_code == 1 and "no session 'WORD-9' (see `edumail sessions list`)" in unknown.output
 
 
 def test_preview_event_data_must_be_key_value(cli, library_project):
@@ -179,13 +187,14 @@ def test_preview_of_a_non_utf8_template(cli, project_dir):
 # --- the preview app, in process --------------------------------------------------
 
 
-def test_the_index_lists_every_template_with_desktop_mobile_and_text(library_project):
+def test_the_index_lists_every_template_with_desktop_mobile_and_text(library_project, monkeypatch):
+    monkeypatch.setenv("EDUMAIL_NOW", PREVIEW_NOW)
     with TestClient(create_app(project_module.load(library_project))) as client:
         page = client.get("/").text
     for name in ("bienvenue", "rappel-session", "double-optin", "newsletter"):
         assert f'id="{name}"' in page and f'src="/mail/{name}.html"' in page
     assert 'width="640"' in page and 'width="375"' in page
-    assert "Votre formation commence le mardi 1 décembre à 9h00" in page
+    assert "Votre formation commence le mardi 1 décembre à 9h30" in page
     assert "/__version" in page
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from edumail.errors import Problem
 from edumail.render import TemplateLibrary
-from edumail.render_check import check_templates, required_event_fields, sample_contact, sample_event, variables
+from edumail.render_check import (
+    check_templates,
+    required_event_fields,
+    sample_contact,
+    sample_event,
+    sample_session,
+    variables,
+)
 from edumail.settings import Sender, Settings
 
 LAYOUT = (
@@ -203,7 +210,9 @@ def test_sample_data_is_plausible_and_fresh():
     contact["tags"].append("changed")
     assert "changed" not in sample_contact()["tags"]
     assert sample_contact()["first_name"] == "Camille"
-    assert sample_event("rappel-session")["session_start"].startswith("2026-12-01")
+    assert sample_event("relance-inscription")["session_start"].startswith("2026-12-01")
+    assert sample_event("rappel-session") == {"session": sample_session()["id"]}  # a session journey's enrolment
+    assert sample_session()["start"].startswith("2026-12-14T09:30")
     assert sample_event("double-optin") == {}
     assert sample_event("inconnu")["formation"]
 

@@ -228,23 +228,46 @@ def test_the_message_is_text_first_and_html_last(library, name):
 
 def test_the_session_reminder_shows_french_dates(library):
     rendered = mail(library, "rappel-session")
-    assert rendered.subject == "Votre formation commence le mardi 1 décembre à 9h00"
-    assert "mardi 1&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h00" in rendered.html
-    assert "Début\u00a0: mardi 1\u00a0décembre 2026\u00a0à\u00a09h00" in rendered.text
-    assert "Excel\u00a0: tableaux croisés dynamiques" in rendered.text
+    assert rendered.subject == "Votre formation commence le lundi 14 décembre à 9h30"
+    assert "lundi 14&nbsp;décembre&nbsp;2026&nbsp;à&nbsp;9h30" in rendered.html
+    assert "Début\u00a0: lundi 14\u00a0décembre 2026\u00a0à\u00a09h30" in rendered.text
+    assert "Nous vous attendons pour votre formation Excel perfectionnement." in rendered.text
     assert "12\u00a0rue de la République" in rendered.text
+    assert "Revoir le programme (https://centre.example/formations/excel-perfectionnement)" in rendered.text
+
+
+def test_the_session_templates_read_the_session_as_it_is_now(library):
+    moved = {**SESSION, "start": "2026-12-16T09:30:00+01:00", "end": "2026-12-17T17:00:00+01:00"}
+    assert (
+        mail(library, "rappel-session", session=moved).subject
+        == "Votre formation commence le mercredi 16 décembre à 9h30"
+    )
+    assert "terminée le jeudi 17\u00a0décembre 2026" in mail(library, "enquete-satisfaction", session=moved).text
+    assert (
+        "Session du mercredi 16\u00a0décembre 2026"
+        in mail(library, "confirmation-inscription", session=moved).preheader
+    )
 
 
 def test_the_enrolment_confirmation_summarises_the_session(library):
     rendered = mail(library, "confirmation-inscription")
-    assert rendered.subject == "Inscription confirmée : Excel : tableaux croisés dynamiques"
-    assert "mardi 1\u00a0décembre 2026" in rendered.preheader
+    assert rendered.subject == "Inscription confirmée : Excel perfectionnement"
+    assert "lundi 14\u00a0décembre 2026" in rendered.preheader
+    assert "Durée\u00a0: 2\u00a0jours (14\u00a0heures)" in rendered.text
 
 
 def test_the_survey_links_to_the_survey(library):
     rendered = mail(library, "enquete-satisfaction")
-    assert 'href="https://centre.example/enquete/excel-tcd"' in rendered.html
-    assert "Donner mon avis (https://centre.example/enquete/excel-tcd)" in rendered.text
+    assert 'href="https://centre.example/enquete/excel-perfectionnement"' in rendered.html
+    assert "Donner mon avis (https://centre.example/enquete/excel-perfectionnement)" in rendered.text
+
+
+def test_the_survey_link_comes_from_the_session_else_the_enrolment_else_a_reply(library):
+    bare = {k: v for k, v in SESSION.items() if k != "lien_enquete"}
+    from_event = mail(library, "enquete-satisfaction", session=bare, event={"lien_enquete": "https://x.example/avis"})
+    assert "Donner mon avis (https://x.example/avis)" in from_event.text
+    neither = mail(library, "enquete-satisfaction", session=bare, event={})
+    assert "Donner mon avis" not in neither.text and "Répondez simplement à ce message" in neither.text
 
 
 def test_double_optin_links_to_the_confirmation(library):
@@ -293,17 +316,19 @@ def test_greets_the_contact_by_first_name(library, name):
 
 
 def test_the_optional_fields_fall_back_to_sensible_french(library):
-    event = {"formation": "Word", "session_start": "2026-12-01T09:00"}
-    assert "Lieu\u00a0: l'adresse indiquée sur votre convocation" in mail(library, "rappel-session", event=event).text
-    assert (
-        "Votre avis sur la formation que vous avez suivie"
-        == mail(library, "enquete-satisfaction", event={"lien_enquete": "https://x.example"}).subject
-    )
+    bare = {**SESSION, "lieu": "", "formateur": ""}
+    bare = {k: v for k, v in bare.items() if k not in ("duree", "lien_programme")}
+    reminder = mail(library, "rappel-session", session=bare, event={}).text
+    assert "Lieu\u00a0: l'adresse indiquée sur votre convocation" in reminder
+    assert "Animée par" not in reminder and "Revoir le programme" not in reminder
+    confirmation = mail(library, "confirmation-inscription", session=bare, event={}).text
+    assert "Lieu\u00a0: communiqué sur votre convocation" in confirmation and "Durée" not in confirmation
 
 
-def test_service_templates_need_their_session_data(library):
-    assert required_event_fields(library, "rappel-session") == {"formation", "session_start"}
-    assert required_event_fields(library, "confirmation-inscription") == {"formation", "session_start"}
+def test_service_templates_read_the_session_not_the_event(library):
+    for name in ("rappel-session", "confirmation-inscription", "enquete-satisfaction"):
+        assert required_event_fields(library, name) == set()
+        assert {"session.formation", "session.start"} & variables(library, name)
     assert required_event_fields(library, "bienvenue") == set()
 
 
@@ -332,7 +357,7 @@ def test_french_punctuation_with_an_empty_first_name(library, name):
 def test_labels_dates_and_numbers_hold_together(library):
     html = mail(library, "rappel-session").html
     assert "Animée par&nbsp;:" in html
-    assert "1&nbsp;décembre" in html and "à&nbsp;9h00" in html
+    assert "14&nbsp;décembre" in html and "à&nbsp;9h30" in html
     assert "12&nbsp;rue de la République, 69002&nbsp;Lyon" in html
 
 

@@ -15,15 +15,13 @@ from edumail.cli import app
 from edumail.store import Store
 
 CALENDAR = (
-    "id;formation;debut;fin;lieu;convocation\n"
-    "EXCEL-1;Excel perfectionnement;14/12/2026 09:30;15/12/2026 17:00;Lyon;convocations/EXCEL-1\n"
-    "WORD-1;Word;11/01/2027 09:00;11/01/2027 17:00;Paris;\n"
+    "id;formation;debut;fin;lieu;convocation;lien_enquete\n"
+    "EXCEL-1;Excel perfectionnement;14/12/2026 09:30;15/12/2026 17:00;Lyon;convocations/EXCEL-1;"
+    "https://centre.example/avis\n"
+    "WORD-1;Word;11/01/2027 09:00;11/01/2027 17:00;Paris;;\n"
 )
 MOVED = "2026-12-08T09:55:00+01:00"
 PERSONAL = b"%PDF-1.4 convocation nominative de Lea\n"
-# What the library's older rappel-session sequence reads from the enrolment event, next to the session.
-OLD_DATA = ["formation=Excel", "session_start=2026-12-14T09:30", "session_end=2026-12-15T17:00"]
-OLD_DATA += ["lien_enquete=https://centre.example/avis"]
 
 
 @pytest.fixture
@@ -64,6 +62,10 @@ def sent(cli: Cli, *sequences: str) -> list[tuple[str, str, str]]:
     return [(r["sequence"], r["step_id"], r["email"]) for r in rows if r["sequence"] in sequences]
 
 
+def plain(mail: email.message.EmailMessage) -> str:
+    return mail.get_body(("plain",)).get_content()
+
+
 def received(cli: Cli, address: str, subject_start: str) -> list[email.message.EmailMessage]:
     found = []
     for path in sorted((cli.root / "outbox").rglob("*.eml")):
@@ -79,7 +81,7 @@ def test_the_session_library_follows_the_calendar(centre):
         ("tom@example.org", "EXCEL-1"),
         ("ana@example.org", "WORD-1"),
     ):
-        record(centre, address, "inscription_finalisee", session, "2026-12-01T10:00:00+01:00", *OLD_DATA)
+        record(centre, address, "inscription_finalisee", session, "2026-12-01T10:00:00+01:00")
     run(centre, "2026-12-01T10:05:00+01:00")
 
     # The convocation: 7 days before, at 9:00, with the programme, the rules and the learner's own convocation.
@@ -153,3 +155,55 @@ def test_the_session_library_follows_the_calendar(centre):
         ("evaluation-a-froid", "evaluation-froid", "lea@example.org"),
         ("evaluation-a-froid", "relance-froid", "lea@example.org"),
     ]
+
+
+def test_rappel_session_and_its_survey_hang_on_the_session(centre):
+    """The library's rappel-session is a session journey: a moved session re-times the reminder and the survey,
+    a cancelled one ends them; the confirmation, the reminder and the survey read the session."""
+    record(centre, "lea@example.org", "inscription_finalisee", "EXCEL-1", "2026-12-01T10:00:00+01:00")
+    record(centre, "ana@example.org", "inscription_finalisee", "WORD-1", "2026-12-01T10:00:00+01:00")
+    run(centre, "2026-12-01T10:05:00+01:00")
+    [confirmation] = received(centre, "lea@example.org", "Inscription confirmée")
+    assert str(confirmation["Subject"]) == "Inscription confirmée : Excel perfectionnement"
+    assert "lundi 14\u00a0décembre 2026\u00a0à\u00a09h30" in confirmation.get_body(("plain",)).get_content()
+
+    # EXCEL-1 moves two days later: the reminder and the survey follow; WORD-1 is cancelled: neither goes.
+    moved = centre("sessions", "set", "EXCEL-1", "start=16/12/2026 09:30", "end=17/12/2026 17:00", now=MOVED)
+    assert moved.exit_code == 0, moved.output
+    cancelled = centre("sessions", "cancel", "WORD-1", now=MOVED)
+    assert cancelled.exit_code == 0, cancelled.output
+    run(centre, "2026-12-08T10:00:00+01:00")
+    run(centre, "2026-12-13T09:30:00+01:00")  # the old reminder time
+    assert sent(centre, "rappel-session") == [
+        ("rappel-session", "confirmation-inscription", "lea@example.org"),
+        ("rappel-session", "confirmation-inscription", "ana@example.org"),
+    ]
+    run(centre, "2026-12-15T09:30:00+01:00")
+    [reminder] = received(centre, "lea@example.org", "Votre formation commence")
+    assert str(reminder["Subject"]) == "Votre formation commence le mercredi 16 décembre à 9h30"
+    run(centre, "2026-12-17T09:00:00+01:00")  # the old survey time
+    assert "enquete-satisfaction" not in [step for _, step, _ in sent(centre, "rappel-session")]
+    run(centre, "2026-12-18T09:00:00+01:00")
+    [survey] = [m for m in received(centre, "lea@example.org", "Votre avis") if "terminée le" in plain(m)]
+    assert "terminée le jeudi 17\u00a0décembre 2026" in plain(survey) and "https://centre.example/avis" in plain(survey)
+    run(centre, "2027-01-12T09:00:00+01:00")
+    assert [step for _, step, address in sent(centre, "rappel-session") if address == "ana@example.org"] == [
+        "confirmation-inscription"
+    ]
+    journeys = Store(centre.root / "edumail.db").rows(
+        "SELECT session_id, state, end_reason FROM journeys WHERE sequence = 'rappel-session' ORDER BY id"
+    )
+    assert [tuple(j.values()) for j in journeys] == [
+        ("EXCEL-1", "completed", "all steps done"),
+        ("WORD-1", "exited", "session cancelled"),
+    ]
+
+
+def test_the_satisfaction_survey_is_not_sent_to_who_completed_the_evaluation(centre):
+    record(centre, "lea@example.org", "inscription_finalisee", "EXCEL-1", "2026-12-01T10:00:00+01:00")
+    record(centre, "tom@example.org", "inscription_finalisee", "EXCEL-1", "2026-12-01T10:00:00+01:00")
+    run(centre, "2026-12-15T17:00:00+01:00")  # the hot evaluation
+    record(centre, "lea@example.org", "evaluation_completee", "EXCEL-1", "2026-12-15T18:00:00+01:00", "note=8")
+    run(centre, "2026-12-16T09:00:00+01:00")
+    surveys = [address for _, step, address in sent(centre, "rappel-session") if step == "enquete-satisfaction"]
+    assert surveys == ["tom@example.org"]
