@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edumail import clock, contacts, contacts_import, demo_data, recording, runner, scaffold
+from edumail import clock, contacts, contacts_import, demo_calendar, demo_data, recording, runner, scaffold
 from edumail import project as project_module
 from edumail.project import Project
 
@@ -76,6 +76,7 @@ class DemoResult:
     days: list[Day]
     imported: str
     mails: int
+    calendar: list[str] = field(default_factory=list)  # what moving and cancelling a session did
 
 
 @dataclass(order=True)
@@ -108,8 +109,11 @@ def run(
     project = project_module.load(target)
     people = demo_data.make_contacts(contact_count, seed)
     imported = _import(project, people, start)
-    happenings = demo_data.make_events(people, start, days, seed)
-    simulation = _Simulation(project, happenings, random.Random(seed + 2))
+    calendar = demo_data.make_sessions(start.astimezone(clock.zone("Europe/Paris")).date(), days, seed)
+    imported += "; " + demo_calendar.import_calendar(project, calendar, start)
+    happenings = demo_data.make_events(people, start, days, calendar, seed)
+    changes = demo_calendar.plan(start, days)
+    simulation = _Simulation(project, happenings, random.Random(seed + 2), changes)
     done = []
     for number in range(days):
         # Local calendar days: a summer-time change makes one of them 23 or 25 hours long.
@@ -122,8 +126,9 @@ def run(
         if on_day:
             on_day(day)
     mails = sum(1 for _ in (target / "outbox").rglob("*.eml"))
+    lines = changes.summary(project.store())
     project.close()
-    return DemoResult(target, done, imported, mails)
+    return DemoResult(target, done, imported, mails, lines)
 
 
 def _start(now: datetime) -> datetime:
@@ -167,8 +172,15 @@ def _import(project: Project, people: list[demo_data.DemoContact], now: datetime
 
 
 class _Simulation:
-    def __init__(self, project: Project, happenings: list[demo_data.DemoEvent], rng: random.Random):
+    def __init__(
+        self,
+        project: Project,
+        happenings: list[demo_data.DemoEvent],
+        rng: random.Random,
+        calendar: demo_calendar.Calendar,
+    ):
         self.project = project
+        self.calendar = calendar
         self.store = project.store()
         self.pending = list(happenings)
         self.reactions: list[_Reaction] = []
@@ -178,7 +190,9 @@ class _Simulation:
     def tick(self, now: datetime, day: Day) -> None:
         self._record_happenings(now, day)
         self._react(now, day)
+        self.calendar.change(self.store, now, self.project.settings.tz)
         summary = runner.run_once(self.project, now=now)
+        self.calendar.observe(self.store)
         for decision in summary.engine.decisions:
             if decision.outcome == "entered":
                 day.entered += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 FIRST_NAMES = (
     "Marie Camille Léa Manon Chloé Emma Inès Sarah Julie Clara Lucie Anaïs Pauline Élodie Margaux Océane "
@@ -87,22 +87,51 @@ def make_contacts(count: int, seed: int = 2026) -> list[DemoContact]:
     return result
 
 
-def _session(rng: random.Random, enrolled: datetime, formation: str, contact: DemoContact) -> dict[str, str]:
-    """The data of an enrolment: the session's dates (local 09:00-17:00), place and links."""
-    first_day = (enrolled + timedelta(days=rng.randrange(3, 15))).date()
-    last_day = first_day + timedelta(days=rng.choice([0, 1, 2]))
-    return {
-        "formation": formation,
-        "session_start": f"{first_day.isoformat()}T09:00",
-        "session_end": f"{last_day.isoformat()}T17:00",
-        "lieu": f"Centre de {contact.city}, salle {rng.randrange(1, 9)}",
-        "lien_enquete": f"{SITE}/avis",
-        "lien_programme": f"{SITE}/programme",
-    }
+@dataclass
+class DemoSession:
+    """One session of the centre's calendar (local 09:00 on the first day to 17:00 on the last)."""
+
+    id: str
+    formation: str
+    first_day: date
+    last_day: date
+    city: str
+    trainer: str
 
 
-def make_events(contacts: list[DemoContact], start: datetime, days: int, seed: int = 2026) -> list[DemoEvent]:
-    """Enrolments, unfinished enrolments, completions and replies spread over the simulated days."""
+CODES = ("EXCEL", "MANAGEMENT", "PAROLE", "AGILE", "COMPTA", "ANGLAIS", "BUREAUTIQUE", "SST")
+TRAINERS = ("Anne Morel", "Karim Benali", "Sophie Durand", "Julien Roux")
+
+
+def make_sessions(first_day: date, days: int, seed: int = 2026) -> list[DemoSession]:
+    """Each formation once a week (a weekday), from the first simulated days to three weeks past the end."""
+    rng = random.Random(seed + 3)
+    found = []
+    for formation, code in zip(FORMATIONS, CODES, strict=True):
+        first = first_day + timedelta(days=rng.randrange(0, 5))
+        while first <= first_day + timedelta(days=days + 21):
+            last = first + timedelta(days=min(rng.choice([0, 1, 2]), 4 - first.weekday()))
+            city = rng.choice(CITIES)
+            session_id = f"{code}-{first.isoformat()}-{_ascii(city).upper()}"
+            found.append(DemoSession(session_id, formation, first, last, city, rng.choice(TRAINERS)))
+            first += timedelta(days=7)
+    return sorted(found, key=lambda s: (s.first_day, s.id))
+
+
+def _enrolment(rng: random.Random, enrolled: datetime, formation: str, calendar: list[DemoSession]) -> dict[str, str]:
+    """The data of an enrolment: the session it names (one of its formation 3 to 15 days later)."""
+    soon = [
+        s
+        for s in calendar
+        if s.formation == formation and timedelta(days=3) <= s.first_day - enrolled.date() <= timedelta(days=15)
+    ]
+    return {"session": rng.choice(soon).id} if soon else {}
+
+
+def make_events(
+    contacts: list[DemoContact], start: datetime, days: int, calendar: list[DemoSession], seed: int = 2026
+) -> list[DemoEvent]:
+    """Enrolments into the calendar's sessions, unfinished enrolments, completions and replies."""
     rng = random.Random(seed + 1)
     found: list[DemoEvent] = []
     for contact in contacts:
@@ -110,14 +139,16 @@ def make_events(contacts: list[DemoContact], start: datetime, days: int, seed: i
         at = start + day
         formation = rng.choice(FORMATIONS)
         if contact.stage == "inscrit":
-            found.append(DemoEvent(contact.email, "inscription_finalisee", at, _session(rng, at, formation, contact)))
+            found.append(
+                DemoEvent(contact.email, "inscription_finalisee", at, _enrolment(rng, at, formation, calendar))
+            )
         elif contact.stage in ("prospect", "lead") and rng.random() < 0.45:
             start_data = {"formation": formation, "lien_inscription": f"{SITE}/inscription/reprendre"}
             found.append(DemoEvent(contact.email, "inscription_commencee", at, start_data))
             if rng.random() < 0.35:
                 done = at + timedelta(days=rng.randrange(1, 6))
                 found.append(
-                    DemoEvent(contact.email, "inscription_finalisee", done, _session(rng, done, formation, contact))
+                    DemoEvent(contact.email, "inscription_finalisee", done, _enrolment(rng, done, formation, calendar))
                 )
         elif contact.stage == "prospect" and rng.random() < 0.5:
             asked = {"formation": formation, "lien_catalogue": f"{SITE}/catalogue", "lien_rdv": f"{SITE}/rendez-vous"}

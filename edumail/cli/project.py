@@ -87,7 +87,9 @@ def demo(
     result = demo_module.run(
         directory.resolve() if directory else None, contact_count=contacts, days=days, seed=seed, on_day=show_day
     )
-    console.print(f"\n{result.imported}")
+    console.print(f"\n{result.imported}", soft_wrap=True)
+    for line in result.calendar:  # a session moved, one cancelled, and what the engine did about it
+        console.print(f"Calendar: {line}", markup=False, soft_wrap=True)
     skipped = sum((day.skipped for day in result.days), start=demo_module.Counter())
     if skipped:
         console.print("Skipped steps, and why (every one is in `contacts show`):")
