@@ -106,7 +106,9 @@ def sample_session(project: Project, now: datetime | None, session_id: str | Non
     upcoming = project.store().list_sessions(since=moment)
     if upcoming:
         return sessions.view(upcoming[0], project.settings.tz)
-    start = clock.at_local_time(moment + timedelta(days=14), (9, 30), project.settings.tz)
+    day = (moment + timedelta(days=14)).astimezone(project.settings.tz)
+    day += timedelta(days=7 - day.weekday() if day.weekday() >= 5 else 0)  # a weekday, two weeks ahead
+    start = clock.at_local_time(day, (9, 30), project.settings.tz)
     sample = {
         "id": "EXCEL-2026-12-LYON",
         "formation": "Excel perfectionnement",
@@ -120,6 +122,8 @@ def sample_session(project: Project, now: datetime | None, session_id: str | Non
             "duree": "2 jours (14 heures)",
             "lien_programme": "https://centre.example/formations/excel-perfectionnement",
             "lien_enquete": "https://centre.example/enquete/excel-perfectionnement",
+            "lien_evaluation": "https://centre.example/evaluation/excel-perfectionnement",
+            "lien_evaluation_froid": "https://centre.example/evaluation-a-froid/excel-perfectionnement",
         },
     }
     return sessions.view(sample, project.settings.tz)

@@ -329,10 +329,26 @@ _SAMPLE_EVENT: dict[str, Any] = {
 }
 
 _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
-    # Session journeys: the enrolment names the session; the mail reads it as `session.*` (`sample_session`).
-    "confirmation-inscription": {"session": "EXCEL-2026-12-LYON"},
-    "rappel-session": {"session": "EXCEL-2026-12-LYON"},
-    "enquete-satisfaction": {"session": "EXCEL-2026-12-LYON"},
+    # Session journeys: the event names the session; the mail reads it as `session.*` (`sample_session`).
+    **{
+        name: {"session": "EXCEL-2026-12-LYON"}
+        for name in (
+            "confirmation-inscription",
+            "rappel-session",
+            "enquete-satisfaction",
+            "convocation",
+            "evaluation-a-chaud",
+            "evaluation-a-froid",
+        )
+    },
+    "changement-de-date": {
+        "session": "EXCEL-2026-12-LYON",
+        "field": "start",
+        "from": "2026-12-07T09:30:00+01:00",
+        "to": "2026-12-14T09:30:00+01:00",
+    },
+    "session-annulee": {"session": "EXCEL-2026-12-LYON", "reason": "formatrice malade"},
+    "absence": {"session": "EXCEL-2026-12-LYON", "date": "2026-12-14"},
     "double-optin": {},
     "bienvenue": {"lien_catalogue": _SAMPLE_EVENT["lien_catalogue"]},
     "newsletter": {},
@@ -361,6 +377,8 @@ def sample_session() -> dict[str, Any]:
         "duree": "2 jours (14 heures)",
         "lien_programme": "https://centre.example/formations/excel-perfectionnement",
         "lien_enquete": "https://centre.example/enquete/excel-perfectionnement",
+        "lien_evaluation": "https://centre.example/evaluation/excel-perfectionnement",
+        "lien_evaluation_froid": "https://centre.example/evaluation-a-froid/excel-perfectionnement",
     }
 
 
