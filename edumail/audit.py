@@ -83,7 +83,10 @@ class SessionProof:
 
     @property
     def expected(self) -> list[LearnerProof]:
-        """Who should answer the evaluation: the learners marked present, else (no attendance kept) all."""
+        """Who should answer the evaluation: the learners marked present, else (no attendance kept) all;
+        nobody for a cancelled session."""
+        if self.session.get("status") == "cancelled":
+            return []
         present = [lp for lp in self.learners if lp.attendance == events.PRESENT]
         marked = any(lp.attendance for lp in self.learners)
         return present if marked else list(self.learners)

@@ -90,7 +90,8 @@ def _status(session: dict[str, Any]) -> str:
 
 def _section(proof: SessionProof, audit: Audit, tz: Any) -> str:
     s, rates = proof.session, audit.rates([proof])
-    learners = "".join(_learner(lp, tz) for lp in proof.learners) or "<p>Aucun apprenant inscrit.</p>"
+    cancelled = s["status"] == "cancelled"
+    learners = "".join(_learner(lp, tz, cancelled) for lp in proof.learners) or "<p>Aucun apprenant inscrit.</p>"
     return f"""<section><h2>Session {escape(s["id"])} – {escape(s["formation"])}</h2>
 <dl><dt>Dates</dt><dd>du {escape(local(s["start"], tz))} au {escape(local(s["end"], tz))}</dd>
 <dt>Lieu</dt><dd>{escape(s["lieu"] or "—")}</dd><dt>Formateur</dt><dd>{escape(s["formateur"] or "—")}</dd>
@@ -101,16 +102,14 @@ taux {_pct(rates["rate"])}, note moyenne {_mean(rates["mean_note"])}</dd></dl>
 """
 
 
-def _learner(lp: Any, tz: Any) -> str:
+def _learner(lp: Any, tz: Any, cancelled: bool = False) -> str:
     evaluation = (
         f"évaluation complétée le {local(lp.evaluated_at, tz)}" + ("" if lp.note is None else f", note {lp.note:g}/10")
         if lp.evaluated_at
-        else "évaluation non complétée"
+        else ("évaluation sans objet (session annulée)" if cancelled else "évaluation non complétée")
     )
-    head = (
-        f"<p><b>{escape(lp.name or lp.email)}</b> &lt;{escape(lp.email)}&gt; – présence : "
-        f"{escape(ATTENDANCE.get(lp.attendance, 'non renseignée'))} – {escape(evaluation)}</p>"
-    )
+    who = f"<b>{escape(lp.name)}</b> &lt;{escape(lp.email)}&gt;" if lp.name else f"<b>{escape(lp.email)}</b>"
+    head = f"<p>{who} – présence : {escape(ATTENDANCE.get(lp.attendance, 'non renseignée'))} – {escape(evaluation)}</p>"
     if not lp.mails:
         return head + f'<p class="missing">Aucun mail envoyé à cet apprenant pour cette session ({MISSING}).</p>'
     rows = "".join(_mail_row(m, tz) for m in lp.mails)

@@ -132,3 +132,17 @@ def test_a_queued_reminder_is_retimed_when_the_session_moves(centre, smtp_server
     [mail] = Store(centre.root / "edumail.db").rows("SELECT state, not_before FROM mails")
     assert mail["state"] == "queued"
     assert mail["not_before"].isoformat() == "2027-01-11T08:00:00+00:00"  # 7 days before, 09:00 Paris
+
+
+def test_a_cancelled_session_expects_no_evaluation(centre, tmp_path):
+    enrol(centre, "zoe@example.org", "WORD-1")
+    result = centre("sessions", "cancel", "WORD-1", "--reason", "formateur malade", now="2026-12-02T10:00:00+01:00")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "a"
+    result = centre("audit", "--session", "WORD-1", "--out", str(out), now="2027-01-20T10:00")
+    assert result.exit_code == 0, result.output
+    html = " ".join((out / "audit.html").read_text(encoding="utf-8").split())
+    assert "0 réponse(s) sur 0 attendue(s)" in html and "annulée (formateur malade)" in html
+    assert "évaluation sans objet (session annulée)" in html
+    # A learner with no name shows the address once.
+    assert "<b>zoe@example.org</b> – présence" in html
