@@ -10,9 +10,14 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from edumail.errors import InputError
+
+if TYPE_CHECKING:
+    from edumail.project import Project
 
 FILES_DIR = "files"
 DEFAULT_LIMIT_MB = 10
@@ -90,3 +95,55 @@ def missing_static(root: Path, entries: list[str] | tuple[str, ...]) -> list[str
         if not target.is_file():
             problems.append(f"attachment {FILES_DIR}/{entry.strip()} does not exist")
     return problems
+
+
+def show_size(size: int) -> str:
+    """340 KB, 1.2 MB, 900 B (1 KB = 1024 bytes, as `limits.attachments_mb` counts)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / 1048576:.1f} MB"
+
+
+def summary(proofs: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> str:
+    """`2 files, 340 KB` for the attachments of one mail (their proofs: name, path, size, sha256); '' for none."""
+    if not proofs:
+        return ""
+    total = sum(int(p.get("size") or 0) for p in proofs)
+    return f"{len(proofs)} file{'s' if len(proofs) != 1 else ''}, {show_size(total)}"
+
+
+def pending(project: Project, rows: list[dict[str, Any]], now: datetime) -> dict[int, str]:
+    """For listed mails not sent yet whose template attaches files: what each would carry now (`2 files,
+    340 KB`), or why it cannot (`missing: files/...`). Composed exactly as delivery will, nothing sent."""
+    from edumail.compose import Composer, Skip
+    from edumail.errors import EdumailError
+    from edumail.render import TemplateLibrary
+
+    library = TemplateLibrary(project.templates_dir, project.settings)
+    attaching = set()
+    for name in {str(r["template"]) for r in rows}:
+        try:
+            if library.get(name).attachments:
+                attaching.add(name)
+        except EdumailError:
+            continue  # a template that cannot be read: the run says why
+    if not attaching:
+        return {}
+    try:
+        composer = Composer(project, now=now, library=library)
+    except EdumailError:
+        return {}
+    store, found = project.store(), {}
+    for row in rows:
+        mail = store.mail(int(row["id"])) if row["template"] in attaching else None
+        if mail is None:
+            continue
+        try:
+            found[int(row["id"])] = summary(composer.compose(store, mail).attachments)
+        except Skip:
+            continue
+        except EdumailError as exc:
+            found[int(row["id"])] = "" if row["state"] == "failed" else f"cannot attach: {exc}"
+    return found

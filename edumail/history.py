@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from edumail import clock
+from edumail import attachments, clock
 from edumail.compose import NOTIFY
 from edumail.contacts import display_name
 from edumail.store import Store
@@ -29,13 +29,17 @@ def story(store: Store, contact: dict[str, Any], tz: Any) -> dict[str, Any]:
 def _timeline(store: Store, contact_id: int) -> list[dict[str, Any]]:
     """Events, journey steps and mails of a contact, oldest first."""
     timeline: list[dict[str, Any]] = []
+    files: dict[int, list[Any]] = {}  # mail id -> the attachments its email_sent event recorded
     for event in store.events_of(contact_id):
+        data = json.loads(event["data"] or "{}")
+        if event["name"] == "email_sent" and event["mail_id"] and isinstance(data.get("attachments"), list):
+            files[event["mail_id"]] = data["attachments"]
         timeline.append(
             {
                 "at": event["at"],
                 "kind": "event",
                 "name": event["name"],
-                "data": json.loads(event["data"] or "{}"),
+                "data": data,
                 "source": event["source"],
                 "machine": bool(event["machine"]),
                 "mail_id": event["mail_id"],
@@ -69,6 +73,7 @@ def _timeline(store: Store, contact_id: int) -> list[dict[str, Any]]:
                 "error": mail["last_error"],
                 "opened": store.mail_opened(mail["id"]),
                 "clicked": store.mail_clicks(mail["id"]),
+                "attachments": files.get(mail["id"], []),
             }
         )
     timeline.sort(key=lambda item: (item["at"] or _NEVER, _ORDER[item["kind"]]))
@@ -116,6 +121,8 @@ def describe(item: dict[str, Any]) -> str:
     parts = [where + what, item["status"]]
     if item.get("subject"):
         parts.insert(1, f'"{item["subject"]}"')
+    if item.get("attachments"):
+        parts.append(attachments.summary(item["attachments"]))  # 2 files, 340 KB
     if item.get("opened"):
         parts.append("opened")
     if item.get("clicked"):

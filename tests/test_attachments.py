@@ -127,3 +127,33 @@ def test_the_total_size_is_limited(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="over limits.attachments_mb"):
         attachments.load(tmp_path, ["gros.bin"], limit_mb=1)
     assert attachments.load(tmp_path, ["gros.bin"], limit_mb=2)[0].mime == "application/octet-stream"
+
+
+def test_outbox_and_contacts_show_give_the_attachments_and_their_size(centre, smtp_server: SmtpTestServer):  # noqa: F811
+    (centre.root / "files" / "convocations" / "EXCEL-1" / "ana@example.org.pdf").write_bytes(PERSONAL)
+    for who in ("lea", "ana", "tom"):  # no convocation PDF for Tom
+        enrol(centre, f"{who}@example.org")
+    smtp_server.refuse("ana@example.org", "451 4.3.0 try again later", times=1)
+    centre("run", "--once", now="2026-12-07T09:00:00+01:00")
+    size = f"2 files, {round((len(PROGRAMME) + len(PERSONAL)) / 1024)} KB"
+    outbox = centre("outbox", now="2026-12-07T09:01:00+01:00")
+    assert outbox.exit_code == 0, outbox.output
+    heads = [cell.strip() for cell in outbox.output.splitlines()[1].split("┃")]
+    lines = [[cell.strip() for cell in line.split("│")] for line in outbox.output.splitlines() if "│" in line]
+    rows = {cells[2]: cells[heads.index("attachments")] for cells in lines if cells[2]}
+    assert rows == {
+        "ana@example.org": size,  # queued for a retry: what it will carry
+        "tom@example.org": "",  # failed: the why column says which file is missing
+    }
+    shown = centre("contacts", "show", "lea@example.org")
+    assert shown.exit_code == 0, shown.output
+    [line] = [line for line in shown.output.splitlines() if "mail convocation-test" in line]
+    assert size in line
+
+
+def test_sizes_read_as_people_count_them():
+    assert attachments.show_size(900) == "900 B"
+    assert attachments.show_size(348_160) == "340 KB"
+    assert attachments.show_size(1_258_291) == "1.2 MB"
+    assert attachments.summary([{"size": "1024"}]) == "1 file, 1 KB"
+    assert attachments.summary([]) == ""

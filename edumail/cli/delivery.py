@@ -240,6 +240,8 @@ def outbox(
     from rich.table import Table
     from rich.text import Text
 
+    from edumail import attachments
+
     if ctx.invoked_subcommand is not None:
         return
     project = current_project()
@@ -258,7 +260,9 @@ def outbox(
         console.print("Nothing failed." if failed else "Nothing queued or failed.", soft_wrap=True)
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "state", "to", "template", "from", "attempts", "next try", "why"):
+    sizes = attachments.pending(project, rows[:shown], now_db)  # "2 files, 340 KB", when a template attaches files
+    extra = ["attachments"] if sizes else []
+    for column in ("id", "state", "to", "template", "from", "attempts", "next try", *extra, "why"):
         table.add_column(column, overflow="fold")
     for row in rows[:shown]:
         origin = row["campaign"] or (f"{row['sequence']}/{row['step_id']}" if row["sequence"] else "")
@@ -272,6 +276,7 @@ def outbox(
             origin,
             str(row["attempts"]),
             when if row["state"] == "queued" else "",
+            *([sizes.get(row["id"], "")] if sizes else []),
             row["last_error"] or "",
         )
         table.add_row(*(Text(cell) for cell in cells))  # an address or a server reply is never markup
