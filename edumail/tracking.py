@@ -15,9 +15,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from edumail import (
     clock,
     contacts,
+    dbfault,
     eventdata,
     events,
     forms,
@@ -50,6 +52,8 @@ from edumail.web_providers import ProviderWebhooks
 
 log = logging.getLogger("edumail.tracking")
 REPLAY_WAIT = 1.0  # seconds a request waits to replay the journal; else the next request tries
+TRACK_WAIT = 2.0  # seconds an open or a click waits to be recorded under another process's lock
+BUSY_RETRY_AFTER = 30  # seconds, told to a client whose write met a long lock (503)
 
 PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -165,7 +169,8 @@ class Tracker:
         _, mail = found
         if recording.reachable(mail):
             ip, agent = self._client(request)
-            recording.record_open(store, mail, ip, agent, request.method, clock.now())
+            with _unless_busy(store, "open", mail):
+                recording.record_open(store, mail, ip, agent, request.method, clock.now())
         return True
 
     async def click(self, request: Request) -> Response:
@@ -186,7 +191,10 @@ class Tracker:
         url = str(links[token.index])
         if recording.reachable(mail):
             ip, agent = self._client(request)
-            recording.record_click(store, mail, (token.index, url, len(links)), ip, agent, request.method, clock.now())
+            with _unless_busy(store, "click", mail):
+                recording.record_click(
+                    store, mail, (token.index, url, len(links)), ip, agent, request.method, clock.now()
+                )
         return url
 
     # --- double opt-in ---------------------------------------------------------------
@@ -354,7 +362,24 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+@contextmanager
+def _unless_busy(store: Store, what: str, mail: dict[str, Any]) -> Iterator[None]:
+    """Record an open or a click if the database takes it soon; else the person still gets the pixel or the link."""
+    try:
+        with store.waiting(min(TRACK_WAIT, store.busy_ms / 1000)):
+            yield
+    except sqlite3.OperationalError as exc:
+        if not (dbfault.is_busy(exc) or dbfault.is_full(exc)):
+            raise
+        log.warning("%s of mail %s not recorded: %s", what, mail["id"], dbfault.describe(exc))
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, sqlite3.OperationalError) and dbfault.is_busy(exc):
+        log.warning("%s %s: %s", request.method, request.url.path, dbfault.describe(exc))
+        return PlainTextResponse(
+            "busy: try again in a moment\n", status_code=503, headers={"Retry-After": str(BUSY_RETRY_AFTER)}
+        )
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return PlainTextResponse("internal error: the problem was logged on the server\n", status_code=500)
 

@@ -152,3 +152,23 @@ def test_the_busy_line_names_the_edumail_run_that_holds_a_lease(root, store):
         )
     assert done.returncode == 1
     assert "another edumail process (`run`, pid 4242 on cron-host) holds it" in done.stderr
+
+
+def test_a_click_during_a_long_lock_still_leads_to_the_link(root, store, client):
+    from tracking_support import LINKS
+
+    mail = sent_mail(store, contact(store, "lea@example.org"))
+    click = "/c/" + tokens.sign(SECRET, tokens.Token("c", mail, 1))
+    pixel = "/o/" + tokens.sign(SECRET, tokens.Token("o", mail)) + ".gif"
+    with write_lock_held(root / "edumail.db"):
+        response = client.get(click, follow_redirects=False)
+        assert response.status_code == 302 and response.headers["location"] == LINKS[1]
+        assert client.get(pixel).status_code == 200
+
+
+def test_another_page_during_a_long_lock_answers_503_with_retry_after(root, store, client):
+    mail = sent_mail(store, contact(store, "lea@example.org"))
+    assert client.post(u(mail), data={"scope": "all"}).status_code == 200
+    with write_lock_held(root / "edumail.db"):
+        response = client.post(u(mail), data={"action": "undo"})  # undone only once it can be written
+    assert response.status_code == 503 and response.headers["retry-after"] == "30"
