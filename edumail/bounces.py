@@ -177,14 +177,14 @@ def _status_blocks(report: Message) -> list[Message]:
 
 
 def _block_failure(block: Message) -> Failure | None:
-    action = _unfold(block.get("Action", "")).lower().split(" ")[0]
+    action = unfold(block.get("Action", "")).lower().split(" ")[0]
     if action in ("delivered", "relayed", "expanded", "delayed"):
         return None  # a delay notice (RFC 3464 `delayed`) says the server is still trying: not a bounce
     address = _address(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
     if not address:
         return None
-    diagnostic = _unfold(block.get("Diagnostic-Code", ""))
-    status = _status(_unfold(block.get("Status", ""))) or _status(diagnostic)
+    diagnostic = unfold(block.get("Diagnostic-Code", ""))
+    status = _status(unfold(block.get("Status", ""))) or _status(diagnostic)
     if not status:
         status = "5.0.0"
     return Failure(address, _kind(status, action), status, action or "failed", _strip_type(diagnostic))
@@ -227,7 +227,7 @@ def _original_ids(msg: Message) -> list[str]:
     for part in msg.walk():
         kind = part.get_content_type()
         if kind == "text/rfc822-headers":
-            headers = HeaderParser().parsestr(_decoded(part))
+            headers = HeaderParser().parsestr(decoded(part))
             found += _MSGID.findall(str(headers.get("Message-ID", "")))
         elif kind == "message/rfc822":
             inner = part.get_payload()
@@ -243,11 +243,12 @@ def _text_of(msg: Message) -> str:
     texts = []
     for part in msg.walk():
         if part.get_content_maintype() == "text":
-            texts.append(_decoded(part))
+            texts.append(decoded(part))
     return "\n".join(texts)
 
 
-def _decoded(part: Message) -> str:
+def decoded(part: Message) -> str:
+    """A MIME part's text, decoded from its transfer encoding and charset (bad bytes replaced)."""
     data = part.get_payload(decode=True)
     if isinstance(data, bytes):
         return data.decode(part.get_content_charset() or "utf-8", "replace")
@@ -255,7 +256,8 @@ def _decoded(part: Message) -> str:
     return payload if isinstance(payload, str) else ""
 
 
-def _unfold(value: Any) -> str:
+def unfold(value: Any) -> str:
+    """A header value on one line, runs of whitespace as one space."""
     return " ".join(str(value or "").split())
 
 
@@ -266,7 +268,7 @@ def _strip_type(value: str) -> str:
 
 
 def _address(value: str) -> str:
-    text = _strip_type(_unfold(value))
+    text = _strip_type(unfold(value))
     _, address = parseaddr(text)
     address = (address or text).strip().strip("<>").lower()
     return address if "@" in address else ""

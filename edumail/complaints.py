@@ -121,10 +121,10 @@ def parse_report(msg: Message, raw: bytes, label: str, now: datetime) -> Complai
         label=label,
         key="arf:" + bounces.message_key(msg, raw),
         at=bounces.message_date(msg, now),
-        feedback_type=_unfold(fields.get("Feedback-Type", "")).lower() or "abuse",
+        feedback_type=bounces.unfold(fields.get("Feedback-Type", "")).lower() or "abuse",
         original_ids=list(dict.fromkeys(ids)),
         addresses=addresses,
-        user_agent=_unfold(fields.get("User-Agent", "")),
+        user_agent=bounces.unfold(fields.get("User-Agent", "")),
     )
 
 
@@ -135,7 +135,7 @@ def _feedback_fields(msg: Message) -> Message | None:
         payload = part.get_payload()
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             return payload[0]
-        return HeaderParser().parsestr(_decoded(part).strip() + "\n")
+        return HeaderParser().parsestr(bounces.decoded(part).strip() + "\n")
     return None
 
 
@@ -144,7 +144,7 @@ def _returned_headers(msg: Message) -> Message | None:
     for part in msg.walk():
         kind = part.get_content_type()
         if kind == "text/rfc822-headers":
-            return HeaderParser().parsestr(_decoded(part))
+            return HeaderParser().parsestr(bounces.decoded(part))
         if kind == "message/rfc822":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
@@ -154,23 +154,11 @@ def _returned_headers(msg: Message) -> Message | None:
 
 def _addresses(values: list[Any]) -> list[str]:
     found = []
-    for _, address in getaddresses([_unfold(v) for v in values]):
+    for _, address in getaddresses([bounces.unfold(v) for v in values]):
         address = address.strip().strip("<>").lower()
         if "@" in address and address not in found:
             found.append(address)
     return found
-
-
-def _decoded(part: Message) -> str:
-    data = part.get_payload(decode=True)
-    if isinstance(data, bytes):
-        return data.decode(part.get_content_charset() or "utf-8", "replace")
-    payload = part.get_payload()
-    return payload if isinstance(payload, str) else ""
-
-
-def _unfold(value: Any) -> str:
-    return " ".join(str(value or "").split())
 
 
 # --- recording -------------------------------------------------------------------------------
