@@ -18,7 +18,10 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from edumail import eventdata, events
-from edumail.bounce_charge import mark_bounced  # noqa: F401 (SPEC 19's rule; callers say contacts.mark_bounced)
+from edumail.bounce_charge import (
+    charged_contact,
+    mark_bounced,  # noqa: F401 (SPEC 19's rule; callers say contacts.mark_bounced)
+)
 from edumail.errors import InputError, NotFound
 from edumail.store import Store
 
@@ -188,6 +191,21 @@ def record_event(
         if name not in _NOT_INBOUND and not machine:
             store.touch_inbound(contact_id, stamp)
     return event_id
+
+
+def record_sent(store: Store, mail: dict[str, Any], *, at: datetime, data: dict[str, Any]) -> None:
+    """A mail the server accepted: its contact's email_sent event, and the soft-bounce streak it ends (SPEC 19).
+
+    Delivery calls it as the mail goes; the journal when it replays a mail a full disk kept aside.
+    """
+    if mail.get("contact_id") is None:
+        return
+    contact_id = int(mail["contact_id"])
+    record_event(
+        store, contact_id, events.EMAIL_SENT, at=at, data=data, source="delivery", now=at, mail_id=int(mail["id"])
+    )
+    if charged_contact(mail) is not None:
+        store.clear_soft_bounces(contact_id)
 
 
 def record_event_for(

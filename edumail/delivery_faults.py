@@ -14,8 +14,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import contacts, dbfault, events, journal
-from edumail.bounce_charge import charged_contact
+from edumail import contacts, dbfault, journal
 
 if TYPE_CHECKING:
     from edumail import lease
@@ -34,19 +33,7 @@ def record_sent(
     try:
         with write, store.transaction():
             store.mark_mail_sent(mail_id, at, composed.subject, composed.links)
-            if mail.get("contact_id") is not None:
-                contacts.record_event(
-                    store,
-                    int(mail["contact_id"]),
-                    events.EMAIL_SENT,
-                    at=at,
-                    data=data,
-                    source="delivery",
-                    now=at,
-                    mail_id=mail_id,
-                )
-            if charged_contact(mail) is not None:  # a mail to the contact went: soft bounces count again
-                store.clear_soft_bounces(int(mail["contact_id"]))
+            contacts.record_sent(store, mail, at=at, data=data)
     except sqlite3.DatabaseError as exc:
         if not dbfault.is_full(exc):
             raise

@@ -118,7 +118,7 @@ def keep_sent(database: Path, mail: dict[str, Any], at: datetime, subject: str, 
 
 
 def _apply_sent(store: Store, entry: dict[str, Any]) -> None:
-    from edumail import contacts, events
+    from edumail import contacts
 
     mail_id = int(entry["mail_id"])
     mail = store.mail(mail_id)
@@ -128,18 +128,7 @@ def _apply_sent(store: Store, entry: dict[str, Any]) -> None:
         return  # gone, or already recorded in full
     at = clock.from_db(str(entry["at"]))
     store.complete_sent_mail(mail_id, at, str(entry["subject"]), list(entry["links"]))
-    if entry.get("contact_id") is not None:
-        data = entry["data"]
-        contacts.record_event(
-            store,
-            int(entry["contact_id"]),
-            events.EMAIL_SENT,
-            at=at,
-            data=data,
-            source="delivery",
-            now=at,
-            mail_id=mail_id,
-        )
+    contacts.record_sent(store, mail, at=at, data=entry["data"])
 
 
 def _forgotten(store: Store, contact_id: int | None) -> bool:
