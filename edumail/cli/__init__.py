@@ -13,8 +13,11 @@ import typer
 from typer.core import TyperGroup
 
 from edumail import __version__, dbfault
+from edumail.cli import coercion
 from edumail.cli.common import err_console, escape, reset, state
 from edumail.errors import EdumailError
+
+coercion.install()  # str, int, bool, Path and list[str] options converted without pydantic
 
 # `edumail --help` lists commands in the order a centre meets them.
 _ORDER = (
