@@ -223,6 +223,69 @@ def test_a_bad_option_value_is_still_worded_by_typer(cli):
     assert cli("contacts", "list", "--limit", "+3").exit_code == 0
 
 
+def test_help_imports_no_command_module():
+    # `edumail --help` lists the commands from cli/lazy.py's table; `run` loads cli/engine.py only.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nsys.argv = ['edumail', '--help']\nfrom edumail.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('edumail.cli.')), file=sys.stderr)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Usage:" in result.stdout
+    assert ast.literal_eval(result.stderr.strip().splitlines()[-1]) == [
+        "edumail.cli.coercion",
+        "edumail.cli.common",
+        "edumail.cli.lazy",
+    ]
+
+
+def test_run_imports_only_its_own_command_module(project_dir):
+    code = (
+        "import sys\nsys.argv = ['edumail', 'run', '--once']\nfrom edumail.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edumail.cli.')), file=sys.stderr)"
+    )
+    env = {**os.environ, "EDUMAIL_PROJECT": str(project_dir), "EDUMAIL_NOW": "2026-12-01T08:00:00+01:00"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert "Nothing was due" in result.stdout, result.stderr
+    loaded = ast.literal_eval(result.stderr.strip().splitlines()[-1])
+    assert loaded == ["edumail.cli.coercion", "edumail.cli.common", "edumail.cli.engine", "edumail.cli.lazy"]
+
+
+def test_the_table_of_commands_matches_the_commands():
+    """cli/lazy.py says, without importing them, what each command's modules register and its help."""
+    import importlib
+    import pkgutil
+
+    from typer._click.utils import make_default_short_help
+
+    import edumail.cli
+    from edumail.cli import lazy
+
+    for module in pkgutil.iter_modules(edumail.cli.__path__):
+        importlib.import_module(f"edumail.cli.{module.name}")
+    homes: dict[str, set[str]] = {}
+    for info in app.registered_commands:
+        name = info.name or typer.main.get_command_name(info.callback.__name__)
+        homes.setdefault(name, set()).add(info.callback.__module__.rsplit(".", 1)[1])
+    for info in app.registered_groups:
+        modules = {c.callback.__module__.rsplit(".", 1)[1] for c in info.typer_instance.registered_commands}
+        homes.setdefault(info.name, set()).update(modules)
+    assert {name: set(modules) for name, (modules, _) in lazy.COMMANDS.items()} == homes
+    group = typer.main.get_command(app)
+    for name, (_, text) in lazy.COMMANDS.items():
+        command = dict.get(group.commands, name) or group.commands[name]
+        assert not command.hidden and not command.deprecated
+        for limit in (30, 45, 70, 200):
+            assert command.get_short_help_str(limit) == make_default_short_help(text, limit), name
+
+
 def test_rich_markup_in_contact_data_is_printed_as_written(cli, project_dir, tmp_path):
     csv = tmp_path / "c.csv"
     csv.write_text(

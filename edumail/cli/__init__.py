@@ -13,37 +13,11 @@ import typer
 from typer.core import TyperGroup
 
 from edumail import __version__, dbfault
-from edumail.cli import coercion
+from edumail.cli import coercion, lazy
 from edumail.cli.common import err_console, escape, reset, state
 from edumail.errors import EdumailError
 
 coercion.install()  # str, int, bool, Path and list[str] options converted without pydantic
-
-# `edumail --help` lists commands in the order a centre meets them.
-_ORDER = (
-    "init",
-    "check",
-    "demo",
-    "contacts",
-    "event",
-    "events",
-    "sessions",
-    "audit",
-    "preview",
-    "run",
-    "plan",
-    "send",
-    "outbox",
-    "serve",
-    "forms",
-    "stats",
-    "bounces",
-    "complaints",
-    "inbox",
-    "providers",
-    "purge",
-    "secret",
-)
 
 
 def _fail(message: str) -> NoReturn:
@@ -55,9 +29,30 @@ def _fail(message: str) -> NoReturn:
 class _Group(TyperGroup):
     """Turns EdumailError into a message and exit 1, wherever it is raised."""
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.commands = lazy.LazyCommands(self.commands, lambda name: lazy.build(app, name))
+
     def list_commands(self, ctx: Any) -> list[str]:
-        names = super().list_commands(ctx)
-        return [n for n in _ORDER if n in names] + [n for n in names if n not in _ORDER]
+        """In the order a centre meets them, without importing them."""
+        return [*lazy.COMMANDS, *(n for n in dict.keys(self.commands) if n not in lazy.COMMANDS)]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """`edumail --help`'s list, from the table of commands (lazy.py): no command module is imported."""
+        from gettext import gettext as _
+
+        from typer._click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [
+            (n, make_default_short_help(lazy.COMMANDS[n][1], limit))
+            if n in lazy.COMMANDS
+            else (n, self.commands[n].get_short_help_str(limit))
+            for n in names
+        ]
+        with formatter.section(_("Commands")):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -108,20 +103,6 @@ def _root(
 ) -> None:
     """E-mail automation for training centres: sequences, campaigns, tracking, consent."""
     state.project_dir = project
-
-
-# Register the commands, one module per area.
-from edumail.cli import contacts as _contacts  # noqa: E402,F401
-from edumail.cli import delivery as _delivery  # noqa: E402,F401
-from edumail.cli import engine as _engine  # noqa: E402,F401
-from edumail.cli import forms as _forms  # noqa: E402,F401
-from edumail.cli import gdpr as _gdpr  # noqa: E402,F401
-from edumail.cli import hygiene as _hygiene  # noqa: E402,F401
-from edumail.cli import preview as _preview  # noqa: E402,F401
-from edumail.cli import project as _project  # noqa: E402,F401
-from edumail.cli import providers as _providers  # noqa: E402,F401
-from edumail.cli import sessions as _sessions  # noqa: E402,F401
-from edumail.cli import tracking as _tracking  # noqa: E402,F401
 
 
 def main() -> None:
