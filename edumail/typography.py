@@ -13,10 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import jinja2
-
-from edumail.render_sandbox import FilterError
-
 NBSP = "\u00a0"
 
 # Markup that is not text: comments (Outlook's conditional ones included), style and script blocks, tags.
@@ -117,6 +113,10 @@ def _article(text: str) -> tuple[str | None, str]:
 
 def elide_filter(value: Any, preposition: str = "de") -> str:
     """The `de` and `elide` template filters: `{{ sender.name | de }}`, `{{ sender.name | elide("à") }}`."""
+    import jinja2  # only a template calls this filter: the alerts' French spacing does not load Jinja
+
+    from edumail.render_sandbox import FilterError
+
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:

@@ -47,6 +47,22 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+_CParser: Any = getattr(yaml.cyaml, "CParser", None) if yaml.__with_libyaml__ else None  # libyaml's parser
+
+
+class _FastLoader(*((_CParser,) if _CParser else ()), yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+    """The same constructors over libyaml's parser: about 8 times faster on a sequence file (start-up, issue 17).
+
+    Used only for text it reads without a complaint; any error is re-read by the pure-Python `_Loader`,
+    whose messages (and line numbers) `explain` knows.
+    """
+
+    def __init__(self, stream: str) -> None:
+        _CParser.__init__(self, stream)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
     loader.flatten_mapping(node)
     result = YDict()
@@ -77,9 +93,10 @@ def _construct_timestamp_as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
+for _loader in (_Loader, _FastLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    _loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
 
 
 MAX_NODES = 100_000  # values after expanding aliases (*name): far more than any real file, far less than a bomb
@@ -87,9 +104,18 @@ MAX_NODES = 100_000  # values after expanding aliases (*name): far more than any
 
 def loads(text: str, name: str) -> Any:
     """Parse YAML text; syntax errors become ConfigError at `name:line`, in words a non-programmer acts on."""
+    if _CParser is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            return _parse(_FastLoader, text, name)
+        except (ConfigError, yaml.YAMLError, RecursionError):
+            pass  # read again by the pure-Python parser, whose words and lines the errors below are in
+    return _parse(_Loader, text, name)
+
+
+def _parse(loader_class: type[Any], text: str, name: str) -> Any:
     loader = None
     try:
-        loader = _Loader(text)
+        loader = loader_class(text)
         node = loader.get_single_node()
         if node is None:
             return None

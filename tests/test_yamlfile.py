@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edumail import yamlfile
 from edumail.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SEQUENCE = """\
 name: relance
@@ -100,3 +104,53 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path):
     folder.mkdir()  # reading a folder fails for every user, root included
     with pytest.raises(ConfigError, match="edumail.yaml: cannot read the file"):
         yamlfile.load(folder)
+
+
+def _shape(value):
+    """A loaded value with the lines it remembers, to compare two parsers exactly."""
+    if isinstance(value, yamlfile.YDict):
+        return ("map", value.line, [(k, value.key_lines[k], _shape(v)) for k, v in value.items()])
+    if isinstance(value, yamlfile.YList):
+        return ("seq", value.line, value.item_lines, [_shape(v) for v in value])
+    return (type(value).__name__, value)
+
+
+TRICKY = [
+    "a: 1\nb: [x, {c: d}]\n",
+    "steps:\n  - wait: 1d\n    send: x\n  -   if: {opened: x}\n      tag: y\n",
+    'when: 2026-12-01T09:00:00\nday: 2026-12-01\ntext: "é à ü \\u00a0"\n',
+    "base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n",
+    "multi: |\n  line one\n  line two\nfolded: >\n  a\n  b\n",
+    "yes: yes\nno: no\nnull: ~\nfloat: 1.5e3\noct: 0o17\n",
+    "# only a comment\n",
+    "",
+    "\ufeffkey: value\n",
+    "list:\n- a\n- b\n\n\nend: true\n",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+@pytest.mark.skipif(yamlfile._CParser is None, reason="PyYAML without libyaml")
+def test_the_libyaml_reading_is_the_pure_python_one(text):
+    fast = yamlfile._parse(yamlfile._FastLoader, text, "x.yaml")
+    pure = yamlfile._parse(yamlfile._Loader, text, "x.yaml")
+    assert _shape(fast) == _shape(pure)
+
+
+@pytest.mark.skipif(yamlfile._CParser is None, reason="PyYAML without libyaml")
+def test_the_library_files_read_the_same_with_both_parsers():
+    files = sorted(ROOT.glob("sequences/*.yaml")) + sorted(ROOT.glob("forms/*.yaml"))
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8-sig")
+        fast = yamlfile._parse(yamlfile._FastLoader, text, path.name)
+        assert _shape(fast) == _shape(yamlfile._parse(yamlfile._Loader, text, path.name))
+
+
+@pytest.mark.parametrize("text", ["a: 1\n\tb: 2\n", "a: [1, 2\n", "a: 1\na: 2\n", "a: \x07\n", "k: {{ x }}\n"])
+def test_an_error_is_worded_by_the_pure_python_parser(text):
+    with pytest.raises(ConfigError) as fast:
+        yamlfile.loads(text, "x.yaml")
+    with pytest.raises(ConfigError) as pure:
+        yamlfile._parse(yamlfile._Loader, text, "x.yaml")
+    assert str(fast.value) == str(pure.value)

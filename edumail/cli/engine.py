@@ -42,23 +42,15 @@ def run(
 
 
 def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
-    from rich.markup import escape
-    from rich.table import Table
+    from edumail.cli.common import escape
 
     report = summary.engine
     console.print(f"edumail run at {clock.show(summary.now, tz)} ({tz.key})")
     if summary.dry_run:
         console.print("[yellow]dry run: nothing was changed or sent; this is what the run would do[/yellow]")
-    table = Table(show_edge=False, pad_edge=False)
-    columns = ("entered", "sent", "done", "skipped", "exited", "completed")
-    table.add_column("sequence")
-    for column in columns:
-        table.add_column("queued" if column == "sent" else column, justify="right")
     rows = report.by_sequence()
-    for name in sorted(rows):
-        table.add_row(name, *(str(rows[name].get(c, 0) or "") for c in columns))
     if rows:
-        console.print(table)
+        console.print(_run_table(rows))
     else:
         console.print("Nothing was due.")
     reasons = report.skip_reasons()
@@ -91,6 +83,19 @@ def _print_run(summary, tz) -> None:  # type: ignore[no-untyped-def]
         console.print(f"[red]error:[/red] {escape(error)}")
     for alert in summary.alerts:
         console.print(f"[yellow]{escape(alert)}[/yellow]", soft_wrap=True)
+
+
+def _run_table(rows):  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    columns = ("entered", "sent", "done", "skipped", "exited", "completed")
+    table.add_column("sequence")
+    for column in columns:
+        table.add_column("queued" if column == "sent" else column, justify="right")
+    for name in sorted(rows):
+        table.add_row(name, *(str(rows[name].get(c, 0) or "") for c in columns))
+    return table
 
 
 @app.command()
