@@ -254,6 +254,12 @@ ALTER TABLE mails ADD COLUMN first_attempt_at TEXT;                 -- the first
 UPDATE mails SET first_attempt_at = sending_at WHERE state = 'queued' AND attempts > 0;
 """
 
+# startup17 (issue 17): an `inactive:` trigger finds who went quiet through the last sign of life, by range,
+# not by reading every contact at each run.
+V13 = """
+CREATE INDEX contacts_last_sign ON contacts(COALESCE(last_inbound_at, created_at)) WHERE forgotten_at IS NULL;
+"""
+
 # (version, SQL script), sorted by version. Versions are reserved per change; the store applies
 # every listed version it has not recorded yet, so a lower one may land after a higher one.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -262,4 +268,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (3, V3),
     (6, V6),
     (11, V11),
+    (13, V13),
 ]
