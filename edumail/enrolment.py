@@ -190,6 +190,12 @@ class Enrolment:
         if sequence.trigger.kind == "at":
             moment = sequence.trigger.at
             return moment if never and moment is not None and moment <= now else None
+        # The next firing after `last`, kept from an earlier run for the same schedule and zone: a run before
+        # it decides without APScheduler (its import is most of what a cron line with nothing due costs).
+        key, mark = f"schedule.next:{sequence.name}", f"{self.tz} {clock.to_db(last)} {sequence.trigger.schedule}"
+        kept, _, kept_mark = (self.store.get_meta(key) or "").partition(" ")
+        if kept and kept_mark == mark and clock.from_db(kept) > now:
+            return None
         cron = sequence.cron(self.tz)
         latest = None
         probe = cron.get_next_fire_time(None, last + timedelta(seconds=1))
@@ -198,6 +204,12 @@ class Enrolment:
                 break
             latest = probe
             probe = cron.get_next_fire_time(latest, latest + timedelta(seconds=1))
+        if probe is not None:
+            after = last if latest is None else latest
+            with self.store.transaction():
+                self.store.set_meta(
+                    key, f"{clock.to_db(probe)} {self.tz} {clock.to_db(after)} {sequence.trigger.schedule}"
+                )
         return None if latest is None else latest.astimezone(clock.UTC)
 
     def next_firing(self: Engine, after: datetime) -> datetime | None:

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from edumail import clock, events, yamlfile
+from edumail import clock, cron_text, events, yamlfile
 from edumail.conditions import names, parse, parse_audience
 from edumail.errors import InputError, Problem
 from edumail.sequence_model import (
@@ -160,10 +160,11 @@ def _trigger(raw: Any, file: str, line: int, tz: Any, problems: list[Problem]) -
         delta = _duration(value, "trigger.inactive", file, kline, problems)
         return None if delta is None else Trigger("inactive", line, inactive=delta)
     if kind == "schedule":
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(str(value), timezone=tz)
+            if not cron_text.plainly_valid(str(value)):  # the usual forms need no APScheduler import
+                from apscheduler.triggers.cron import CronTrigger
+
+                CronTrigger.from_crontab(str(value), timezone=tz)
         except (ValueError, TypeError) as exc:
             problems.append(
                 Problem(

@@ -230,3 +230,16 @@ def test_events_recorded_by_other_parts_trigger_sequences(root: Path) -> None:
     contacts.add_tags(project.store(), ada, ["vip"], T("2026-12-01T09:00"), "cli")
     run(project, "2026-12-01T09:00")
     assert len(mails(project, ada)) == 1
+
+
+def test_an_edited_schedule_fires_on_its_new_day(root: Path) -> None:
+    # The next firing a run keeps (so that a run before it needs no cron arithmetic) is the old schedule's:
+    # an edit must not wait for it.
+    write_sequence(root, "lettre", 'reenter: true\ntrigger:\n  schedule: "0 9 * * mon"\nsteps:\n  - send: newsletter\n')
+    project = open_project(root)
+    add_contact(project, "ada@example.org")
+    run(project, "2026-12-01T08:00")  # Tuesday: the next Monday firing is the 7th
+    run(project, "2026-12-02T08:00")
+    write_sequence(root, "lettre", 'reenter: true\ntrigger:\n  schedule: "0 9 * * wed"\nsteps:\n  - send: newsletter\n')
+    run(project, "2026-12-02T09:10")  # Wednesday
+    assert sent(project) == [("newsletter", "newsletter", "2026-12-02T09:00")]
