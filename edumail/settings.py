@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
 from edumail import yamlfile
@@ -244,6 +243,8 @@ def _timezone(value: Any) -> str:
 
 
 def _locale(value: Any) -> str:
+    from babel import Locale, UnknownLocaleError  # only a project that names its locale pays babel's import
+
     try:
         Locale.parse(_str(value))
     except (UnknownLocaleError, ValueError):
