@@ -17,10 +17,13 @@ The work follows what is due, not the history: SQL selects through indexes
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,13 +172,20 @@ def _run(root: Path, at: str, *, dry_run: bool = False, deliver: bool = True) ->
     }
 
 
-def _run_cli(root: Path, at: str) -> float:
-    """The real command, `edumail run --once`, timed around its whole process (start-up included)."""
+def _run_cli(root: Path, at: str, runs: int = 5) -> tuple[float, float]:
+    """The real command, `edumail run --once`, timed around its whole process (start-up included):
+    the median wall and CPU (user + sys) seconds of `runs` processes."""
     env = {**os.environ, "EDUMAIL_NOW": at, "EDUMAIL_PROJECT": str(root)}
     env.pop("EDUMAIL_SECRET", None)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "edumail", "run", "--once"], env=env, check=True, capture_output=True)
-    return round(time.perf_counter() - started, 3)
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "edumail", "run", "--once"], env=env, check=True, capture_output=True)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return round(statistics.median(walls), 3), round(statistics.median(cpus), 3)
 
 
 def _queued(root: Path) -> int:
@@ -192,6 +202,7 @@ def measure(
     root.mkdir()
     try:
         _project(root)
+        compileall.compile_dir(REPO / "edumail", quiet=1)  # bytecode, as an installed package has it
         started = time.perf_counter()
         # In a process of its own, so that this one stays small while it measures.
         generate = [
@@ -213,7 +224,7 @@ def measure(
         }
         figures["first_sight"] = _run(root, "2026-12-01T08:00:00+01:00")
         figures["nothing_due"] = _run(root, "2026-12-01T08:01:00+01:00")
-        figures["nothing_due_cli"] = _run_cli(root, "2026-12-01T08:01:30+01:00")
+        figures["nothing_due_cli"], figures["nothing_due_cli_cpu"] = _run_cli(root, "2026-12-01T08:01:30+01:00")
         _due_events(root, due, "2026-12-01T08:02:00+01:00")
         figures["enrol_due"] = _run(root, "2026-12-01T08:03:00+01:00")
         figures["due_steps"] = due
@@ -264,6 +275,10 @@ def main() -> None:
     print(f"  peak memory {figures['peak_mb']} MB: {verdict}")
     print(
         f"  (a process spends {figures['nothing_due']['import_seconds']:.2f} s starting Python and importing edumail)"
+    )
+    print(
+        f"  edumail run --once, nothing due, whole process: {figures['nothing_due_cli']:.3f} s,"
+        f" CPU {figures['nothing_due_cli_cpu']:.3f} s (median of 5; target <= 0.30 s)"
     )
 
 

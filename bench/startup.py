@@ -3,19 +3,24 @@
     python bench/startup.py [--contacts 100000] [--events 200000]
 
 Figures:
-  - `edumail --help`: the median of 9 processes (every cron line pays this start-up; target <= 0.15 s);
+  - `edumail --help`: the median of 9 processes, wall and CPU (user + sys) time (every cron line pays this
+    start-up; target <= 0.15 s);
   - `edumail contacts import` of a CSV of N contacts into an empty project (target >= 30,000 rows/s);
   - `edumail events import` of a CSV of M events for those contacts and as many new addresses
     (target >= 50,000 rows/s).
-Each import is timed around the whole process, start-up included.
+Each import is timed around the whole process, start-up included. edumail's bytecode is compiled first, as
+an installed package has it (pip compiles at install; a checkout run with PYTHONDONTWRITEBYTECODE would
+otherwise compile every module in every process).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,6 +32,26 @@ from typing import Any
 
 EDUMAIL = [sys.executable, "-m", "edumail"]
 SETTINGS = "sender:\n  name: Centre de formation Exemple\n  email: contact@centre.example\ntimezone: Europe/Paris\n"
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edumail"
+
+
+def compile_package() -> None:
+    """edumail's bytecode, as an installed package has it."""
+    compileall.compile_dir(PACKAGE, quiet=1)
+
+
+def timed_process(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one process: CPU is its user + sys time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[2:])} failed: {done.stderr[-500:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _process(args: list[str], root: Path | None = None) -> float:
@@ -41,9 +66,12 @@ def _process(args: list[str], root: Path | None = None) -> float:
     return seconds
 
 
-def help_seconds(runs: int = 9) -> float:
-    """Median wall time of `edumail --help` processes."""
-    return statistics.median(_process(["--help"]) for _ in range(runs))
+def help_seconds(runs: int = 9) -> tuple[float, float]:
+    """Median wall and CPU time of `edumail --help` processes."""
+    compile_package()
+    env = {**os.environ}
+    timings = [timed_process([*EDUMAIL, "--help"], env) for _ in range(runs)]
+    return statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
 
 
 def _contacts_csv(path: Path, n: int) -> None:
@@ -73,7 +101,8 @@ def measure(contacts: int = 100_000, events: int = 200_000) -> dict[str, Any]:
         (root / "edumail.yaml").write_text(SETTINGS, encoding="utf-8")
         _contacts_csv(base / "contacts.csv", contacts)
         _events_csv(base / "events.csv", events, contacts)
-        figures: dict[str, Any] = {"help_seconds": round(help_seconds(), 3)}
+        wall, cpu = help_seconds()
+        figures: dict[str, Any] = {"help_seconds": round(wall, 3), "help_cpu_seconds": round(cpu, 3)}
         seconds = _process(["contacts", "import", str(base / "contacts.csv"), "--consent", "unknown"], root)
         figures["contacts_import"] = {"rows": contacts, "seconds": round(seconds, 2), "rows_per_s": contacts / seconds}
         seconds = _process(["events", "import", str(base / "events.csv")], root)
@@ -93,7 +122,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"edumail --help                         {figures['help_seconds']:.3f} s (target <= 0.15 s)")
+    print(
+        f"edumail --help                         {figures['help_seconds']:.3f} s,"
+        f" CPU {figures['help_cpu_seconds']:.3f} s (target <= 0.15 s)"
+    )
     for key, target in (("contacts_import", 30_000), ("events_import", 50_000)):
         f = figures[key]
         print(
