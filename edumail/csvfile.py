@@ -119,31 +119,42 @@ def rows(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[str], 
     names = [normalise_header(h) for h in header]
     if 1 in undecodable:
         raise InputError(f"{path}:1: header not valid in the file's encoding; save the sheet as CSV UTF-8")
-    unclosed = _unclosed_quote(text, delimiter)
+    unclosed = _unclosed_quote(text, delimiter) if '"' in text else None  # no quote, none left open
     keys = [(aliases or {}).get(name, name) for name in names]
+    named = all(keys)
 
     def generate() -> Iterator[tuple[int, dict[str, str]]]:
         line = 1
+        careful = unclosed is not None or bool(undecodable)
         try:
             for values in reader:
                 first, line = line + 1, reader.line_num
-                if first == unclosed:
-                    yield (
-                        first,
-                        BadRow(
-                            "a quote opens on this line and is never closed, so every later row was read as one"
-                            " cell; close the quote (or remove it) and import again"
-                        ),
-                    )
+                if careful:
+                    bad = _bad_row(first, line, unclosed, undecodable)
+                    if bad is not None:
+                        yield bad
+                        continue
+                cells = list(map(str.strip, values))
+                if not any(cells):
                     continue
-                bad = undecodable and sorted(undecodable.intersection(range(first, line + 1)))
-                if bad:
-                    yield bad[0], BadRow(_ENCODING_PROBLEM)
-                    continue
-                if not "".join(values).strip():
-                    continue
-                yield line, {n: v.strip() for n, v in zip(keys, values, strict=False) if n}
+                if named:
+                    yield line, dict(zip(keys, cells, strict=False))
+                else:
+                    yield line, {n: v for n, v in zip(keys, cells, strict=False) if n}
         except csv.Error as exc:
             raise InputError(f"{path}:{line + 1}: not readable as CSV ({exc})") from None
 
     return names, generate()
+
+
+def _bad_row(first: int, last: int, unclosed: int | None, undecodable: set[int]) -> tuple[int, BadRow] | None:
+    """(line, problem) of a row on physical lines first..last that cannot be read, or None."""
+    if first == unclosed:
+        return first, BadRow(
+            "a quote opens on this line and is never closed, so every later row was read as one"
+            " cell; close the quote (or remove it) and import again"
+        )
+    bad = undecodable and sorted(undecodable.intersection(range(first, last + 1)))
+    if bad:
+        return bad[0], BadRow(_ENCODING_PROBLEM)
+    return None
