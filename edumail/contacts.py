@@ -133,15 +133,16 @@ class Found:
 
 
 def record_events_by_address(
-    store: Store, rows: list[tuple[str, str, datetime, dict[str, Any]]], *, source: str, created_by: str, now: datetime
+    store: Store, rows: list[tuple[str, str, str, str, str | None]], *, source: str, created_by: str, now: datetime
 ) -> Found:
-    """Many (address, name, at, data) events at once, as record_event_for: a new address becomes a contact
-    (consent unknown), a forgotten person is not recreated and their rows are dropped (Found.forgotten)."""
-    latest: dict[str, datetime] = {}
-    for address, name, at, _ in rows:
-        if name not in _NOT_INBOUND and (address not in latest or latest[address] < at):
+    """Many events at once, as record_event_for, each (address, name, then as the store keeps them: at as
+    to_db's text, data as JSON text, its session): a new address becomes a contact (consent unknown), a
+    forgotten person is not recreated and their rows are dropped (Found.forgotten)."""
+    latest: dict[str, str] = {}  # to_db's text sorts as the times do
+    for address, name, at, _, _ in rows:
+        if name not in _NOT_INBOUND and latest.get(address, "") < at:
             latest[address] = at
-    addresses = list(dict.fromkeys(address for address, *_ in rows))
+    addresses = list(dict.fromkeys([row[0] for row in rows]))
     with store.transaction():
         ids = store.contact_ids_by_email(addresses)
         new = [address for address in addresses if address not in ids]
@@ -151,9 +152,11 @@ def record_events_by_address(
         created = [address for address in new if address not in forgotten]
         proof = {"created_by": created_by}
         ids.update(store.insert_bare_contacts(created, events.UNKNOWN, now, created_by, proof, inbound=latest))
-        store.insert_events([(ids[a], name, at, data) for a, name, at, data in rows if a in ids], source, now)
+        store.insert_encoded_events(
+            [(ids[a], name, at, data, session) for a, name, at, data, session in rows if a in ids], source, now
+        )
         fresh = set(created)
-        store.touch_inbound_many({ids[a]: at for a, at in latest.items() if a in ids and a not in fresh})
+        store.touch_inbound_texts({ids[a]: at for a, at in latest.items() if a in ids and a not in fresh})
     return Found(ids, len(created), forgotten)
 
 

@@ -25,6 +25,7 @@ from edumail.contacts import (
 from edumail.contacts_update import Updates, fields_from_row
 from edumail.errors import InputError
 from edumail.store import Store
+from edumail.store.contacts import session_of
 
 
 @dataclass
@@ -79,6 +80,10 @@ _ALIASES = {
     **import_rules.COLUMN_ALIASES,
 }
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # json.dumps(..., options) makes one per call
+
+
+_Event = tuple[str, str, str, str, "str | None"]  # address, name, then at, data and session as stored
+_EVENT_COLUMNS = frozenset(("email", "name", "at"))  # the other columns of an events file are its data
 
 
 @dataclass
@@ -274,9 +279,11 @@ def import_events(
     assert problems is not None
     parsed = _parse_events(store, reader, path.name, now, tz, report)
     source, created_by = f"import {path.name}", f"events import {path.name}"
-    found = record_events_by_address(store, [row[1:] for row in parsed], source=source, created_by=created_by, now=now)
+    found = record_events_by_address(
+        store, [row for _, row, _ in parsed], source=source, created_by=created_by, now=now
+    )
     report.contacts_created, report.recorded = found.created, len(parsed)
-    for line, address, *_ in parsed:
+    for line, (address, *_), _ in parsed if found.forgotten else ():
         if address in found.forgotten:
             problems.append(
                 f"{path.name}:{line}: {address} asked to be forgotten; edumail will not recreate this contact;"
@@ -284,26 +291,39 @@ def import_events(
             )
             report.skipped += 1
             report.recorded -= 1
-    warnings: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # they depend on the name and the keys given
-    for line, address, name, _, data in parsed:
-        if warn is not None and address not in found.forgotten:
+    if warn is not None:
+        _warn(parsed, found.forgotten, warn, path.name, problems)
+    return report
+
+
+def _warn(
+    parsed: list[tuple[int, _Event, dict[str, Any]]],
+    forgotten: frozenset[str],
+    warn: Callable[[str, dict[str, Any]], list[str]],
+    file_name: str,
+    problems: list[str],
+) -> None:
+    """The warnings of the recorded rows; they depend on the name and the keys given."""
+    warnings: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for line, (address, name, *_), data in parsed:
+        if address not in forgotten:
             key = (name, tuple(data))
             if key not in warnings:
                 warnings[key] = warn(name, data)
-            problems.extend(f"{path.name}:{line}: warning: {w}; recorded" for w in warnings[key])
-    return report
+            problems.extend(f"{file_name}:{line}: warning: {w}; recorded" for w in warnings[key])
 
 
 def _parse_events(
     store: Store, reader: Any, file_name: str, now: datetime, tz: Any, report: EventImportReport
-) -> list[tuple[int, str, str, datetime, dict[str, Any]]]:
-    """(line, address, name, at, data) of the rows that can be recorded; the others reported and skipped.
-    A file repeats its times and its data: each distinct text is parsed and checked once."""
+) -> list[tuple[int, _Event, dict[str, Any]]]:
+    """(line, event, data) of the rows that can be recorded; the others reported and skipped.
+    A file repeats its times and its data: each distinct text is parsed, checked and encoded once."""
     assert report.problems is not None
     parsed = []
-    times: dict[str, datetime] = {}
+    times: dict[str, str] = {}
     addresses: dict[str, str] = {}
-    checked: set[tuple[tuple[str, Any], ...]] = set()
+    encoded: dict[tuple[Any, ...], tuple[str, str | None]] = {}  # (name, *data items): (JSON, session)
+    now_text = clock.to_db(now)
     for line, values in reader:
         try:
             csvfile.check(values)
@@ -313,20 +333,32 @@ def _parse_events(
             if not name:
                 raise InputError("empty event name")
             text = values.get("at")
-            at = (times.get(text) or _time(times, text, tz)) if text else now
-            data = {k: v for k, v in values.items() if v != "" and k not in ("email", "name", "at")}
-            key = tuple(data.items())
-            if key not in checked:
-                eventdata.check(data)
-                if len(checked) < 100_000:
-                    checked.add(key)
-            sessions.check_link(store, name, data)
+            at = (times.get(text) or _time(times, text, tz)) if text else now_text
+            data = {k: v for k, v in values.items() if v != "" and k not in _EVENT_COLUMNS}
+            key = (name, *data.items())
+            data_text, session = encoded.get(key) or _encode(store, encoded, key, name, data)
         except InputError as exc:
             report.problems.append(f"{file_name}:{line}: {exc}; row skipped")
             report.skipped += 1
             continue
-        parsed.append((line, address, name, at, data))
+        parsed.append((line, (address, name, at, data_text, session), data))
     return parsed
+
+
+def _encode(
+    store: Store,
+    encoded: dict[tuple[Any, ...], tuple[str, str | None]],
+    key: tuple[Any, ...],
+    name: str,
+    data: dict[str, Any],
+) -> tuple[str, str | None]:
+    """(JSON, session) of an event's data once checked: its values, and the session it names."""
+    eventdata.check(data)
+    sessions.check_link(store, name, data)
+    found = (_JSON(data), session_of(data))
+    if len(encoded) < 100_000:
+        encoded[key] = found
+    return found
 
 
 def _address(addresses: dict[str, str], raw: str) -> str:
@@ -336,8 +368,8 @@ def _address(addresses: dict[str, str], raw: str) -> str:
     return address
 
 
-def _time(times: dict[str, datetime], text: str, tz: Any) -> datetime:
-    at = clock.parse_iso(text, tz)
+def _time(times: dict[str, str], text: str, tz: Any) -> str:
+    at = clock.to_db(clock.parse_iso(text, tz))
     if len(times) < 100_000:
         times[text] = at
     return at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +41,8 @@ def _db(value: Any) -> Any:
     return to_db(value) if isinstance(value, datetime) else value
 
 
-def _text(texts: dict[datetime, str], at: datetime | None) -> str | None:
-    """to_db(at), remembered in `texts` (imports repeat their times); None for None."""
-    if at is None:
-        return None
+def _text(texts: dict[datetime, str], at: datetime) -> str:
+    """to_db(at), remembered in `texts` (imports repeat their times)."""
     found = texts.get(at)
     if found is None:
         found = texts[at] = to_db(at)
@@ -110,17 +108,17 @@ class ContactsMixin:
         now: datetime,
         source: str,
         proof: dict[str, Any],
-        inbound: dict[str, datetime],
+        inbound: dict[str, str],
     ) -> dict[str, int]:
-        """New contacts known only by address (and their last sign of life), each with its consent log entry."""
+        """New contacts known only by address (and their last sign of life, as store text), each with its consent
+        log entry."""
         stamp = to_db(now)
         first = self._next_contact_id(len(emails))
         ids = {email: first + i for i, email in enumerate(emails)}
-        texts: dict[datetime, str] = {}
         self.conn.executemany(
             "INSERT INTO contacts (id, email, consent, fields, created_at, updated_at, last_inbound_at)"
             " VALUES (?, ?, ?, '{}', ?, ?, ?)",
-            ((ids[email], email, consent, stamp, stamp, _text(texts, inbound.get(email))) for email in emails),
+            ((ids[email], email, consent, stamp, stamp, inbound.get(email)) for email in emails),
         )
         shown = json.dumps(proof, ensure_ascii=False, sort_keys=True)
         self.conn.executemany(
@@ -216,10 +214,14 @@ class ContactsMixin:
     def touch_inbound_many(self: Store, latest: dict[int, datetime]) -> None:
         """touch_inbound for many contacts: {contact id: latest sign of life}."""
         texts: dict[datetime, str] = {}  # an import repeats its times
+        self.touch_inbound_texts({contact_id: _text(texts, at) for contact_id, at in latest.items()})
+
+    def touch_inbound_texts(self: Store, latest: dict[int, str]) -> None:
+        """touch_inbound_many with the times as store text (to_db's)."""
         self.conn.executemany(
             "UPDATE contacts SET last_inbound_at = ?1"
             " WHERE id = ?2 AND (last_inbound_at IS NULL OR last_inbound_at < ?1)",
-            ((_text(texts, at), contact_id) for contact_id, at in latest.items()),
+            ((at, contact_id) for contact_id, at in latest.items()),
         )
 
     def touch_inbound(self: Store, contact_id: int, at: datetime) -> None:
@@ -295,7 +297,7 @@ class ContactsMixin:
         self: Store, rows: list[tuple[int, str, datetime, dict[str, Any]]], source: str, recorded_at: datetime
     ) -> None:
         """Many events of one source at once: (contact id, name, at, data) each."""
-        recorded, dumps = to_db(recorded_at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         times: dict[datetime, str] = {}  # an import repeats its times (`now` for stage and tag events)
         texts: dict[tuple[Any, ...], str] = {}  # and its small payloads ({"tag": "vip"})
 
@@ -317,13 +319,22 @@ class ContactsMixin:
                     texts[key] = found
             return found
 
+        self.insert_encoded_events(
+            ((contact_id, name, text_of(at), data_of(data), session_of(data)) for contact_id, name, at, data in rows),
+            source,
+            recorded_at,
+        )
+
+    def insert_encoded_events(
+        self: Store, rows: Iterable[tuple[int, str, str, str, str | None]], source: str, recorded_at: datetime
+    ) -> None:
+        """insert_events with each row already as the store keeps it: (contact id, name, at as to_db's text,
+        data as JSON text, session_of(data))."""
+        recorded = to_db(recorded_at)
         self.conn.executemany(
             "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, NULL, 0, ?)",
-            (
-                (contact_id, name, text_of(at), recorded, data_of(data), source, session_of(data))
-                for contact_id, name, at, data in rows
-            ),
+            " VALUES (?1, ?2, ?3, ?6, ?4, ?7, NULL, 0, ?5)",
+            ((*row, recorded, source) for row in rows),
         )
 
     def insert_event(
