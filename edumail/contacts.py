@@ -173,6 +173,20 @@ def record_events(
         store.touch_inbound_many(latest)
 
 
+def record_encoded_events(
+    store: Store, rows: list[tuple[int, str, str, str, str | None]], *, source: str, now: datetime
+) -> None:
+    """record_events with each row as the store keeps it: (contact id, name, at as to_db's text, data as JSON
+    text, its session)."""
+    latest: dict[int, str] = {}  # to_db's text sorts as the times do
+    for contact_id, name, at, _, _ in rows:
+        if name not in _NOT_INBOUND and latest.get(contact_id, "") < at:
+            latest[contact_id] = at
+    with store.transaction():
+        store.insert_encoded_events(rows, source, now)
+        store.touch_inbound_texts(latest)
+
+
 def record_event(
     store: Store,
     contact_id: int,

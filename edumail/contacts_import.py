@@ -18,7 +18,7 @@ from edumail.contacts import (
     clean_tags,
     hash_address,
     normalize_email,
-    record_events,
+    record_encoded_events,
     record_events_by_address,
     suppression_salt,
 )
@@ -83,6 +83,7 @@ _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # json.dump
 
 
 _Event = tuple[str, str, str, str, "str | None"]  # address, name, then at, data and session as stored
+_Encoded = tuple[int, str, str, str, "str | None"]  # an event as the store keeps it (contact id first)
 _EVENT_COLUMNS = frozenset(("email", "name", "at"))  # the other columns of an events file are its data
 
 
@@ -185,7 +186,6 @@ def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str,
         consents.append((state, basis, proof.replace('"line": 0}', f'"line": {line}}}', 1)))
     first = store.insert_contacts(rows, now)
     store.log_consents([(first + i, *c) for i, c in enumerate(consents)], now, batch.source)
-    stages = [(first + i, events.STAGE_CHANGED, now, {"from": "", "to": r[3]}) for i, r in enumerate(rows) if r[3]]
     tags = [
         (first + i, tag)
         for i, (_, _, values) in enumerate(new)
@@ -193,10 +193,14 @@ def _create_all(store: Store, batch: _Batch, new: list[tuple[str, int, dict[str,
         for tag in clean_tags([values.get("tags", ""), *batch.tags])
     ]
     store.add_new_tags(tags, now)
-    record_events(store, stages, source=batch.source, now=now)
-    record_events(
-        store, [(cid, events.TAG_ADDED, now, {"tag": tag}) for cid, tag in tags], source=batch.source, now=now
-    )
+    stage_data = {stage: _JSON({"from": "", "to": stage}) for stage in {r[3] for r in rows if r[3]}}  # a few
+    stages: list[_Encoded] = [
+        (first + i, events.STAGE_CHANGED, stamp, stage_data[r[3]], None) for i, r in enumerate(rows) if r[3]
+    ]
+    record_encoded_events(store, stages, source=batch.source, now=now)
+    tag_data = {tag: _JSON({"tag": tag}) for tag in {tag for _, tag in tags}}
+    added: list[_Encoded] = [(cid, events.TAG_ADDED, stamp, tag_data[tag], None) for cid, tag in tags]
+    record_encoded_events(store, added, source=batch.source, now=now)
     batch.report.created += len(rows)
 
 
@@ -239,7 +243,7 @@ def _merge_duplicates(
     merged: dict[str, tuple[int, dict[str, str], int]] = {}
     for line, address, values in parsed:
         if address not in merged:
-            merged[address] = (line, dict(values), 0)
+            merged[address] = (line, values, 0)  # the row's own dict: nothing else reads it
             continue
         first, current, duplicates = merged[address]
         problems.append(f"{file_name}:{line}: {address} already on line {first}; merged into one contact")
@@ -267,9 +271,8 @@ def import_events(
     warn: Callable[[str, dict[str, Any]], list[str]] | None = None,
 ) -> EventImportReport:
     """Record events from a CSV (email, name, at, then data columns) in one transaction."""
-    header, reader = csvfile.rows(path, _ALIASES)
-    columns = {name: _ALIASES.get(name, name) for name in header if name}
-    missing = [c for c in ("email", "name") if c not in columns.values()]
+    _, keys, reader = csvfile.cells(path, _ALIASES)
+    missing = [c for c in ("email", "name") if c not in keys]
     if missing:
         raise InputError(
             f"{path}:1: missing column {' and '.join(missing)} (expected email, name, at, then data columns)"
@@ -277,7 +280,7 @@ def import_events(
     report = EventImportReport(problems=[])
     problems = report.problems
     assert problems is not None
-    parsed = _parse_events(store, reader, path.name, now, tz, report)
+    parsed = _parse_events(store, reader, keys, path.name, now, tz, report)
     source, created_by = f"import {path.name}", f"events import {path.name}"
     found = record_events_by_address(
         store, [row for _, row, _ in parsed], source=source, created_by=created_by, now=now
@@ -308,13 +311,15 @@ def _warn(
     for line, (address, name, *_), data in parsed:
         if address not in forgotten:
             key = (name, tuple(data))
-            if key not in warnings:
-                warnings[key] = warn(name, data)
-            problems.extend(f"{file_name}:{line}: warning: {w}; recorded" for w in warnings[key])
+            found = warnings.get(key)
+            if found is None:
+                found = warnings[key] = warn(name, data)
+            if found:
+                problems.extend(f"{file_name}:{line}: warning: {w}; recorded" for w in found)
 
 
 def _parse_events(
-    store: Store, reader: Any, file_name: str, now: datetime, tz: Any, report: EventImportReport
+    store: Store, reader: Any, keys: list[str], file_name: str, now: datetime, tz: Any, report: EventImportReport
 ) -> list[tuple[int, _Event, dict[str, Any]]]:
     """(line, event, data) of the rows that can be recorded; the others reported and skipped.
     A file repeats its times and its data: each distinct text is parsed, checked and encoded once."""
@@ -324,17 +329,23 @@ def _parse_events(
     addresses: dict[str, str] = {}
     encoded: dict[tuple[Any, ...], tuple[str, str | None]] = {}  # (name, *data items): (JSON, session)
     now_text = clock.to_db(now)
-    for line, values in reader:
+    column = {key: i for i, key in enumerate(keys) if key}  # as in a row's dict: the last of a name wins
+    email, name_at, at_at = column["email"], column["name"], column.get("at")
+    data_at = [(key, i) for key, i in column.items() if key not in _EVENT_COLUMNS]
+    width = len(keys)
+    for line, cells in reader:
         try:
-            csvfile.check(values)
-            raw = values.get("email", "")
+            csvfile.check(cells)
+            if len(cells) < width:  # a short row: its missing cells are empty
+                cells += [""] * (width - len(cells))
+            raw = cells[email]
             address = addresses.get(raw) or _address(addresses, raw)
-            name = values.get("name", "")
+            name = cells[name_at]
             if not name:
                 raise InputError("empty event name")
-            text = values.get("at")
+            text = cells[at_at] if at_at is not None else ""
             at = (times.get(text) or _time(times, text, tz)) if text else now_text
-            data = {k: v for k, v in values.items() if v != "" and k not in _EVENT_COLUMNS}
+            data = {key: cells[i] for key, i in data_at if cells[i]}
             key = (name, *data.items())
             data_text, session = encoded.get(key) or _encode(store, encoded, key, name, data)
         except InputError as exc:

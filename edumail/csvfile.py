@@ -28,7 +28,7 @@ class BadRow(dict[str, str]):
         self.message = message
 
 
-def check(row: dict[str, str]) -> None:
+def check(row: dict[str, str] | list[str]) -> None:
     """Raise the row's problem as an InputError when it could not be read."""
     if isinstance(row, BadRow):
         raise InputError(row.message)
@@ -104,6 +104,22 @@ def normalise_header(name: str) -> str:
 def rows(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """(normalised header, iterator of (line number, row)) for a CSV file; rows are keyed by the
     normalised names, or by their aliases where `aliases` gives one."""
+    names, keys, found = cells(path, aliases)
+    if all(keys):
+        return names, (
+            (line, row if isinstance(row, BadRow) else dict(zip(keys, row, strict=False))) for line, row in found
+        )
+    return names, (
+        (line, row if isinstance(row, BadRow) else {n: v for n, v in zip(keys, row, strict=False) if n})
+        for line, row in found
+    )
+
+
+def cells(
+    path: Path, aliases: dict[str, str] | None = None
+) -> tuple[list[str], list[str], Iterator[tuple[int, list[str] | BadRow]]]:
+    """(normalised header, its keys (aliases applied), iterator of (line number, the row's stripped cells,
+    or a BadRow)) for a CSV file: rows rather than dicts, for an import that reads many."""
     text, undecodable = decode(path)
     first_line = text.split("\n", 1)[0]
     delimiter = max(_DELIMITERS, key=first_line.count)
@@ -120,10 +136,8 @@ def rows(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[str], 
     if 1 in undecodable:
         raise InputError(f"{path}:1: header not valid in the file's encoding; save the sheet as CSV UTF-8")
     unclosed = _unclosed_quote(text, delimiter) if '"' in text else None  # no quote, none left open
-    keys = [(aliases or {}).get(name, name) for name in names]
-    named = all(keys)
 
-    def generate() -> Iterator[tuple[int, dict[str, str]]]:
+    def generate() -> Iterator[tuple[int, list[str] | BadRow]]:
         line = 1
         careful = unclosed is not None or bool(undecodable)
         try:
@@ -134,17 +148,13 @@ def rows(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[str], 
                     if bad is not None:
                         yield bad
                         continue
-                cells = list(map(str.strip, values))
-                if not any(cells):
-                    continue
-                if named:
-                    yield line, dict(zip(keys, cells, strict=False))
-                else:
-                    yield line, {n: v for n, v in zip(keys, cells, strict=False) if n}
+                stripped = list(map(str.strip, values))
+                if any(stripped):
+                    yield line, stripped
         except csv.Error as exc:
             raise InputError(f"{path}:{line + 1}: not readable as CSV ({exc})") from None
 
-    return names, generate()
+    return names, [(aliases or {}).get(name, name) for name in names], generate()
 
 
 def _bad_row(first: int, last: int, unclosed: int | None, undecodable: set[int]) -> tuple[int, BadRow] | None:

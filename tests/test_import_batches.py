@@ -125,3 +125,34 @@ def events_statements(tmp_path: Path, n: int) -> int:
 def test_events_import_statements_do_not_grow_with_the_rows(tmp_path):
     small, large = events_statements(tmp_path, 40), events_statements(tmp_path, 2_000)
     assert large <= small + 20, (small, large)
+
+
+def test_events_file_rows_short_repeated_and_blank_columns_read_as_their_cells_say(tmp_path):
+    """An events file is read as rows of cells: a short row's missing cells are empty, a column named twice
+    keeps its last cell, a column without a name is left out, a blank line is skipped."""
+    store = Store(tmp_path / "e.db")
+    path = write(
+        tmp_path / "ev.csv",
+        [
+            "email,name,at,formation,,formation,ville",
+            "a@example.fr,devis,2026-11-02T10:00,excel,x,word,Lyon",
+            "b@example.fr,page_vue",
+            " , , ",
+            "c@example.fr,devis,,,,,Paris,extra",
+        ],
+    )
+    report = contacts_import.import_events(store, path, now=LATER, tz=clock.UTC)
+    assert (report.recorded, report.contacts_created, report.skipped, report.problems) == (3, 3, 0, [])
+    found = {
+        row["email"]: (row["at"], json.loads(row["data"]), row["line"])
+        for row in store.rows(
+            "SELECT c.email, e.at, e.data, e.id AS line FROM events e JOIN contacts c ON c.id = e.contact_id"
+        )
+    }
+    assert found["a@example.fr"][:2] == (
+        clock.parse_iso("2026-11-02T10:00Z", clock.UTC),
+        {"formation": "word", "ville": "Lyon"},
+    )
+    assert found["b@example.fr"][:2] == (LATER, {})
+    assert found["c@example.fr"][:2] == (LATER, {"ville": "Paris"})
+    assert [found[a][2] for a in ("a@example.fr", "b@example.fr", "c@example.fr")] == [1, 2, 3]

@@ -92,7 +92,9 @@ class ContactsMixin:
         for start in range(0, len(emails), 500):
             chunk = emails[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self.execute(f"SELECT email, id FROM contacts WHERE email IN ({marks})", chunk).fetchall())
+            found.update(
+                self.conn.execute(f"SELECT email, id FROM contacts WHERE email IN ({marks})", chunk).fetchall()
+            )
         return found
 
     def _next_contact_id(self: Store, count: int) -> int:
