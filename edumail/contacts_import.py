@@ -102,6 +102,7 @@ class _Batch:
     problems: list[str]
 
 
+@csvfile.cycle_collector_paused()
 def import_contacts(
     store: Store,
     path: Path,
@@ -262,6 +263,7 @@ class EventImportReport:
     problems: list[str] | None = None
 
 
+@csvfile.cycle_collector_paused()
 def import_events(
     store: Store,
     path: Path,

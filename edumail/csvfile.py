@@ -5,10 +5,12 @@ without BOM, or Windows-1252; header names normalised (accents, case, spaces).
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edumail.errors import InputError
@@ -32,6 +34,22 @@ def check(row: dict[str, str] | list[str]) -> None:
     """Raise the row's problem as an InputError when it could not be read."""
     if isinstance(row, BadRow):
         raise InputError(row.message)
+
+
+@contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while an import runs (also as a decorator). An import builds a few objects
+    per row (cells, tuples, dicts) that all live until it ends and hold no cycle: each collection would scan
+    every one of them again, about half of the import's Python time for 100,000 rows. What it allocates is
+    freed as usual (reference counts) once it returns; the collector then runs again as before."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_text(path: Path) -> str:

@@ -8,7 +8,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edumail import clock, contacts_import, events
+from edumail.errors import InputError
 from edumail.store import Store
 
 NOW = clock.parse_iso("2026-11-20T10:00:00Z", clock.UTC)
@@ -156,3 +159,52 @@ def test_events_file_rows_short_repeated_and_blank_columns_read_as_their_cells_s
     assert found["b@example.fr"][:2] == (LATER, {})
     assert found["c@example.fr"][:2] == (LATER, {"ville": "Paris"})
     assert [found[a][2] for a in ("a@example.fr", "b@example.fr", "c@example.fr")] == [1, 2, 3]
+
+
+def test_an_import_leaves_the_cycle_collector_as_it_found_it(tmp_path):
+    """Imports pause Python's cycle collector while they build their rows, and give it back, even when the
+    file is refused."""
+    import gc
+
+    store = Store(tmp_path / "e.db")
+    seen: list[bool] = []
+    contacts_import.import_contacts(store, first_file(tmp_path, 5), now=NOW)
+    assert gc.isenabled()
+    bad = write(tmp_path / "bad.csv", ["prenom,nom", "Marie,Dupont"])
+    with pytest.raises(InputError):
+        contacts_import.import_contacts(store, bad, now=NOW)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        contacts_import.import_events(
+            store, write(tmp_path / "ev.csv", ["email,name", "p1@example.fr,x"]), now=NOW, tz=clock.UTC
+        )
+        seen.append(gc.isenabled())
+    finally:
+        gc.enable()
+    assert seen == [False]  # off before, off after
+
+
+def test_imports_run_without_cycle_collections(tmp_path):
+    """Their rows hold no cycle: a collection during an import would only scan them again and again."""
+    import gc
+
+    store = Store(tmp_path / "e.db")
+    started: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    contacts = first_file(tmp_path, 3_000)
+    rows = [f"p{i}@example.fr,page_vue,2026-11-01T10:00,excel" for i in range(3_000)]
+    path = write(tmp_path / "ev.csv", ["email,name,at,formation", *rows])
+    gc.callbacks.append(record)
+    try:
+        contacts_import.import_contacts(store, contacts, now=NOW)
+        contacts_import.import_events(store, path, now=LATER, tz=clock.UTC)
+    finally:
+        gc.callbacks.remove(record)
+    # Without the pause, dozens; with it, at most the one that the allocations counted meanwhile start when
+    # each import gives the collector back.
+    assert len(started) <= 2, started
