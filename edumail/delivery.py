@@ -1,20 +1,28 @@
 """Draining the outbox: workers, retries, the rate limit, exactly-once bookkeeping.
 
 A mail moves queued -> sending -> sent | failed | cancelled (or back to queued
-with a later not_before after a temporary failure). Each step is its own short
-transaction, so a crash never loses a mail: what a dead run left in 'sending'
-goes out again on the next run with the same Message-ID. The only duplicate
-possible is a mail the server accepted just before the process died, before
-the 'sent' commit, and it carries the same Message-ID both times.
+with a later not_before after a temporary failure). Claims and records are
+short transactions, so a crash never loses a mail: what a dead run left in
+'sending' goes out again on the next run with the same Message-ID. The only
+duplicate possible is a mail the server accepted just before the process died,
+before its 'sent' commit, and it carries the same Message-ID both times.
 
-Workers (`smtp.concurrency` threads) each hold one transport connection, reused
-for many mails, and their own store connection. One process drains at a time
-(the 'delivery' lock); a run that finds another one draining leaves it alone.
+Sending uses every core: `smtp.concurrency` worker processes
+(edumail.send_worker), each with one transport connection reused for many mails
+and its own read-only use of the store, compose, sign and hand over; this
+process claims mails for them in batches and records their results in batches
+(edumail.send_pool carries both). At most PER_WORKER mails a worker are
+'sending' at any moment: that bounds what a SIGKILL can leave ambiguous. A
+caller that passes its own transport object gets threads instead of processes.
+One process drains at a time (the 'delivery' lease); a run that finds another
+one draining leaves it alone.
 """
 
 from __future__ import annotations
 
-import sys
+import multiprocessing
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edumail import contacts, lease
+from edumail import contacts, dbfault, lease, send_pool, send_worker
 from edumail import delivery_faults as faults
 from edumail.compose import Composer, Skip
 from edumail.delivery_failures import (  # noqa: F401 (BACKOFF... stay importable from here)
@@ -37,13 +45,14 @@ from edumail.delivery_failures import (  # noqa: F401 (BACKOFF... stay importabl
 from edumail.delivery_failures import WRITE as _WRITE
 from edumail.errors import EdumailError
 from edumail.project import Project
+from edumail.send_worker import RateLimiter  # noqa: F401 (importable from here)
 from edumail.store import Store
-from edumail.transport import PERMANENT, TEMPORARY, SendFailure, Transport
+from edumail.transport import PERMANENT, TEMPORARY, Transport
 from edumail.transport import make as make_transport
 
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"
-SWITCH_INTERVAL = 0.0005  # seconds, while several workers run (see _Run.go)
+PER_WORKER = 1  # mails a worker holds at most: the one it sends (what a SIGKILL can leave ambiguous)
 
 Progress = Callable[["DeliveryReport"], None]
 
@@ -77,35 +86,6 @@ class DeliveryReport:
     def _note(self, reason: str) -> None:
         if reason not in self.errors and len(self.errors) < 10:
             self.errors.append(reason)
-
-
-# --- rate limit -----------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Spaces sends evenly (GCRA) across worker threads; the schedule persists across runs.
-
-    Rate limiting is about the provider's wall clock, not the logical `now`.
-    """
-
-    def __init__(
-        self, per_minute: int, *, start: float = 0.0, burst: int = 1, clock_fn: Callable[[], float] = time.time
-    ) -> None:
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
-        self.tolerance = self.interval * max(burst - 1, 0)
-        self.clock = clock_fn
-        self.tat = start
-        self.lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Take the next slot; returns how many seconds to wait before using it."""
-        if not self.interval:
-            return 0.0
-        with self.lock:
-            now = self.clock()
-            tat = max(self.tat, now)
-            self.tat = tat + self.interval
-            return max(0.0, tat - self.tolerance - now)
 
 
 # --- the run --------------------------------------------------------------------------
@@ -143,7 +123,8 @@ def deliver(
             due = store.count_due_mails(now)
             report.total = min(due, limit) if limit is not None else due
             if report.total and not report.stopped:
-                _Run(project, chosen, composer, report, now, limit, progress, stop or threading.Event(), lock).go()
+                stop = stop or threading.Event()
+                _Run(project, chosen, composer, report, now, limit, progress, stop, lock, transport is None).go()
         finally:
             faults.settle(store, lock, report, _WRITE)
         if report.stopped:
@@ -154,6 +135,15 @@ def deliver(
 
 
 class _Run(FailureHandling):
+    """Delivery's side of a run: claims mails for the workers, keeps every record, decides on failures.
+
+    Each round gives the workers as many mails as they have room for (claimed in
+    one transaction) and records the results that came back (the sent ones in one
+    transaction). At most `per_worker` mails a worker are 'sending' at any time:
+    a SIGKILL can only leave those, and only those the server had accepted go
+    twice, with their Message-ID.
+    """
+
     def __init__(
         self,
         project: Project,
@@ -165,156 +155,161 @@ class _Run(FailureHandling):
         progress: Progress | None,
         stop: threading.Event,
         lock: lease.Lease,
+        own_transport: bool,
     ):
         self.project = project
-        self.transport = transport
-        self.composer = composer
         self.report = report
         self.now = now
-        self.now_db = now
         self.budget = limit
         self.progress = progress
         self.stop = stop
         self.lease = lock
         self.lock = threading.Lock()
-        self.started = time.monotonic()
         self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
         self.policy_streak: list[int] = []  # mails refused by policy at RCPT since the last success
-        self.crash: BaseException | None = None
+        self.drained = False  # a claim found fewer due mails than asked: nothing more to claim this run
+        self.transport = None if own_transport else transport  # None: worker processes make their own
         store = project.store()
         saved = store.get_meta(_RATE_META)
-        rate = transport.rate_per_minute or 0
-        workers = max(1, min(int(transport.concurrency or 1), report.total))
-        self.workers = workers
-        self.limiter = RateLimiter(rate, start=float(saved) if saved else 0.0, burst=workers)
+        rate = int(transport.rate_per_minute or 0)
+        self.workers = max(1, min(int(transport.concurrency or 1), report.total))
+        self.per_worker = PER_WORKER
+        self.limiter_args = {"per_minute": rate, "start": float(saved) if saved else 0.0, "burst": self.workers}
+        self.tick = min(1.0, self.lease.ttl.total_seconds() / 4)
 
     def go(self) -> None:
-        # Workers wait on sockets and SQLite many times per mail; with the default 5 ms GIL switch
-        # interval each wake-up can wait behind a thread that is rendering (the convoy effect).
-        previous = sys.getswitchinterval()
-        if self.workers > 1:
-            sys.setswitchinterval(SWITCH_INTERVAL)
+        processes = self.transport is None
+        ctx = send_pool.context() if processes else multiprocessing
+        self.shared = send_worker.Shared(ctx, self.limiter_args)
+        setup = send_worker.Setup(
+            self.project.root,
+            self.project.settings,
+            self.now,
+            started=time.time(),
+            environ=dict(os.environ) if processes else {},
+            cwd=os.getcwd(),
+        )
+        self._keep_lease()
+        pool = send_pool.Pool(
+            setup,
+            self.shared,
+            workers=self.workers,
+            per_worker=self.per_worker,
+            project=self.project,
+            transport=self.transport,
+        )
         try:
-            self._go()
-        finally:
-            sys.setswitchinterval(previous)
-
-    def _go(self) -> None:
-        threads = [
-            threading.Thread(target=self._worker, name=f"edumail-send-{i}", daemon=True) for i in range(self.workers)
-        ]
-        for thread in threads:
-            thread.start()
-        store = self.project.store()
-        try:
-            while any(t.is_alive() for t in threads):
-                for thread in threads:
-                    thread.join(timeout=min(1.0, self.lease.ttl.total_seconds() / 4))
-                self._keep_lease()
+            self._rounds(pool)
         except BaseException:
-            self.stop.set()  # Ctrl-C / SIGTERM: finish the mails in flight, then leave
-            for thread in threads:
-                thread.join()
+            self._wind_down(pool)  # Ctrl-C / SIGTERM: record what the workers have in flight, then leave
             raise
         finally:
-            if self.limiter.interval:
+            pool.close()
+            if self.shared.limiter.interval:
                 with _WRITE:
-                    store.set_meta(_RATE_META, repr(self.limiter.tat))
-        if self.crash is not None:
-            raise self.crash
+                    self.project.store().set_meta(_RATE_META, repr(self.shared.limiter.tat))
 
-    # --- one worker thread ------------------------------------------------------------
+    def _rounds(self, pool: send_pool.Pool) -> None:
+        store = self.project.store()
+        while True:
+            if self.stop.is_set():
+                self.shared.stop.set()
+            if self._keep_lease() and not self.stop.is_set():
+                self._hand_out(store, pool)
+            if not pool.in_flight:
+                return
+            self._settle(store, pool, pool.collect(self.tick))
 
-    def _worker(self) -> None:
-        try:
-            store = self.project.open_store()
-        except BaseException as exc:  # noqa: BLE001 - reported by the run, never a thread traceback
-            self._died(None, None, exc)
-            return
-        connection = self.transport.connect()
-        try:
-            while not self.stop.is_set() and self._keep_lease() and self._take_budget():
-                mail = None
-                try:
-                    with _WRITE:
-                        mail = store.claim_due_mail(self.now_db)
-                    if mail is None:
-                        break
-                    self._one(store, connection, mail)
-                except BaseException as exc:  # noqa: BLE001 - put the mail back, stop everyone, say which mail
-                    self._died(store, mail, exc)
-                    break
-                if self.progress is not None:
-                    self.progress(self.report)
-        finally:
-            connection.close()
-            store.close()
-
-    def _died(self, store: Store | None, mail: dict[str, Any] | None, exc: BaseException) -> None:
-        """A worker stops on a fault (a damaged database, a bug): the run reports it and exits 1."""
-        reason = faults.put_back(store, mail, exc, _WRITE)
-        with self.lock:
-            if not isinstance(exc, Exception):
-                self.crash = self.crash or exc  # Ctrl-C, SystemExit: re-raised in the caller
-            self.report.stopped = self.report.stopped or reason
+    def _wind_down(self, pool: send_pool.Pool) -> None:
+        """Stop giving mails; wait for each worker's answer about the mails it holds and record them."""
         self.stop.set()
+        self.shared.stop.set()
+        store = self.project.store()
+        while pool.in_flight and any(pool.alive):
+            try:
+                self._settle(store, pool, pool.collect(self.tick))
+            except KeyboardInterrupt:
+                continue  # a second Ctrl-C: the mails in flight are still being answered
+            except sqlite3.DatabaseError:
+                return  # the same fault again: what is left 'sending' goes out on the next run
+
+    def _hand_out(self, store: Store, pool: send_pool.Pool) -> None:
+        room = pool.room()
+        if self.budget is not None:
+            room = min(room, self.budget)
+        if room <= 0 or self.drained:
+            return
+        try:
+            with _WRITE:
+                mails = store.claim_due_mails(self.now, room)
+        except sqlite3.DatabaseError as exc:
+            self._halt(f"delivery stopped: {dbfault.describe(exc)}")
+            return
+        self.drained = len(mails) < room and self.budget != len(mails)
+        if self.budget is not None:
+            self.budget -= len(mails)
+        for mail in mails:
+            pool.give(mail)
 
     def _keep_lease(self) -> bool:
         """The lease renewed as the run goes; lost (we were frozen, another run took over): stop sending."""
         if self.lease.keep(_WRITE):
+            self.shared.deadline.value = self.lease.valid_until()
             return True
-        with self.lock:
-            self.report.stopped = self.report.stopped or self.lease.lost_message()
-        self.stop.set()
+        self.shared.deadline.value = 0.0
+        self._halt(self.lease.lost_message())
         return False
 
-    def _handover(self) -> datetime:
-        """The run's `now` moved on by the real time spent since it started: each mail's Date (SPEC 20)."""
-        return self.now + timedelta(seconds=time.monotonic() - self.started)
+    # --- the results of a round -----------------------------------------------------------
 
-    def _take_budget(self) -> bool:
-        with self.lock:
-            if self.budget is None:
-                return True
-            if self.budget <= 0:
-                return False
-            self.budget -= 1
-            return True
+    def _settle(self, store: Store, pool: send_pool.Pool, results: list[tuple[tuple[Any, ...], Any]]) -> None:
+        sent = [(result, mail) for result, mail in results if result[0] == "sent"]
+        if sent:
+            stop = faults.record_sent(
+                self.project, store, [(mail, *result[2:]) for result, mail in sent], self.now, _WRITE
+            )
+            if stop:
+                self._halt(stop)
+        for result, mail in results:
+            self._one(store, pool, result, mail)
+            if self.progress is not None:
+                self.progress(self.report)
 
-    def _one(self, store: Store, connection: Any, mail: dict[str, Any]) -> None:
-        mail_id = int(mail["id"])
-        try:
-            composed = self.composer.compose(store, mail)
-        except Skip as skip:
+    def _one(self, store: Store, pool: send_pool.Pool, result: tuple[Any, ...], mail: Any) -> None:
+        what = result[0]
+        if what == "sent":
+            with self.lock:
+                self.report.sent += 1
+                self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
+                self.policy_streak = []
+        elif what == "failed":
+            self._failed(store, mail, send_worker.failure_from(result[2]))
+        elif what == "cancelled":
             with _WRITE:
-                store.cancel_mail(mail_id, str(skip))
+                store.cancel_mail(int(mail["id"]), result[2])
             self._count("cancelled")
-            return
-        except EdumailError as exc:  # a template or address problem: this mail fails, the others go on
+        elif what == "error":  # a template or address problem: this mail fails, the others go on
             with _WRITE:
-                store.fail_mail(mail_id, str(exc), attempted=False)
-            self._count("failed", str(exc))
-            return
-        wait = self.limiter.reserve()
-        if wait and self.stop.wait(wait):
+                store.fail_mail(int(mail["id"]), result[2], attempted=False)
+            self._count("failed", result[2])
+        elif what == "released" or (what == "lease" and self._keep_lease()):
             with _WRITE:
-                store.release_mail(mail_id)
-            return
-        if not self._keep_lease():
-            return  # left 'sending': the run that took delivery over recovered it
-        envelope = self.composer.seal(composed, self._handover())
-        try:
-            connection.send(envelope)
-        except SendFailure as failure:
-            self._failed(store, mail, failure)
-            return
-        stop = faults.record_sent(self.project, store, mail, composed, self.now, _WRITE)
-        if stop:
-            self._halt(stop)
-        with self.lock:
-            self.report.sent += 1
-            self.in_a_row = {TEMPORARY: 0, PERMANENT: 0}
-            self.policy_streak = []
+                store.release_mail(int(mail["id"]))
+        elif what == "died":
+            self._halt(faults.put_back(store, mail, result[2], _WRITE))
+        elif what == "gone":
+            self._gone(store, pool, int(result[1]))
+        # "lease" with the lease lost: left 'sending', the run that took delivery over recovered it
+
+    def _gone(self, store: Store, pool: send_pool.Pool, worker: int) -> None:
+        """A worker ended: what it still held goes back to the queue; unless the run was ending, it stops."""
+        orphans = pool.orphans(worker)
+        for mail in orphans:
+            faults.put_back(store, mail, "", _WRITE)
+        if orphans or not self.stop.is_set():
+            code = pool.exit_code(worker)
+            which = f" at mail {orphans[0]['id']} (template {orphans[0]['template']})" if orphans else ""
+            self._halt(f"a sending worker stopped{which}: it ended with exit status {code}; run again")
 
 
 def _dry_run(

@@ -18,26 +18,31 @@ from edumail import contacts, dbfault, journal
 
 if TYPE_CHECKING:
     from edumail import lease
-    from edumail.compose import Composed
     from edumail.delivery import DeliveryReport
     from edumail.project import Project
     from edumail.store import Store
 
 
-def record_sent(
-    project: Project, store: Store, mail: dict[str, Any], composed: Composed, at: datetime, write: threading.Lock
-) -> str | None:
-    """The mail is sent: its row and its email_sent event, in one transaction; a reason to stop on a full disk."""
-    mail_id = int(mail["id"])
-    data = _sent_data(mail, composed.subject, composed.attachments)
+Sent = tuple[dict[str, Any], str, list[str], tuple[dict[str, str], ...]]  # mail, subject, links, attachments
+
+
+def record_sent(project: Project, store: Store, sent: list[Sent], at: datetime, write: threading.Lock) -> str | None:
+    """Mails the server accepted: each row and its email_sent event, all in one transaction.
+
+    Returns a reason to stop when the disk is full (then each record waits in the journal).
+    """
     try:
         with write, store.transaction():
-            store.mark_mail_sent(mail_id, at, composed.subject, composed.links)
-            contacts.record_sent(store, mail, at=at, data=data)
+            for mail, subject, links, files in sent:
+                store.mark_mail_sent(int(mail["id"]), at, subject, links)
+                contacts.record_sent(store, mail, at=at, data=_sent_data(mail, subject, files))
     except sqlite3.DatabaseError as exc:
         if not dbfault.is_full(exc):
             raise
-        return keep_accepted(project, store, mail, at, (composed.subject, composed.links, data), write)
+        stop = ""
+        for mail, subject, links, files in sent:
+            stop = keep_accepted(project, store, mail, at, (subject, links, _sent_data(mail, subject, files)), write)
+        return stop
     return None
 
 
@@ -97,16 +102,15 @@ def unwritten_journal(project: Project, store: Store) -> str | None:
     )
 
 
-def put_back(store: Store | None, mail: dict[str, Any] | None, exc: BaseException, write: threading.Lock) -> str:
-    """A worker stops on `exc` with `mail` claimed: back to the queue if the database lets us; returns why."""
-    if store is not None and mail is not None:
+def put_back(store: Store, mail: dict[str, Any] | None, reason: str, write: threading.Lock) -> str:
+    """A worker stopped on a fault (`reason`) with `mail`: back to the queue if the database lets us; returns why."""
+    if mail is not None:
         try:
             with write:
-                store.release_mail(int(mail["id"]), f"internal error: {exc!r}")
+                store.release_mail(int(mail["id"]), f"internal error: {reason}" if reason else None)
         except sqlite3.Error:
             pass  # the same fault again: the next run finds the mail in 'sending' and sends it
     which = f" at mail {mail['id']} (template {mail['template']})" if mail is not None else ""
-    reason = dbfault.describe(exc) if isinstance(exc, sqlite3.DatabaseError) else f"internal error {exc!r}"
     return f"a sending worker stopped{which}: {reason}"
 
 

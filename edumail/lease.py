@@ -119,6 +119,10 @@ class Lease:
             with write or nullcontext():
                 return self.renew()
 
+    def valid_until(self) -> float:
+        """The time.time() at which the lease runs out unless renewed (workers check it before each mail)."""
+        return time.time() + self.ttl.total_seconds() - (time.monotonic() - self._renewed)
+
     def lost_message(self) -> str:
         """What a holder that lost its lease says (who took it over, what is left to them)."""
         holder = self.store.lock_holder(self.name)

@@ -71,16 +71,15 @@ class OutboxMixin:
     def count_due_mails(self: Store, now: datetime) -> int:
         return int(self.scalar("SELECT COUNT(*) FROM mails WHERE state = 'queued' AND not_before <= ?", (now,)) or 0)
 
-    def claim_due_mail(self: Store, now: datetime) -> dict[str, Any] | None:
-        """The next due queued mail, atomically switched to 'sending' (one statement: no two runs get it)."""
-        for row in self.query(
-            "UPDATE mails SET state = 'sending', sending_at = :now WHERE id = ("
-            " SELECT id FROM mails WHERE state = 'queued' AND not_before <= :now ORDER BY not_before, id LIMIT 1"
+    def claim_due_mails(self: Store, now: datetime, count: int) -> list[dict[str, Any]]:
+        """Up to `count` due queued mails, in sending order, switched to 'sending' in one statement."""
+        rows = self.rows(
+            "UPDATE mails SET state = 'sending', sending_at = :now WHERE id IN ("
+            " SELECT id FROM mails WHERE state = 'queued' AND not_before <= :now ORDER BY not_before, id LIMIT :n"
             ") AND state = 'queued' RETURNING *",
-            {"now": now},
-        ):
-            return row
-        return None
+            {"now": now, "n": count},
+        )
+        return sorted(rows, key=lambda row: (row["not_before"], row["id"]))
 
     def peek_due_mails(self: Store, now: datetime, limit: int | None = None) -> list[dict[str, Any]]:
         """Due queued mails, in sending order, without claiming them (dry runs)."""

@@ -1,0 +1,138 @@
+"""The sending workers of one delivery run, as delivery sees them: give a mail, collect results, close.
+
+Each worker (edumail.send_worker) has one duplex pipe to delivery and holds at
+most `per_worker` mails at a time: the one it is sending and the next, so that
+it never waits for delivery's bookkeeping. Worker processes come from a fork
+server (Unix) that has edumail's sending modules loaded once: a run starts its
+workers in milliseconds, not one interpreter start-up each.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from multiprocessing.connection import wait
+from typing import Any
+
+from edumail import send_worker
+from edumail.transport import Transport
+
+_PRELOAD = ["edumail.send_worker", "edumail.compose", "edumail.render", "edumail.transport.smtp", "edumail.project"]
+_context: Any = None
+
+
+def context() -> Any:
+    """The multiprocessing context of worker processes: a fork server where there is one, else spawn."""
+    global _context
+    if _context is None:
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        _context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            _context.set_forkserver_preload(_PRELOAD)
+    return _context
+
+
+class Pool:
+    """`workers` processes (transport None: each makes the settings' transport) or threads sharing `transport`."""
+
+    def __init__(
+        self,
+        setup: send_worker.Setup,
+        shared: send_worker.Shared,
+        *,
+        workers: int,
+        per_worker: int,
+        project: Any,
+        transport: Transport | None,
+    ):
+        self.per_worker = per_worker
+        self.channels: list[Any] = []
+        self.handles: list[Any] = []
+        self.held: list[dict[int, dict[str, Any]]] = []  # per worker: the mails it holds, by id
+        self.alive: list[bool] = []
+        ctx = context() if transport is None else multiprocessing
+        for i in range(workers):
+            mine, theirs = ctx.Pipe(duplex=True)
+            if transport is None:
+                handle: Any = ctx.Process(
+                    target=send_worker.process_main,
+                    args=(theirs, setup, shared),
+                    name=f"edumail-send-{i}",
+                    daemon=True,
+                )
+                handle.start()
+                theirs.close()
+            else:
+                handle = threading.Thread(
+                    target=send_worker.work,
+                    args=(theirs, setup, shared, project, transport),
+                    name=f"edumail-send-{i}",
+                    daemon=True,
+                )
+                handle.start()
+            self.channels.append(mine)
+            self.handles.append(handle)
+            self.held.append({})
+            self.alive.append(True)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(held) for held in self.held)
+
+    def room(self) -> int:
+        """How many more mails the live workers can take now."""
+        return sum(self.per_worker - len(held) for held, alive in zip(self.held, self.alive, strict=True) if alive)
+
+    def give(self, mail: dict[str, Any]) -> None:
+        """To the live worker holding the fewest mails."""
+        i = min((i for i, alive in enumerate(self.alive) if alive), key=lambda i: len(self.held[i]))
+        self.held[i][int(mail["id"])] = mail
+        self.channels[i].send(mail)
+
+    def collect(self, timeout: float) -> list[tuple[tuple[Any, ...], dict[str, Any] | None]]:
+        """The results ready within `timeout`, each with its mail; ("gone", worker) for a worker that ended."""
+        live = [self.channels[i] for i, alive in enumerate(self.alive) if alive]
+        if not live:
+            return []
+        results: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
+        ready: list[Any] = wait(live, timeout)
+        for channel in ready:
+            i = self.channels.index(channel)
+            try:
+                while channel.poll():
+                    result = channel.recv()
+                    mail = self.held[i].pop(int(result[1]), None) if result[1] is not None else None
+                    results.append((result, mail))
+            except (EOFError, OSError):
+                self.alive[i] = False
+                results.append((("gone", i), None))
+        return results
+
+    def orphans(self, worker: int) -> list[dict[str, Any]]:
+        """The mails a worker that ended still held."""
+        held = list(self.held[worker].values())
+        self.held[worker].clear()
+        return held
+
+    def exit_code(self, worker: int) -> Any:
+        handle = self.handles[worker]
+        if isinstance(handle, threading.Thread):
+            return None
+        handle.join(timeout=5)
+        return handle.exitcode
+
+    def close(self) -> None:
+        """No more mails: each worker closes its connection (QUIT) and ends."""
+        for channel, alive in zip(self.channels, self.alive, strict=True):
+            if alive:
+                try:
+                    channel.send(None)
+                except OSError:
+                    pass
+        for handle in self.handles:
+            handle.join(timeout=30)
+            if not isinstance(handle, threading.Thread) and handle.is_alive():
+                handle.kill()
+                handle.join()
+        for channel in self.channels:
+            channel.close()
