@@ -213,16 +213,23 @@ def record_event(
 def record_sent(store: Store, mail: dict[str, Any], *, at: datetime, data: dict[str, Any]) -> None:
     """A mail the server accepted: its contact's email_sent event, and the soft-bounce streak it ends (SPEC 19).
 
-    Delivery calls it as the mail goes; the journal when it replays a mail a full disk kept aside.
+    The journal calls it when it replays a mail a full disk kept aside; delivery records its mails by batch.
     """
-    if mail.get("contact_id") is None:
+    record_sent_many(store, [(mail, data)], at=at)
+
+
+def record_sent_many(store: Store, sent: list[tuple[dict[str, Any], dict[str, Any]]], *, at: datetime) -> None:
+    """record_sent for many (mail, data), in a few statements: what delivery records after each round."""
+    rows = [
+        (int(mail["contact_id"]), events.EMAIL_SENT, at, data, int(mail["id"]))
+        for mail, data in sent
+        if mail.get("contact_id") is not None
+    ]
+    if not rows:
         return
-    contact_id = int(mail["contact_id"])
-    record_event(
-        store, contact_id, events.EMAIL_SENT, at=at, data=data, source="delivery", now=at, mail_id=int(mail["id"])
-    )
-    if charged_contact(mail) is not None:
-        store.clear_soft_bounces(contact_id)
+    with store.transaction():
+        store.insert_sent_events(rows, at)
+        store.clear_soft_bounces_of([int(mail["contact_id"]) for mail, _ in sent if charged_contact(mail) is not None])
 
 
 def record_event_for(

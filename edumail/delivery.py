@@ -12,7 +12,10 @@ Sending uses every core: `smtp.concurrency` worker processes
 and its own read-only use of the store, compose, sign and hand over; this
 process claims mails for them in batches and records their results in batches
 (edumail.send_pool carries both). At most PER_WORKER mails a worker are
-'sending' at any moment: that bounds what a SIGKILL can leave ambiguous. A
+'sending' at any moment, and a worker hands a mail over only once its previous
+one is recorded: a SIGKILL leaves at most one mail a worker that the server took
+and the store does not know (the ambiguous window: it goes again, with its
+Message-ID), and a stop decided on a failure is seen before the next hand-over. A
 caller that passes its own transport object gets threads instead of processes.
 One process drains at a time (the 'delivery' lease); a run that finds another
 one draining leaves it alone.
@@ -52,7 +55,7 @@ from edumail.transport import make as make_transport
 
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"
-PER_WORKER = 1  # mails a worker holds at most: the one it sends (what a SIGKILL can leave ambiguous)
+PER_WORKER = 2  # mails a worker holds: the one it hands over, the next it composes meanwhile
 
 Progress = Callable[["DeliveryReport"], None]
 
@@ -173,7 +176,7 @@ class _Run(FailureHandling):
         saved = store.get_meta(_RATE_META)
         rate = int(transport.rate_per_minute or 0)
         self.workers = max(1, min(int(transport.concurrency or 1), report.total))
-        self.per_worker = PER_WORKER
+        self.per_worker = 1 if rate else PER_WORKER  # under a rate limit a second mail would only wait
         self.limiter_args = {"per_minute": rate, "start": float(saved) if saved else 0.0, "burst": self.workers}
         self.tick = min(1.0, self.lease.ttl.total_seconds() / 4)
 
@@ -211,13 +214,11 @@ class _Run(FailureHandling):
 
     def _rounds(self, pool: send_pool.Pool) -> None:
         store = self.project.store()
-        while True:
+        self._settle(store, pool, [])
+        while pool.in_flight:
             if self.stop.is_set():
                 self.shared.stop.set()
-            if self._keep_lease() and not self.stop.is_set():
-                self._hand_out(store, pool)
-            if not pool.in_flight:
-                return
+            self._keep_lease()
             self._settle(store, pool, pool.collect(self.tick))
 
     def _wind_down(self, pool: send_pool.Pool) -> None:
@@ -233,23 +234,28 @@ class _Run(FailureHandling):
             except sqlite3.DatabaseError:
                 return  # the same fault again: what is left 'sending' goes out on the next run
 
-    def _hand_out(self, store: Store, pool: send_pool.Pool) -> None:
-        room = pool.room()
+    def _record_and_claim(self, store: Store, pool: send_pool.Pool, sent: list[faults.Sent]) -> list[Any]:
+        """One transaction a round: the mails the server took, and the next ones for the workers' room."""
+        room = 0 if self.stop.is_set() or self.drained else pool.room()
         if self.budget is not None:
             room = min(room, self.budget)
-        if room <= 0 or self.drained:
-            return
+        if not sent and not room:
+            return []
         try:
-            with _WRITE:
-                mails = store.claim_due_mails(self.now, room)
+            with _WRITE, store.transaction():
+                if sent:
+                    faults.write_sent(store, sent, self.now)
+                mails = store.claim_due_mails(self.now, room) if room else []
         except sqlite3.DatabaseError as exc:
-            self._halt(f"delivery stopped: {dbfault.describe(exc)}")
-            return
-        self.drained = len(mails) < room and self.budget != len(mails)
+            if sent and dbfault.is_full(exc):
+                self._halt(faults.keep_all_accepted(self.project, store, sent, self.now, _WRITE))
+            else:
+                self._halt(f"delivery stopped: {dbfault.describe(exc)}")
+            return []
+        self.drained = len(mails) < room
         if self.budget is not None:
             self.budget -= len(mails)
-        for mail in mails:
-            pool.give(mail)
+        return mails
 
     def _keep_lease(self) -> bool:
         """The lease renewed as the run goes; lost (we were frozen, another run took over): stop sending."""
@@ -262,20 +268,18 @@ class _Run(FailureHandling):
 
     # --- the results of a round -----------------------------------------------------------
 
-    def _settle(self, store: Store, pool: send_pool.Pool, results: list[tuple[tuple[Any, ...], Any]]) -> None:
-        sent = [(result, mail) for result, mail in results if result[0] == "sent"]
-        if sent:
-            stop = faults.record_sent(
-                self.project, store, [(mail, *result[2:]) for result, mail in sent], self.now, _WRITE
-            )
-            if stop:
-                self._halt(stop)
-        for result, mail in results:
-            self._one(store, pool, result, mail)
+    def _settle(self, store: Store, pool: send_pool.Pool, results: list[send_pool.Result]) -> None:
+        sent = [(mail, *result[2:]) for _, result, mail in results if result[0] == "sent"]
+        for mail in self._record_and_claim(store, pool, sent):
+            pool.give(mail)
+        for worker, result, mail in results:
+            self._one(store, pool, worker, result, mail)
+            if result[0] in ("sent", "failed"):
+                pool.go(worker)  # after the verdict: a stop it decided is seen before the next hand-over
             if self.progress is not None:
                 self.progress(self.report)
 
-    def _one(self, store: Store, pool: send_pool.Pool, result: tuple[Any, ...], mail: Any) -> None:
+    def _one(self, store: Store, pool: send_pool.Pool, worker: int, result: tuple[Any, ...], mail: Any) -> None:
         what = result[0]
         if what == "sent":
             with self.lock:
@@ -298,8 +302,12 @@ class _Run(FailureHandling):
         elif what == "died":
             self._halt(faults.put_back(store, mail, result[2], _WRITE))
         elif what == "gone":
-            self._gone(store, pool, int(result[1]))
+            self._gone(store, pool, worker)
         # "lease" with the lease lost: left 'sending', the run that took delivery over recovered it
+
+    def _halt(self, message: str) -> None:
+        super()._halt(message)
+        self.shared.stop.set()  # before the verdict reaches the workers
 
     def _gone(self, store: Store, pool: send_pool.Pool, worker: int) -> None:
         """A worker ended: what it still held goes back to the queue; unless the run was ending, it stops."""

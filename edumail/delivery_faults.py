@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edumail import contacts, dbfault, journal
+from edumail import contacts, journal
 
 if TYPE_CHECKING:
     from edumail import lease
@@ -26,24 +26,20 @@ if TYPE_CHECKING:
 Sent = tuple[dict[str, Any], str, list[str], tuple[dict[str, str], ...]]  # mail, subject, links, attachments
 
 
-def record_sent(project: Project, store: Store, sent: list[Sent], at: datetime, write: threading.Lock) -> str | None:
-    """Mails the server accepted: each row and its email_sent event, all in one transaction.
+def write_sent(store: Store, sent: list[Sent], at: datetime) -> None:
+    """Mails the server accepted: each row and its email_sent event (inside the caller's transaction)."""
+    store.mark_mails_sent([(int(mail["id"]), subject, links) for mail, subject, links, _ in sent], at)
+    contacts.record_sent_many(
+        store, [(mail, _sent_data(mail, subject, files)) for mail, subject, _, files in sent], at=at
+    )
 
-    Returns a reason to stop when the disk is full (then each record waits in the journal).
-    """
-    try:
-        with write, store.transaction():
-            for mail, subject, links, files in sent:
-                store.mark_mail_sent(int(mail["id"]), at, subject, links)
-                contacts.record_sent(store, mail, at=at, data=_sent_data(mail, subject, files))
-    except sqlite3.DatabaseError as exc:
-        if not dbfault.is_full(exc):
-            raise
-        stop = ""
-        for mail, subject, links, files in sent:
-            stop = keep_accepted(project, store, mail, at, (subject, links, _sent_data(mail, subject, files)), write)
-        return stop
-    return None
+
+def keep_all_accepted(project: Project, store: Store, sent: list[Sent], at: datetime, write: threading.Lock) -> str:
+    """write_sent met a full disk: each record waits in the journal; returns why delivery stops."""
+    stop = ""
+    for mail, subject, links, files in sent:
+        stop = keep_accepted(project, store, mail, at, (subject, links, _sent_data(mail, subject, files)), write)
+    return stop
 
 
 def _sent_data(mail: dict[str, Any], subject: str, files: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The sending workers of one delivery run, as delivery sees them: give a mail, collect results, close.
 
 Each worker (edumail.send_worker) has one duplex pipe to delivery and holds at
-most `per_worker` mails at a time: the one it is sending and the next, so that
-it never waits for delivery's bookkeeping. Worker processes come from a fork
+most `per_worker` mails at a time: the one it hands over and the next, which it
+composes while delivery records the first. Worker processes come from a fork
 server (Unix) that has edumail's sending modules loaded once: a run starts its
 workers in milliseconds, not one interpreter start-up each.
 """
@@ -10,8 +10,8 @@ workers in milliseconds, not one interpreter start-up each.
 from __future__ import annotations
 
 import multiprocessing
+import select
 import threading
-from multiprocessing.connection import wait
 from typing import Any
 
 from edumail import send_worker
@@ -19,6 +19,7 @@ from edumail.transport import Transport
 
 _PRELOAD = ["edumail.send_worker", "edumail.compose", "edumail.render", "edumail.transport.smtp", "edumail.project"]
 _context: Any = None
+Result = tuple[int, tuple[Any, ...], "dict[str, Any] | None"]  # worker, its answer, the mail it was about
 
 
 def context() -> Any:
@@ -50,6 +51,9 @@ class Pool:
         self.handles: list[Any] = []
         self.held: list[dict[int, dict[str, Any]]] = []  # per worker: the mails it holds, by id
         self.alive: list[bool] = []
+        self._poll = select.poll()  # one poller for the run: multiprocessing's wait() builds one each call
+        self.fds: list[int] = []
+        self.workers: dict[int, int] = {}  # fd -> worker
         ctx = context() if transport is None else multiprocessing
         for i in range(workers):
             mine, theirs = ctx.Pipe(duplex=True)
@@ -71,6 +75,9 @@ class Pool:
                 )
                 handle.start()
             self.channels.append(mine)
+            self.fds.append(mine.fileno())
+            self.workers[mine.fileno()] = i
+            self._poll.register(mine.fileno(), select.POLLIN)
             self.handles.append(handle)
             self.held.append({})
             self.alive.append(True)
@@ -89,24 +96,40 @@ class Pool:
         self.held[i][int(mail["id"])] = mail
         self.channels[i].send(mail)
 
-    def collect(self, timeout: float) -> list[tuple[tuple[Any, ...], dict[str, Any] | None]]:
-        """The results ready within `timeout`, each with its mail; ("gone", worker) for a worker that ended."""
-        live = [self.channels[i] for i, alive in enumerate(self.alive) if alive]
-        if not live:
-            return []
-        results: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
-        ready: list[Any] = wait(live, timeout)
-        for channel in ready:
-            i = self.channels.index(channel)
+    def collect(self, timeout: float) -> list[Result]:
+        """The results ready within `timeout`: (worker, result, its mail); ("gone",) for a worker that ended."""
+        results: list[Result] = []
+        for i in self._ready(timeout):
+            channel = self.channels[i]
             try:
-                while channel.poll():
+                while True:  # every answer already there, without another wait
                     result = channel.recv()
                     mail = self.held[i].pop(int(result[1]), None) if result[1] is not None else None
-                    results.append((result, mail))
+                    results.append((i, result, mail))
+                    if not self._readable(i):
+                        break
             except (EOFError, OSError):
                 self.alive[i] = False
-                results.append((("gone", i), None))
+                self._poll.unregister(self.fds[i])
+                results.append((i, ("gone", None), None))
         return results
+
+    def _ready(self, timeout: float) -> list[int]:
+        """The workers with something to read (an answer, or their end)."""
+        return [self.workers[fd] for fd, _ in self._poll.poll(timeout * 1000)]
+
+    def _readable(self, worker: int) -> bool:
+        one = select.poll()
+        one.register(self.fds[worker], select.POLLIN)
+        return bool(one.poll(0))
+
+    def go(self, worker: int) -> None:
+        """The worker's last hand-over is recorded: it may hand over the next mail."""
+        if self.alive[worker]:
+            try:
+                self.channels[worker].send(send_worker.GO)
+            except OSError:
+                pass  # it ended: collect() reports it
 
     def orphans(self, worker: int) -> list[dict[str, Any]]:
         """The mails a worker that ended still held."""

@@ -22,6 +22,7 @@ its lease cannot have mails sent in its name after another process took over.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sqlite3
 import threading
@@ -133,6 +134,48 @@ def process_main(channel: Any, setup: Setup, shared: Shared) -> None:
     work(channel, setup, shared, project, transport)
 
 
+GO = "go"  # delivery's word that a worker's last hand-over is recorded (or the run stops: then see Shared.stop)
+
+
+class _Inbox:
+    """What delivery sent a worker: mails to send (None: the end) and the verdicts on its hand-overs.
+
+    A worker composes its next mail while delivery records the last one, but hands
+    it over only once that record is made: a run that stops on a failure, a full
+    disk or a kill has at most one mail a worker the server took and the store
+    does not know yet.
+    """
+
+    def __init__(self, channel: Any):
+        self.channel = channel
+        self.mails: deque[Any] = deque()
+        self.awaiting = False  # a hand-over whose verdict has not come yet
+        self._poll = select.poll()  # Connection.poll() builds a selector at each call
+        self._poll.register(channel.fileno(), select.POLLIN)
+
+    def _read(self) -> None:
+        try:
+            message = self.channel.recv()
+        except (EOFError, OSError):
+            raise ParentGone() from None
+        if message == GO:
+            self.awaiting = False
+        else:
+            self.mails.append(message)
+
+    def next(self) -> Any:
+        while not self.mails:
+            self._read()
+        return self.mails.popleft()
+
+    def verdict(self) -> None:
+        """Wait until the last hand-over is recorded; then read whatever else came (a gone parent ends us)."""
+        while self.awaiting:
+            self._read()
+        while self._poll.poll(0):
+            self._read()
+
+
 def work(channel: Any, setup: Setup, shared: Shared, project: Any, transport: Transport) -> None:
     """Take mails from `channel` until it sends None (or ends), answer each with its result."""
     from edumail.compose import Composer
@@ -144,16 +187,12 @@ def work(channel: Any, setup: Setup, shared: Shared, project: Any, transport: Tr
         _say(channel, ("died", None, _describe(exc)))
         return
     connection = transport.connect()
-    pending: deque[Any] = deque()
+    inbox = _Inbox(channel)
     try:
-        while True:
-            if not pending:
-                pending.append(channel.recv())
-            mail = pending.popleft()
-            if mail is None:
-                break
-            result = _one(channel, pending, setup, shared, store, composer, connection, mail)
+        while (mail := inbox.next()) is not None:
+            result = _one(inbox, setup, shared, store, composer, connection, mail)
             channel.send(result)
+            inbox.awaiting = result[0] in ("sent", "failed")
             if result[0] == "died":
                 break
     except (EOFError, OSError, ParentGone):
@@ -164,8 +203,7 @@ def work(channel: Any, setup: Setup, shared: Shared, project: Any, transport: Tr
 
 
 def _one(
-    channel: Any,
-    pending: deque[Any],
+    inbox: _Inbox,
     setup: Setup,
     shared: Shared,
     store: Any,
@@ -176,8 +214,6 @@ def _one(
     from edumail.compose import Skip
 
     mail_id = int(mail["id"])
-    if shared.stop.is_set():
-        return ("released", mail_id)
     try:
         try:
             composed = composer.compose(store, mail)
@@ -185,10 +221,12 @@ def _one(
             return ("cancelled", mail_id, str(skip))
         except EdumailError as exc:
             return ("error", mail_id, str(exc))
+        inbox.verdict()
+        if shared.stop.is_set():
+            return ("released", mail_id)
         wait = shared.limiter.reserve()
         if wait and shared.stop.wait(wait):
             return ("released", mail_id)
-        _check_parent(channel, pending)
         if time.time() >= shared.deadline.value:
             return ("lease", mail_id)
         at = setup.now + timedelta(seconds=time.time() - setup.started)
@@ -201,15 +239,6 @@ def _one(
         raise
     except BaseException as exc:  # noqa: BLE001 - the run puts the mail back and says which mail
         return ("died", mail_id, _describe(exc))
-
-
-def _check_parent(channel: Any, pending: deque[Any]) -> None:
-    """Read what the parent sent meanwhile; an ended pipe means it is gone: send nothing more."""
-    try:
-        while channel.poll():
-            pending.append(channel.recv())
-    except (EOFError, OSError):
-        raise ParentGone() from None
 
 
 def _fields(failure: SendFailure) -> tuple[Any, ...]:

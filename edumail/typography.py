@@ -22,6 +22,8 @@ _AFTER_GUILLEMET = re.compile(r"«[ \t]+")
 _AT_HOUR = re.compile(r"(?<![^\s(])à[ \t]+(?=\d)")  # "à 9h00"
 # "1 200", "15 €", "5 minutes", "12 rue", "1 décembre": a number holds on to what follows it.
 _AFTER_NUMBER = re.compile(r"(?<![^\s(«])(\d+(?:[.,]\d+)*)[ \t]+(?=[\w€%$£])")
+# Where any of the four rules could apply: most text between tags is only indentation, tested once.
+_CANDIDATE = re.compile(r"[ \t][:;!?»]|«[ \t]|à[ \t]|\d[ \t]")
 
 
 def french_spacing(text: str) -> str:
@@ -38,8 +40,9 @@ def french_spacing_html(page: str) -> str:
     """The same, applied to the text of an HTML page only (tags, comments, style and script untouched)."""
     parts = _MARKUP.split(page)
     # re.split with one group: even indexes are text, odd ones the markup that separated them.
+    candidate = _CANDIDATE.search
     for i in range(0, len(parts), 2):
-        if parts[i]:
+        if candidate(parts[i]):
             parts[i] = french_spacing(parts[i])
     return "".join(parts)
 

@@ -202,6 +202,15 @@ class ContactsMixin:
         """A mail to the contact went: the soft-bounce count starts again."""
         self.execute("UPDATE contacts SET soft_bounces = 0 WHERE id = ? AND soft_bounces > 0", (contact_id,))
 
+    def clear_soft_bounces_of(self: Store, contact_ids: list[int]) -> None:
+        """clear_soft_bounces for many contacts (one statement a few hundred)."""
+        for start in range(0, len(contact_ids), 500):
+            chunk = contact_ids[start : start + 500]
+            self.execute(
+                f"UPDATE contacts SET soft_bounces = 0 WHERE soft_bounces > 0 AND id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+
     def update_contact(self: Store, contact_id: int, changes: dict[str, Any], now: datetime) -> None:
         allowed = set(CONTACT_COLUMNS) | {"bounced_at", "soft_bounces", "forgotten_at", "last_inbound_at"}
         changes = {k: v for k, v in changes.items() if k in allowed}
@@ -337,6 +346,20 @@ class ContactsMixin:
             "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
             " VALUES (?1, ?2, ?3, ?6, ?4, ?7, NULL, 0, ?5)",
             ((*row, recorded, source) for row in rows),
+        )
+
+    def insert_sent_events(
+        self: Store, rows: list[tuple[int, str, datetime, dict[str, Any], int]], at: datetime
+    ) -> None:
+        """email_sent events of delivery: (contact id, name, at, data, mail id) each, recorded at `at`."""
+        stamp, dumps = to_db(at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        self.conn.executemany(
+            "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
+            " VALUES (?, ?, ?, ?, ?, 'delivery', ?, 0, ?)",
+            [
+                (contact_id, name, to_db(when), stamp, dumps(data), mail_id, session_of(data))
+                for contact_id, name, when, data, mail_id in rows
+            ],
         )
 
     def insert_event(

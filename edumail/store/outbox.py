@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from edumail.clock import to_db
+
 if TYPE_CHECKING:
     from edumail.store import Store
 
@@ -95,6 +97,15 @@ class OutboxMixin:
             "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
             " last_error = NULL WHERE id = ?",
             (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
+        )
+
+    def mark_mails_sent(self: Store, sent: list[tuple[int, str, list[str]]], sent_at: datetime) -> None:
+        """mark_mail_sent for many (mail id, subject, links)."""
+        stamp = to_db(sent_at)
+        self.conn.executemany(
+            "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
+            " last_error = NULL WHERE id = ?",
+            [(stamp, subject, json.dumps(links, ensure_ascii=False), mail_id) for mail_id, subject, links in sent],
         )
 
     def mark_mail_accepted(self: Store, mail_id: int, sent_at: datetime) -> None:
