@@ -116,3 +116,14 @@ def test_a_damaged_database_is_a_clear_error_not_a_traceback(cli, project_dir):
     result = cli("contacts", "list")
     assert result.exit_code == 1
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_claiming_due_mails_finds_them_by_primary_key_not_by_walking_the_queue(tmp_path):
+    """The claim of a delivery round costs the same with 10 or 100,000 mails queued."""
+    from edumail.store.outbox import CLAIM
+
+    store = Store(tmp_path / "edumail.db")
+    plan = " / ".join(r["detail"] for r in store.rows("EXPLAIN QUERY PLAN " + CLAIM, {"now": "2026", "n": 2}))
+    store.close()
+    assert plan.startswith("SEARCH mails USING INTEGER PRIMARY KEY"), plan
+    assert "mails_state (state=? AND not_before<?)" in plan, plan
