@@ -225,6 +225,8 @@ class _Run(FailureHandling):
         """Stop giving mails; wait for each worker's answer about the mails it holds and record them."""
         self.stop.set()
         self.shared.stop.set()
+        for worker in range(len(pool.alive)):
+            pool.go(worker)  # a verdict the interruption held back: with the stop set, they only give mails back
         store = self.project.store()
         while pool.in_flight and any(pool.alive):
             try:
