@@ -182,11 +182,14 @@ class SmtpConnection:
     def _transaction(self, client: smtplib.SMTP, envelope: Envelope) -> None:
         stage = "mail"
         try:
-            code, reply = client.mail(envelope.sender)
+            # The addresses were checked when the mail was built: smtplib's quoteaddr would parse them again.
+            client.putcmd("mail", f"FROM:<{envelope.sender}>")
+            code, reply = client.getreply()
             if code != 250:
                 self._refused(client, code, reply, stage, envelope)
             stage = "rcpt"
-            code, reply = client.rcpt(envelope.recipient)
+            client.putcmd("rcpt", f"TO:<{envelope.recipient}>")
+            code, reply = client.getreply()
             if code not in (250, 251):
                 self._refused(client, code, reply, stage, envelope)
             stage = "data"
