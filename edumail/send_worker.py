@@ -109,6 +109,11 @@ class Shared:
         self.limiter = RateLimiter(**limiter_args, cell=context.Value("d", 0.0))
 
 
+# Workers yield the CPU to delivery's own process: when the cores are all busy composing, the records
+# and the next claims (what every worker waits for) still go at once.
+NICENESS = 5
+
+
 class ParentGone(Exception):
     """The pipe to delivery ended: the run is over or its process died; nothing more is sent."""
 
@@ -116,6 +121,10 @@ class ParentGone(Exception):
 def process_main(channel: Any, setup: Setup, shared: Shared) -> None:
     """A worker process: the parent's environment and project, its own transport connection and store."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent winds down
+    try:
+        os.nice(NICENESS)
+    except (OSError, AttributeError):  # no nice() (Windows) or not allowed: the same mails, less smoothly
+        pass
     os.environ.clear()
     os.environ.update(setup.environ)
     if setup.cwd:

@@ -23,6 +23,8 @@ What it can do (each fault applies to the next `times` occurrences, None = alway
 - `delay_mail`: seconds to wait before answering each MAIL FROM (a server silent at another stage).
 - `max_per_connection`: close an idle connection silently after N accepted mails (Yahoo-style).
 - `require_auth(user, password)`: AUTH PLAIN/LOGIN accepted for that pair only (no TLS needed).
+- `pipelining`: offer PIPELINING in EHLO (True by default, as Postfix and the providers do; aiosmtpd answers
+  pipelined commands in order). False: a server that does not, so commands go one at a time.
 
 `messages` holds every accepted mail (`Received` records: envelope and parsed message).
 """
@@ -109,6 +111,8 @@ class _Handler:
                 self.owner.connections += 1
                 session.edumail_connection = self.owner.connections
                 session.edumail_accepted = 0
+        if self.owner.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
@@ -205,6 +209,7 @@ class SmtpTestServer:
         self.delay = 0.0
         self.delay_mail = 0.0
         self.max_per_connection: int | None = None
+        self.pipelining = True
         self.connections = 0
         self._credentials: tuple[str, str] | None = None
         self.host = "127.0.0.1"
@@ -238,6 +243,7 @@ class SmtpTestServer:
         self.delay = 0.0
         self.delay_mail = 0.0
         self.max_per_connection = None
+        self.pipelining = True
         self._credentials = None
 
     # --- faults --------------------------------------------------------------------

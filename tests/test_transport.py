@@ -77,7 +77,9 @@ def test_one_smtp_connection_carries_many_mails(smtp_server):  # noqa: F811
     assert smtp_server.connections == 1 and len(smtp_server.messages) == 5
 
 
-def test_a_refused_recipient_leaves_the_connection_usable(smtp_server):  # noqa: F811
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_recipient_leaves_the_connection_usable(smtp_server, pipelining):  # noqa: F811
+    smtp_server.pipelining = pipelining
     smtp_server.refuse("b1@example.org", "550 5.1.1 no such user")
     connection = SmtpTransport(Smtp(host=smtp_server.host, port=smtp_server.port, security="none")).connect()
     connection.send(envelope(0))
@@ -85,12 +87,32 @@ def test_a_refused_recipient_leaves_the_connection_usable(smtp_server):  # noqa:
         connection.send(envelope(1))
     assert failure.value.kind == transport.BOUNCE and failure.value.status == "5.1.1"
     assert "550 5.1.1 no such user" in str(failure.value) and "b1@example.org" in str(failure.value)
+    assert connection.client is not None and connection.client.has_extn("pipelining") == pipelining
     connection.send(envelope(2))
     connection.close()
     assert smtp_server.connections == 1 and smtp_server.recipients() == ["b0@example.org", "b2@example.org"]
 
 
-def test_after_a_421_the_next_mail_opens_a_new_connection(smtp_server):  # noqa: F811
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_sender_is_the_relays_and_the_next_mail_goes_on_the_same_connection(
+    smtp_server, pipelining  # noqa: F811
+):
+    """With PIPELINING the refused MAIL FROM's RCPT TO and DATA are answered too: read, then RSET."""
+    smtp_server.pipelining = pipelining
+    smtp_server.reply_to_mail("451 4.3.0 try later", times=1, after=1)
+    connection = SmtpTransport(Smtp(host=smtp_server.host, port=smtp_server.port, security="none")).connect()
+    connection.send(envelope(0))
+    with pytest.raises(SendFailure) as failure:
+        connection.send(envelope(1))
+    assert failure.value.kind == transport.TEMPORARY and failure.value.stage == "mail"
+    connection.send(envelope(2))
+    connection.close()
+    assert smtp_server.connections == 1 and smtp_server.recipients() == ["b0@example.org", "b2@example.org"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_after_a_421_the_next_mail_opens_a_new_connection(smtp_server, pipelining):  # noqa: F811
+    smtp_server.pipelining = pipelining
     smtp_server.refuse("b1@example.org", "421 4.7.0 closing", times=1)
     connection = SmtpTransport(Smtp(host=smtp_server.host, port=smtp_server.port, security="none")).connect()
     connection.send(envelope(0))
