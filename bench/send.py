@@ -215,17 +215,57 @@ def sample_mail(template: str = TEMPLATE) -> tuple[str, str, str]:
 
 
 _MEMORY = """
-import json, sys
+import json, sys, threading, time
+from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 import send
+
+def tree(pid):
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [pid], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+def pss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+peak = [0]
+done = threading.Event()
+def sample():
+    me = __import__("os").getpid()
+    while not done.is_set():
+        peak[0] = max(peak[0], sum(pss_kb(p) for p in tree(me)))
+        time.sleep(0.05)
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 figures = send.run_edumail(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[4]))
+done.set()
+sampler.join()
 hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({**figures, "hwm_kb": int(hwm)}))
+print(json.dumps({**figures, "hwm_kb": int(hwm), "tree_pss_kb": peak[0]}))
 """
 
 
 def run_memory(port: int, n: int, concurrency: int) -> dict[str, float]:
-    """A send of n mails (queue, then deliver) in a process of its own: its peak memory (VmHWM)."""
+    """A send of n mails (queue, then deliver) in a process of its own: the peak memory of that process
+    (VmHWM) and of the whole send, its worker processes included (the sum of their proportional set
+    sizes, sampled every 50 ms: shared pages counted once)."""
     here = str(Path(__file__).resolve().parent)
     done = subprocess.run(
         [sys.executable, "-c", _MEMORY, str(port), str(n), here, str(concurrency)],
@@ -234,7 +274,12 @@ def run_memory(port: int, n: int, concurrency: int) -> dict[str, float]:
         check=True,
     )
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**figures, "n": n, "peak_mb": round(figures["hwm_kb"] / 1024, 1)}
+    return {
+        **figures,
+        "n": n,
+        "peak_mb": round(figures["hwm_kb"] / 1024, 1),
+        "tree_peak_mb": round(figures["tree_pss_kb"] / 1024, 1),
+    }
 
 
 # --- baselines ----------------------------------------------------------------------------------
@@ -409,7 +454,11 @@ def _print(result: dict[str, Any]) -> None:
         f" ({small['edumail']['mails_per_s'] / small['bare_loop']['mails_per_s']:.2f}x, target 1.2x)"
     )
     if "memory" in result:
-        print(f"peak memory of a {result['memory']['n']:,}-mail send: {result['memory']['peak_mb']} MB (target 150 MB)")
+        memory = result["memory"]
+        print(
+            f"peak memory of a {memory['n']:,}-mail send: {memory['tree_peak_mb']} MB with its workers"
+            f" ({memory['peak_mb']} MB the main process; target 150 MB)"
+        )
     slow = result["slow"]
     c = result["concurrency"]
     print(f"{slow['n']} mails into {result['slow_sink']}:")

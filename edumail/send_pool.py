@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import multiprocessing
 import select
+import sys
 import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from edumail import send_worker
 from edumail.transport import Transport
 
-_PRELOAD = ["edumail.send_worker", "edumail.compose", "edumail.render", "edumail.transport.smtp", "edumail.project"]
+_PRELOAD = ["edumail.send_preload"]
 _context: Any = None
 Result = tuple[int, tuple[Any, ...], "dict[str, Any] | None"]  # worker, its answer, the mail it was about
 
@@ -31,6 +35,18 @@ def context() -> Any:
         if method == "forkserver":
             _context.set_forkserver_preload(_PRELOAD)
     return _context
+
+
+@contextmanager
+def _without_main() -> Iterator[None]:
+    """A worker needs nothing from the command's __main__ (edumail's CLI, a test runner, a script), which
+    multiprocessing would import again in each worker: its start-up time and memory, for nothing."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class Pool:
@@ -64,7 +80,8 @@ class Pool:
                     name=f"edumail-send-{i}",
                     daemon=True,
                 )
-                handle.start()
+                with _without_main():
+                    handle.start()
                 theirs.close()
             else:
                 handle = threading.Thread(
