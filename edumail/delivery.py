@@ -140,11 +140,12 @@ def deliver(
 class _Run(FailureHandling):
     """Delivery's side of a run: claims mails for the workers, keeps every record, decides on failures.
 
-    Each round gives the workers as many mails as they have room for (claimed in
-    one transaction) and records the results that came back (the sent ones in one
-    transaction). At most `per_worker` mails a worker are 'sending' at any time:
-    a SIGKILL can only leave those, and only those the server had accepted go
-    twice, with their Message-ID.
+    Each round records the mails the workers sent and claims as many as they have
+    room for, in one transaction; then it decides on each other result (a
+    refusal, a deferral) and gives each worker its verdict, which it waits for
+    before its next hand-over. At most `per_worker` mails a worker are 'sending'
+    at any time, at most one of them handed over: a SIGKILL can leave only that
+    one sent twice, with its Message-ID.
     """
 
     def __init__(
