@@ -120,7 +120,10 @@ class ParentGone(Exception):
 
 def process_main(channel: Any, setup: Setup, shared: Shared) -> None:
     """A worker process: the parent's environment and project, its own transport connection and store."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent winds down
+    # Ctrl-C reaches the whole process group, a service manager's SIGTERM the whole cgroup: delivery winds
+    # down (the mails in hand answered, the rest released) and closes the workers; a worker never stops alone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         os.nice(NICENESS)
     except (OSError, AttributeError):  # no nice() (Windows) or not allowed: the same mails, less smoothly
