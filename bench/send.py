@@ -5,7 +5,9 @@
 1. 10,000 personalised mails from the shipped library (`newsletter`, with the
    base layout, CSS inlining, click tracking and the open pixel) sent by
    `edumail.delivery.deliver` end to end: render, inline, track, build, send,
-   bookkeeping (claim, sent, email_sent event), `smtp.concurrency` 4.
+   bookkeeping (claim, sent, email_sent event), `smtp.concurrency` 4: four
+   worker processes, each with its SMTP connection, and delivery's own process
+   keeping the records.
 2. The same mails (the same rendered HTML and text, personalised) built with
    `EmailMessage` (default policy) and sent by a bare smtplib loop over one
    reused connection: no bookkeeping at all.
