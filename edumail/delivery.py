@@ -23,7 +23,6 @@ one draining leaves it alone.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sqlite3
 import threading
@@ -31,9 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edumail import contacts, dbfault, lease, send_pool, send_worker
+from edumail import contacts, dbfault, lease, send_worker
 from edumail import delivery_faults as faults
 from edumail.compose import Composer, Skip
 from edumail.delivery_failures import (  # noqa: F401 (BACKOFF... stay importable from here)
@@ -51,6 +50,9 @@ from edumail.project import Project
 from edumail.send_worker import RateLimiter  # noqa: F401 (importable from here)
 from edumail.store import Store
 from edumail.transport import PERMANENT, TEMPORARY, Transport
+
+if TYPE_CHECKING:
+    from edumail import send_pool
 from edumail.transport import make as make_transport
 
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
@@ -182,6 +184,10 @@ class _Run(FailureHandling):
         self.tick = min(1.0, self.lease.ttl.total_seconds() / 4)
 
     def go(self) -> None:
+        import multiprocessing  # noqa: PLC0415 - only a run with mails due starts workers
+
+        from edumail import send_pool  # noqa: PLC0415
+
         processes = self.transport is None
         ctx = send_pool.context() if processes else multiprocessing
         self.shared = send_worker.Shared(ctx, self.limiter_args)
