@@ -143,6 +143,8 @@ class _Handler:
                 _close_soon(server)
             return reply
         envelope.rcpt_tos.append(address)
+        with owner.lock:
+            owner.accepted_rcpt.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -210,6 +212,7 @@ class SmtpTestServer:
         self.delay_mail = 0.0
         self.max_per_connection: int | None = None
         self.pipelining = True
+        self.accepted_rcpt: list[str] = []  # every RCPT TO accepted, in order: a mail on the wire is here first
         self.connections = 0
         self._credentials: tuple[str, str] | None = None
         self.host = "127.0.0.1"
@@ -238,6 +241,7 @@ class SmtpTestServer:
     def reset(self) -> None:
         with self.lock:
             self.messages.clear()
+            self.accepted_rcpt.clear()
             self.faults = _Faults()
             self.connections = 0
         self.delay = 0.0

@@ -132,15 +132,21 @@ def _twice(store: Store, rows: str, key: str) -> list[dict]:
     return store.rows(f"SELECT {key}, COUNT(*) AS n FROM {rows} GROUP BY {key} HAVING n > 1")
 
 
-def _wait_for_sending(store: Store) -> tuple[str, str]:
-    """(Message-ID, recipient) of the mail being sent right now, seen through the store."""
+def _wait_for_sending(store: Store, server: SmtpTestServer) -> tuple[str, str]:
+    """(Message-ID, recipient) of the mail on the wire right now: the server took its RCPT TO, not yet its
+    message. (The worker may hold the next mail too, 'sending' but not handed over.)"""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
-        found = store.row(
-            "SELECT m.message_id, c.email FROM mails m JOIN contacts c ON c.id = m.contact_id WHERE m.state = 'sending'"
-        )
-        if found:
-            return str(found["message_id"]), str(found["email"])
+        with server.lock:
+            wire = server.accepted_rcpt[len(server.messages) :]
+        if wire:
+            found = store.row(
+                "SELECT m.message_id, c.email FROM mails m JOIN contacts c ON c.id = m.contact_id"
+                " WHERE m.state = 'sending' AND c.email = ?",
+                (wire[0],),
+            )
+            if found:
+                return str(found["message_id"]), str(found["email"])
         time.sleep(0.01)
     raise AssertionError("no mail was ever in flight")
 
@@ -218,7 +224,7 @@ def test_sigterm_stops_the_daemon_after_the_mail_in_flight(tmp_path, smtp_server
     try:
         try:
             assert smtp_server.wait_for(3, timeout=WAIT), log.read_text()
-            in_flight, recipient = _wait_for_sending(store)
+            in_flight, recipient = _wait_for_sending(store, smtp_server)
         finally:
             output = _stop_daemon(daemon, log)
         assert daemon.returncode == 0, output
