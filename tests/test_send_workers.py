@@ -78,6 +78,15 @@ def _workers(pid: int, count: int) -> list[int]:
     raise AssertionError(f"no {count} worker processes under {pid}: {_descendants(pid)}")
 
 
+def _centre(tmp_path: Path, server: SmtpTestServer, *, concurrency: int, delay: float) -> Path:
+    """A project of CONTACTS contacts sending through `server`, which answers each DATA after `delay` s."""
+    project = make_project(tmp_path / "centre", extra=server.settings_yaml(concurrency=concurrency))
+    add_contacts(project, CONTACTS)
+    project.close()
+    server.delay = delay
+    return project.root
+
+
 def _states(root: Path) -> dict[str, int]:
     store = Store(root / "edumail.db")
     try:
@@ -94,11 +103,8 @@ def _by_recipient(server: SmtpTestServer) -> dict[str, list[str]]:
 
 
 def test_mails_go_from_one_worker_process_per_connection(tmp_path, smtp_server: SmtpTestServer) -> None:
-    project = make_project(tmp_path / "centre", extra=smtp_server.settings_yaml(concurrency=3))
-    add_contacts(project, CONTACTS)
-    project.close()
-    smtp_server.delay = 0.05
-    process = _send(project.root)
+    root = _centre(tmp_path, smtp_server, concurrency=3, delay=0.05)
+    process = _send(root)
     try:
         assert smtp_server.wait_for(3, timeout=60)
         workers = _workers(process.pid, 3)
@@ -109,17 +115,14 @@ def test_mails_go_from_one_worker_process_per_connection(tmp_path, smtp_server: 
     assert len(workers) == 3 and process.pid not in workers
     assert len({m.connection for m in smtp_server.messages}) == 3  # one SMTP connection a worker
     assert sorted(Counter(m.rcpt_tos[0] for m in smtp_server.messages).values()) == [1] * CONTACTS
-    assert _states(project.root) == {"sent": CONTACTS}
+    assert _states(root) == {"sent": CONTACTS}
 
 
 def test_a_worker_killed_mid_run_stops_the_run_and_the_next_one_sends_the_rest(
     tmp_path, smtp_server: SmtpTestServer
 ) -> None:
-    project = make_project(tmp_path / "centre", extra=smtp_server.settings_yaml(concurrency=2))
-    add_contacts(project, CONTACTS)
-    project.close()
-    smtp_server.delay = 0.1
-    process = _send(project.root)
+    root = _centre(tmp_path, smtp_server, concurrency=2, delay=0.1)
+    process = _send(root)
     try:
         assert smtp_server.wait_for(4, timeout=60)
         os.kill(_workers(process.pid, 2)[0], signal.SIGKILL)
@@ -130,9 +133,9 @@ def test_a_worker_killed_mid_run_stops_the_run_and_the_next_one_sends_the_rest(
     assert process.returncode == 1, output
     assert "Traceback" not in output
     assert "a sending worker stopped" in output and "exit status -9" in output, output
-    assert "sending" not in _states(project.root)  # what it held went back to the queue
+    assert "sending" not in _states(root)  # what it held went back to the queue
 
-    again = _send(project.root)
+    again = _send(root)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     got = _by_recipient(smtp_server)
@@ -140,7 +143,7 @@ def test_a_worker_killed_mid_run_stops_the_run_and_the_next_one_sends_the_rest(
     twice = {r: ids for r, ids in got.items() if len(ids) > 1}
     assert len(twice) <= 1, twice  # the mail the killed worker was handing over, if the server had it
     assert all(len(set(ids)) == 1 for ids in twice.values()), twice  # and then with its Message-ID
-    assert _states(project.root) == {"sent": CONTACTS}
+    assert _states(root) == {"sent": CONTACTS}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -148,11 +151,8 @@ def test_ctrl_c_or_a_service_stop_reaches_the_workers_too_and_the_run_still_wind
     tmp_path, smtp_server: SmtpTestServer, signum: int
 ) -> None:
     """Ctrl-C in a terminal signals the whole process group, systemd's stop the whole cgroup."""
-    project = make_project(tmp_path / "centre", extra=smtp_server.settings_yaml(concurrency=2))
-    add_contacts(project, CONTACTS)
-    project.close()
-    smtp_server.delay = 0.1
-    process = _send(project.root)
+    root = _centre(tmp_path, smtp_server, concurrency=2, delay=0.1)
+    process = _send(root)
     try:
         assert smtp_server.wait_for(4, timeout=60)
         workers = _workers(process.pid, 2)
@@ -165,7 +165,7 @@ def test_ctrl_c_or_a_service_stop_reaches_the_workers_too_and_the_run_still_wind
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     sent = len(smtp_server.messages)
     assert f"Interrupted: {sent} sent, {CONTACTS - sent} still queued" in output, output
-    assert _states(project.root) == {"sent": sent, "queued": CONTACTS - sent}
+    assert _states(root) == {"sent": sent, "queued": CONTACTS - sent}
     deadline = time.monotonic() + 10  # no worker left behind: each ends when its pipe does
     while [pid for pid in workers if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
         time.sleep(0.05)
