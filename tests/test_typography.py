@@ -91,3 +91,24 @@ def test_the_pages_a_person_sees_elide_the_centre_name_and_space_french_punctuat
     assert "offres <b>d&#x27;Alpes Compétences</b>" in page
     done = form_pages.unsubscribed_page("Alpes Compétences", view, {}, "all")
     assert "C’est fait\u00a0: vous êtes désinscrit(e)." in done
+
+
+def test_the_rules_skipped_where_their_text_cannot_be_change_nothing():
+    """french_spacing runs each rule only where a substring test says it can match: on any text it must
+    give what the four rules give when always run (random texts built from what the rules look at)."""
+    import random
+
+    from edumail import typography as t
+
+    def always(text: str) -> str:
+        text = t._BEFORE_PUNCTUATION.sub(t.NBSP, text)
+        text = t._AFTER_GUILLEMET.sub("«" + t.NBSP, text)
+        text = t._AT_HOUR.sub("à" + t.NBSP, text)
+        return t._AFTER_NUMBER.sub(lambda m: m.group(1) + t.NBSP, text)
+
+    rng = random.Random(20261128)
+    pieces = [*"ab 12,.:;!?»«à€%\t(h9 ", "à ", "« ", " :", "1 200", "12 rue", "à 9h", "\n", "\xa0"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        assert t.french_spacing(text) == always(text), repr(text)
+        assert t.french_spacing_html(f"<p>{text}</p>") == f"<p>{always(text)}</p>" or text.isspace(), repr(text)
