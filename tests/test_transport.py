@@ -77,6 +77,18 @@ def test_one_smtp_connection_carries_many_mails(smtp_server):  # noqa: F811
     assert smtp_server.connections == 1 and len(smtp_server.messages) == 5
 
 
+def test_lines_that_start_with_a_dot_arrive_whole(smtp_server):  # noqa: F811
+    """Dot-stuffing (RFC 5321 4.5.2): a line that is a lone dot must not end the message early."""
+    body = b"first\r\n.\r\n.hidden\r\nlast\r\n"
+    lines = b"From: a@centre.example\r\nTo: b0@example.org\r\nMessage-ID: <dot@centre.example>\r\n\r\n" + body
+    connection = SmtpTransport(Smtp(host=smtp_server.host, port=smtp_server.port, security="none")).connect()
+    connection.send(Envelope("a@centre.example", "b0@example.org", lines, "<dot@centre.example>"))
+    connection.send(envelope(1))
+    connection.close()
+    assert len(smtp_server.messages) == 2
+    assert smtp_server.messages[0].data.replace(b"\r\n", b"\n").endswith(b"first\n.\n.hidden\nlast\n")
+
+
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_a_refused_recipient_leaves_the_connection_usable(smtp_server, pipelining):  # noqa: F811
     smtp_server.pipelining = pipelining

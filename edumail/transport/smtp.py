@@ -223,7 +223,8 @@ class SmtpConnection:
     def _data(self, client: smtplib.SMTP, data: bytes | str) -> tuple[int, bytes]:
         """The message after DATA's 354; the answer to the final dot gets DATA_END_TIMEOUT (RFC 5321 4.5.3.2.6)."""
         body = data.encode("ascii") if isinstance(data, str) else data
-        body = _LEADING_DOT.sub(b"..", body)
+        if body.startswith(b".") or b"\n." in body:  # dot-stuffing (RFC 5321 4.5.2), rarely needed
+            body = _LEADING_DOT.sub(b"..", body)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         client.send(body + b".\r\n")
