@@ -22,7 +22,7 @@ from edumail.contacts import (
     record_events_by_address,
     suppression_salt,
 )
-from edumail.contacts_update import Updates, fields_from_row
+from edumail.contacts_update import COMPARED, Updates, fields_from_row
 from edumail.errors import InputError
 from edumail.store import Store
 from edumail.store.contacts import session_of
@@ -130,7 +130,7 @@ def import_contacts(
     suppressed, salt = store.suppressed_hashes(), suppression_salt(store)
     new: list[tuple[str, int, dict[str, str]]] = []
     with store.transaction():  # read inside the write transaction: nothing changes them meanwhile
-        existing = store.contacts_by_emails(list(merged))
+        existing = store.contacts_by_emails(list(merged), COMPARED)
         updates = Updates(store, batch, _tags_named(merged, existing, batch.tags))
         for address, (line, values, duplicates) in merged.items():
             if suppressed and address not in existing and hash_address(salt, address) in suppressed:

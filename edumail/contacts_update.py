@@ -32,6 +32,7 @@ _SKIP = {"email", "first_name", "last_name", "stage", "tags", "timezone"} | {
     "imported_at",
 }
 _COLUMNS = ("first_name", "last_name", "timezone", "fields", "stage", "consent", "consent_basis")
+COMPARED = ("id", *_COLUMNS, "imported_stage")  # what the rules compare of an existing contact
 
 
 def fields_from_row(values: dict[str, str]) -> dict[str, str]:

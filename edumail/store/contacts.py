@@ -76,13 +76,15 @@ class ContactsMixin:
     def contact(self: Store, contact_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM contacts WHERE id = ?", (contact_id,))
 
-    def contacts_by_emails(self: Store, emails: list[str]) -> dict[str, dict[str, Any]]:
-        """Existing contacts for many addresses at once (chunked IN queries)."""
+    def contacts_by_emails(self: Store, emails: list[str], columns: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        """Existing contacts for many addresses at once (chunked IN queries): these columns (and email), or all."""
+        assert set(columns) <= {"id", "imported_stage", *CONTACT_COLUMNS}
+        chosen = ", ".join(dict.fromkeys(["email", *columns])) if columns else "*"
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(emails), 500):
             chunk = emails[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.query(f"SELECT * FROM contacts WHERE email IN ({marks})", chunk):
+            for row in self.query(f"SELECT {chosen} FROM contacts WHERE email IN ({marks})", chunk):
                 found[row["email"]] = row
         return found
 
