@@ -164,12 +164,15 @@ def test_python_dash_m_works(tmp_path):
 # What `--help` may load: every cron line and every typo pays the start-up (issue 17).
 HEAVY = (
     "apscheduler",
+    "asyncio",
     "babel",
     "css_inline",
     "dkim",
     "email_validator",
     "httpx",
     "jinja2",
+    "pydantic",
+    "pydantic_core",
     "rich",
     "sqlite_utils",
     "starlette",
@@ -256,6 +259,16 @@ def test_run_imports_only_its_own_command_module(project_dir):
     assert "Nothing was due" in result.stdout, result.stderr
     loaded = ast.literal_eval(result.stderr.strip().splitlines()[-1])
     assert loaded == ["edumail.cli.coercion", "edumail.cli.common", "edumail.cli.engine", "edumail.cli.lazy"]
+
+
+def test_run_once_with_nothing_due_loads_no_template_scheduler_or_web_library(project_dir):
+    # What a cron line pays every minute: the library's sequence files, no template rendered, nothing due.
+    shutil.copytree(ROOT / "sequences", project_dir / "sequences", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "templates", project_dir / "templates", dirs_exist_ok=True)
+    heavy = ("apscheduler", "asyncio", "css_inline", "dkim", "httpx", "jinja2", "pydantic", "sqlite_utils")
+    result, loaded = _modules_after(["run", "--once"], project_dir, heavy)
+    assert "Nothing was due" in result.stdout, result.stdout + result.stderr
+    assert loaded == []
 
 
 def test_the_table_of_commands_matches_the_commands():
