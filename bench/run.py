@@ -106,6 +106,12 @@ def _ratio(value: Any, base: Any) -> str:
     return f"{value / base:.2f}x"
 
 
+def _cpu(per_mail: Any) -> str:
+    if not per_mail:
+        return "n/a"
+    return f"{per_mail['total']} ms ({per_mail['main']} + {per_mail['workers']} + {per_mail['sink']})"
+
+
 def _send_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     """Each send figure with its ratios to the baselines measured in the same run."""
     sizes, send = result["sizes"], result["send"]
@@ -126,6 +132,14 @@ def _send_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
             ">= 1,000 mails/s, >= 2x bare",
             _num(edumail, "mails/s"),
             *rates(edumail, peer=same_size),
+        ),
+        (
+            "send: CPU a newsletter mail: edumail's process + its workers + the sink",
+            "",
+            _cpu(_get(send, "edumail", "cpu_ms_per_mail")),
+            "",
+            "",
+            "",
         ),
         ("send: bare smtplib loop (EmailMessage), same mails", "", _num(bare, "mails/s"), "1.00x", "", ""),
         (f"send: mailmerge, {sizes['peer']:,} mails (peer)", "", _num(merge, "mails/s"), _ratio(merge, bare), "", ""),

@@ -85,6 +85,39 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"no SMTP sink on port {port}")
 
 
+_SINKS: dict[int, int] = {}  # port -> the sink's pid, for its CPU time
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a live process (/proc/PID/stat), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers_cpu() -> float:
+    """The CPU time of this process's sending workers so far: the children of its fork server."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total = 0.0
+    for server in children.get(os.getpid(), []):
+        try:
+            if b"forkserver" not in Path(f"/proc/{server}/cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        total += sum(_cpu_seconds(worker) for worker in children.get(server, []))
+    return total
+
+
 @contextmanager
 def sink(delay: float = 0.0, prefer_postfix: bool = True) -> Iterator[tuple[int, str]]:
     """A local SMTP server that accepts everything: (port, description)."""
@@ -110,8 +143,10 @@ def sink(delay: float = 0.0, prefer_postfix: bool = True) -> Iterator[tuple[int,
         label = f"aiosmtpd ({delay * 1000:.0f} ms per mail)" if delay else "aiosmtpd"
     try:
         _wait_port(port)
+        _SINKS[port] = process.pid
         yield port, label
     finally:
+        _SINKS.pop(port, None)
         process.kill()
         process.wait()
 
@@ -154,8 +189,9 @@ def _project(root: Path, port: int, concurrency: int, n: int) -> Any:
     return project
 
 
-def run_edumail(port: int, n: int, concurrency: int, template: str = TEMPLATE) -> dict[str, float]:
-    """Queue a campaign of n mails, then time deliver() end to end."""
+def run_edumail(port: int, n: int, concurrency: int, template: str = TEMPLATE) -> dict[str, Any]:
+    """Queue a campaign of n mails, then time deliver() end to end; with the CPU time each mail cost
+    this process (claims and records), the worker processes (compose, sign, SMTP) and the sink."""
     from edumail import campaigns, delivery
 
     with tempfile.TemporaryDirectory() as folder:
@@ -166,12 +202,26 @@ def run_edumail(port: int, n: int, concurrency: int, template: str = TEMPLATE) -
         plan = campaigns.create_campaign(project, template, now=NOW)
         queued = time.perf_counter() - started
         assert plan.queued == n, plan
+        workers = [0.0]
+
+        def progress(report: Any) -> None:
+            if report.done == report.total:  # the last result: the workers are still there to be read
+                workers[0] = _workers_cpu()
+
+        sink_pid = _SINKS.get(port)
+        sink_before = _cpu_seconds(sink_pid) if sink_pid else 0.0
+        main_before = time.process_time()
         started = time.perf_counter()
-        report = delivery.deliver(project, now=NOW)
+        report = delivery.deliver(project, now=NOW, progress=progress)
         seconds = time.perf_counter() - started
+        main = time.process_time() - main_before
+        sink_cpu = _cpu_seconds(sink_pid) - sink_before if sink_pid else 0.0
         assert report.sent == n and not report.stopped, report
         project.close()
-    return {"mails_per_s": n / seconds, "seconds": seconds, "queue_seconds": queued}
+    cpu = {"main": main, "workers": workers[0], "sink": sink_cpu}
+    per_mail = {key: round(value / n * 1000, 3) for key, value in cpu.items()}
+    per_mail["total"] = round(sum(per_mail.values()), 3)
+    return {"mails_per_s": n / seconds, "seconds": seconds, "queue_seconds": queued, "cpu_ms_per_mail": per_mail}
 
 
 def _with_tracking(settings: Any) -> Any:
@@ -440,6 +490,11 @@ def _print(result: dict[str, Any]) -> None:
 
     print(f"{result['n']} mails of `{result['template']}` into {result['sink']}")
     print(f"  edumail (concurrency {result['concurrency']}, end to end) {rate('edumail')}")
+    cpu = result["edumail"]["cpu_ms_per_mail"]
+    print(
+        f"    CPU a mail: {cpu['total']} ms ({cpu['main']} ms edumail's own process, {cpu['workers']} ms its"
+        f" workers, {cpu['sink']} ms the sink): at most {2000 / cpu['total']:,.0f} mails/s on 2 cores"
+    )
     print(f"  bare smtplib loop, EmailMessage         {rate('bare_loop')}")
     print(f"  mailmerge                               {rate('mailmerge')}")
     print(f"  smtp-source (C), 1 session              {rate('smtp_source_1')}")
