@@ -270,6 +270,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="Print the table as Markdown (README).")
     args = parser.parse_args()
     result = measure(quick=args.quick)
+    saved = HERE / "last-run.json"  # the raw figures of the last run, for a second look (not committed)
+    saved.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return
