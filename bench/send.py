@@ -97,8 +97,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _workers_cpu() -> float:
-    """The CPU time of this process's sending workers so far: the children of its fork server."""
+def children_of() -> dict[int, list[int]]:
+    """Every process of the machine by parent pid (from /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -107,6 +107,12 @@ def _workers_cpu() -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def _workers_cpu() -> float:
+    """The CPU time of this process's sending workers so far: the children of its fork server."""
+    children = children_of()
     total = 0.0
     for server in children.get(os.getpid(), []):
         try:
@@ -273,14 +279,7 @@ sys.path.insert(0, sys.argv[3])
 import send
 
 def tree(pid):
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+    children = send.children_of()
     found, todo = [pid], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
