@@ -221,9 +221,7 @@ def record_sent(store: Store, mail: dict[str, Any], *, at: datetime, data: dict[
 def record_sent_many(store: Store, sent: list[tuple[dict[str, Any], dict[str, Any]]], *, at: datetime) -> None:
     """record_sent for many (mail, data), in a few statements: what delivery records after each round."""
     rows = [
-        (int(mail["contact_id"]), events.EMAIL_SENT, at, data, int(mail["id"]))
-        for mail, data in sent
-        if mail.get("contact_id") is not None
+        (int(mail["contact_id"]), data, int(mail["id"])) for mail, data in sent if mail.get("contact_id") is not None
     ]
     if not rows:
         return

@@ -50,10 +50,10 @@ from edumail.project import Project
 from edumail.send_worker import RateLimiter  # noqa: F401 (importable from here)
 from edumail.store import Store
 from edumail.transport import PERMANENT, TEMPORARY, Transport
+from edumail.transport import make as make_transport
 
 if TYPE_CHECKING:
     from edumail import send_pool
-from edumail.transport import make as make_transport
 
 LOCK_TTL = timedelta(seconds=120)  # renewed while the run lasts
 _RATE_META = "delivery.rate_tat"

@@ -67,7 +67,9 @@ class Pool:
         self.handles: list[Any] = []
         self.held: list[dict[int, dict[str, Any]]] = []  # per worker: the mails it holds, by id
         self.alive: list[bool] = []
-        self._poll = select.poll()  # one poller for the run: multiprocessing's wait() builds one each call
+        # Pollers made once: multiprocessing's wait() and Connection.poll() build a selector at each call.
+        self._poll = select.poll()  # every worker's pipe
+        self._each: list[Any] = []  # one worker's pipe, for the answers already there
         self.fds: list[int] = []
         self.workers: dict[int, int] = {}  # fd -> worker
         ctx = context() if transport is None else multiprocessing
@@ -95,6 +97,8 @@ class Pool:
             self.fds.append(mine.fileno())
             self.workers[mine.fileno()] = i
             self._poll.register(mine.fileno(), select.POLLIN)
+            self._each.append(select.poll())
+            self._each[i].register(mine.fileno(), select.POLLIN)
             self.handles.append(handle)
             self.held.append({})
             self.alive.append(True)
@@ -123,7 +127,7 @@ class Pool:
                     result = channel.recv()
                     mail = self.held[i].pop(int(result[1]), None) if result[1] is not None else None
                     results.append((i, result, mail))
-                    if not self._readable(i):
+                    if not self._each[i].poll(0):
                         break
             except (EOFError, OSError):
                 self.alive[i] = False
@@ -134,11 +138,6 @@ class Pool:
     def _ready(self, timeout: float) -> list[int]:
         """The workers with something to read (an answer, or their end)."""
         return [self.workers[fd] for fd, _ in self._poll.poll(timeout * 1000)]
-
-    def _readable(self, worker: int) -> bool:
-        one = select.poll()
-        one.register(self.fds[worker], select.POLLIN)
-        return bool(one.poll(0))
 
     def go(self, worker: int) -> None:
         """The worker's last hand-over is recorded: it may hand over the next mail."""

@@ -350,18 +350,13 @@ class ContactsMixin:
             ((*row, recorded, source) for row in rows),
         )
 
-    def insert_sent_events(
-        self: Store, rows: list[tuple[int, str, datetime, dict[str, Any], int]], at: datetime
-    ) -> None:
-        """email_sent events of delivery: (contact id, name, at, data, mail id) each, recorded at `at`."""
+    def insert_sent_events(self: Store, rows: list[tuple[int, dict[str, Any], int]], at: datetime) -> None:
+        """Delivery's email_sent events, all at `at`: (contact id, data, mail id) each."""
         stamp, dumps = to_db(at), json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         self.conn.executemany(
             "INSERT INTO events (contact_id, name, at, recorded_at, data, source, mail_id, machine, session_id)"
-            " VALUES (?, ?, ?, ?, ?, 'delivery', ?, 0, ?)",
-            [
-                (contact_id, name, to_db(when), stamp, dumps(data), mail_id, session_of(data))
-                for contact_id, name, when, data, mail_id in rows
-            ],
+            " VALUES (?1, 'email_sent', ?2, ?2, ?3, 'delivery', ?4, 0, ?5)",
+            [(contact_id, stamp, dumps(data), mail_id, session_of(data)) for contact_id, data, mail_id in rows],
         )
 
     def insert_event(

@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from edumail.clock import to_db
 
+_MARK_SENT = (
+    "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
+    " last_error = NULL WHERE id = ?"
+)
 # The next due mails to 'sending'. `+state`: the outer UPDATE finds its rows by primary key; with
 # the index on state it would walk every queued mail at each claim (a 100,000-mail campaign).
 CLAIM = (
@@ -96,18 +100,13 @@ class OutboxMixin:
         return self.rows(sql, params)
 
     def mark_mail_sent(self: Store, mail_id: int, sent_at: datetime, subject: str, links: list[str]) -> None:
-        self.execute(
-            "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
-            " last_error = NULL WHERE id = ?",
-            (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id),
-        )
+        self.execute(_MARK_SENT, (sent_at, subject, json.dumps(links, ensure_ascii=False), mail_id))
 
     def mark_mails_sent(self: Store, sent: list[tuple[int, str, list[str]]], sent_at: datetime) -> None:
         """mark_mail_sent for many (mail id, subject, links)."""
         stamp = to_db(sent_at)
         self.conn.executemany(
-            "UPDATE mails SET state = 'sent', sent_at = ?, attempts = attempts + 1, subject = ?, links = ?,"
-            " last_error = NULL WHERE id = ?",
+            _MARK_SENT,
             [(stamp, subject, json.dumps(links, ensure_ascii=False), mail_id) for mail_id, subject, links in sent],
         )
 
