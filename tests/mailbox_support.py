@@ -19,10 +19,12 @@ def add_contact(cli, email: str = "marie@example.fr") -> int:
     return db(cli).contact_by_email(email)["id"]
 
 
-def sent_mail(cli, contact_id: int, message_id: str = "<mail-1@centre.example>") -> int:
-    """A marketing mail of a sequence, sent on 2026-11-18 09:00 UTC; returns its id."""
+def sent_mail(
+    cli, contact_id: int, message_id: str = "<mail-1@centre.example>", at: str = "2026-11-18T09:00:00"
+) -> int:
+    """A marketing mail of a sequence, sent `at` (UTC, 2026-11-18 09:00 unless said); returns its id."""
     store = db(cli)
-    stamp = clock.to_db(clock.parse_iso("2026-11-18T09:00:00", clock.UTC))
+    stamp = clock.to_db(clock.parse_iso(at, clock.UTC))
     with store.transaction():
         mail_id = store.enqueue_mail(
             message_id=message_id,

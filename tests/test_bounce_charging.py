@@ -245,22 +245,9 @@ def soft_dsn(n: int, date: str) -> bytes:
 
 
 def sent_to(cli, cid: int, n: int, at: str) -> None:
-    from mailbox_support import db
+    from mailbox_support import sent_mail
 
-    store = db(cli)
-    stamp = clock.parse_iso(at, clock.UTC)
-    with store.transaction():
-        mail_id = store.enqueue_mail(
-            message_id=f"<mail-{n}@centre.example>",
-            template="bienvenue",
-            purpose="marketing",
-            not_before=stamp,
-            now=stamp,
-            contact_id=cid,
-            sequence="accueil",
-            step_id=f"s{n}",
-        )
-        store.mark_mail_sent(mail_id, stamp, "Bienvenue", [])
+    sent_mail(cli, cid, f"<mail-{n}@centre.example>", at=at)
 
 
 def test_three_soft_bounces_within_a_week_do_not_suppress(cli, tmp_path):

@@ -118,17 +118,22 @@ def test_the_journal_is_replayed_by_any_command_and_only_once(root, store, clien
     assert not (root / ".edumail-journal").exists()
 
 
-def test_a_command_facing_a_long_lock_says_the_database_is_busy(root, store):
-    contact(store, "lea@example.org")
+def tag_under_a_long_lock(root: Path) -> subprocess.CompletedProcess[str]:
+    """`edumail contacts tag lea@example.org vip` while another connection holds the write lock."""
     env = {**os.environ, "EDUMAIL_PROJECT": str(root)}
     with write_lock_held(root / "edumail.db"):
-        done = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-m", "edumail", "contacts", "tag", "lea@example.org", "vip"],
             env=env,
             capture_output=True,
             text=True,
             timeout=60,
         )
+
+
+def test_a_command_facing_a_long_lock_says_the_database_is_busy(root, store):
+    contact(store, "lea@example.org")
+    done = tag_under_a_long_lock(root)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "the database is busy: another edumail process" in done.stderr and "try again" in done.stderr
@@ -141,15 +146,7 @@ def test_the_busy_line_names_the_edumail_run_that_holds_a_lease(root, store):
         "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES ('run', 'cron-host:4242:abcd', ?, ?)",
         ("2026-11-02T09:00:00.000000Z", "2099-01-01T00:00:00.000000Z"),
     )
-    env = {**os.environ, "EDUMAIL_PROJECT": str(root)}
-    with write_lock_held(root / "edumail.db"):
-        done = subprocess.run(
-            [sys.executable, "-m", "edumail", "contacts", "tag", "lea@example.org", "vip"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    done = tag_under_a_long_lock(root)
     assert done.returncode == 1
     assert "another edumail process (`run`, pid 4242 on cron-host) holds it" in done.stderr
 
