@@ -283,8 +283,9 @@ class _Run(FailureHandling):
             pool.give(mail)
         for worker, result, mail in results:
             self._one(store, pool, worker, result, mail)
+        for worker, result, _ in results:  # after every verdict: a stop one decided is seen before any hand-over
             if result[0] in ("sent", "failed"):
-                pool.go(worker)  # after the verdict: a stop it decided is seen before the next hand-over
+                pool.go(worker)
             if self.progress is not None:
                 self.progress(self.report)
 

@@ -208,7 +208,8 @@ def work(channel: Any, setup: Setup, shared: Shared, project: Any, transport: Tr
         while (mail := inbox.next()) is not None:
             result = _one(inbox, setup, shared, store, composer, connection, mail)
             channel.send(result)
-            inbox.awaiting = result[0] in ("sent", "failed")
+            # A mail cancelled in between has no verdict: the one awaited is still the last hand-over's.
+            inbox.awaiting = inbox.awaiting or result[0] in ("sent", "failed")
             if result[0] == "died":
                 break
     except (EOFError, OSError, ParentGone):

@@ -9,19 +9,23 @@ does, and check that nothing is lost and nothing is sent twice.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from smtp_server import SmtpTestServer, smtp_server  # noqa: F401  (fixture)
-from test_delivery_support import add_contacts, make_project
+from test_delivery_support import add_contacts, make_project, queue
 
+from edumail import send_pool, send_worker
 from edumail.store import Store
+from edumail.transport.memory import MemoryTransport
 
 NOW = "2026-03-02T09:00:00Z"
 CONTACTS = 40
@@ -170,3 +174,37 @@ def test_ctrl_c_or_a_service_stop_reaches_the_workers_too_and_the_run_still_wind
     while [pid for pid in workers if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_mail_cancelled_in_between_does_not_stand_for_the_verdict_on_the_last_hand_over(tmp_path) -> None:
+    """A worker hands over its next mail only once the last one it handed over is recorded, even when a
+    mail it cancelled (its contact unsubscribed) came in between: else a kill could find two mails of one
+    worker taken by the server and not recorded."""
+    project = make_project(tmp_path / "centre")
+    first, unsubscribed, third = add_contacts(project, 3)
+    project.store().update_contact(unsubscribed, {"consent": "unsubscribed"}, datetime(2026, 3, 1, tzinfo=UTC))
+    mails = queue(project, [first, unsubscribed, third])
+    claimed = project.store().claim_due_mails(datetime(2099, 1, 1, tzinfo=UTC), 3)
+    assert [int(mail["id"]) for mail in claimed] == mails
+    transport = MemoryTransport()
+    setup = send_worker.Setup(project.root, project.settings, datetime(2026, 3, 2, tzinfo=UTC), started=time.time())
+    shared = send_worker.Shared(multiprocessing, {"per_minute": 0, "start": 0.0, "burst": 1})
+    shared.deadline.value = time.time() + 600
+    pool = send_pool.Pool(setup, shared, workers=1, per_worker=3, project=project, transport=transport)
+    try:
+        for mail in claimed:
+            pool.give(mail)
+        answers: list[tuple[object, ...]] = []
+        deadline = time.monotonic() + 30
+        while len(answers) < 2 and time.monotonic() < deadline:
+            answers += [result for _, result, _ in pool.collect(0.1)]
+        assert [answer[0] for answer in answers] == ["sent", "cancelled"]
+        # No verdict on the first yet: the third is composed, and waits.
+        assert [result[0] for _, result, _ in pool.collect(1.0)] == []
+        assert len(transport.sent) == 1
+        pool.go(0)
+        assert [result[0] for _, result, _ in pool.collect(30)] == ["sent"]
+        assert len(transport.sent) == 2
+    finally:
+        pool.go(0)
+        pool.close()
