@@ -19,10 +19,13 @@ NBSP = "\u00a0"
 _MARKUP = re.compile(r"(<!--.*?-->|<style\b.*?</style\s*>|<script\b.*?</script\s*>|<[^>]*>)", re.S | re.I)
 _BEFORE_PUNCTUATION = re.compile(r"[ \t]+(?=[:;!?»])")
 _AFTER_GUILLEMET = re.compile(r"«[ \t]+")
-_AT_HOUR = re.compile(r"(?<![^\s(])à[ \t]+(?=\d)")  # "à 9h00"
-# "1 200", "15 €", "5 minutes", "12 rue", "1 décembre": a number holds on to what follows it.
-_AFTER_NUMBER = re.compile(r"(?<![^\s(«])(\d+(?:[.,]\d+)*)[ \t]+(?=[\w€%$£])")
+# "à 9h00": an `à` that starts a word (after a space, a parenthesis or nothing: see _starts_word).
+_AT_HOUR = re.compile(r"à[ \t]+(?=\d)")
+# "1 200", "15 €", "5 minutes", "12 rue", "1 décembre": a number (one that starts a word, after a space, a
+# parenthesis, a « or nothing) holds on to what follows it.
+_AFTER_NUMBER = re.compile(r"(\d+(?:[.,]\d+)*)[ \t]+(?=[\w€%$£])")
 _DIGIT_SPACE = re.compile(r"\d[ \t]")
+_SEPARATOR = "\n\x1f\n"  # between the text pieces of a page (\x1f, the unit separator, is never text)
 
 
 def french_spacing(text: str) -> str:
@@ -36,19 +39,35 @@ def french_spacing(text: str) -> str:
     if "«" in text:
         text = _AFTER_GUILLEMET.sub("«" + NBSP, text)
     if "à" in text:
-        text = _AT_HOUR.sub("à" + NBSP, text)
+        text = _AT_HOUR.sub(lambda m: "à" + NBSP if _starts_word(m, "(") else m.group(0), text)
     if _DIGIT_SPACE.search(text):
-        text = _AFTER_NUMBER.sub(lambda m: m.group(1) + NBSP, text)
+        text = _AFTER_NUMBER.sub(lambda m: m.group(1) + NBSP if _starts_word(m, "(«") else m.group(0), text)
     return text
+
+
+def _starts_word(match: re.Match[str], openers: str) -> bool:
+    """Does the match start the text, or follow whitespace or one of `openers`? (A lookbehind in the
+    pattern would make `re` try it at every character; the patterns start with what they look for.)"""
+    at = match.start()
+    return at == 0 or match.string[at - 1].isspace() or match.string[at - 1] in openers
 
 
 def french_spacing_html(page: str) -> str:
     """The same, applied to the text of an HTML page only (tags, comments, style and script untouched)."""
     parts = _MARKUP.split(page)
-    # re.split with one group: even indexes are text, odd ones the markup that separated them.
-    for i in range(0, len(parts), 2):
-        if not parts[i].isspace():  # most text between tags is indentation
+    # re.split with one group: even indexes are text, odd ones the markup that separated them. Most text
+    # between tags is indentation; the rest goes through the rules as one string, its pieces kept apart by
+    # a separator that no rule reads across (whitespace, as a piece's own start and end are to the rules).
+    texts = [i for i in range(0, len(parts), 2) if not parts[i].isspace()]
+    if not texts:
+        return page
+    if _SEPARATOR[1] in page:
+        for i in texts:
             parts[i] = french_spacing(parts[i])
+        return "".join(parts)
+    spaced = french_spacing(_SEPARATOR.join([parts[i] for i in texts]))
+    for i, text in zip(texts, spaced.split(_SEPARATOR), strict=True):
+        parts[i] = text
     return "".join(parts)
 
 

@@ -163,7 +163,8 @@ def test_unknown_condition(root: Path) -> None:
 def test_bad_at_expression(root: Path) -> None:
     message = one(root, "trigger: {event: x}\nsteps:\n  - at: session_start - 1d\n    send: bienvenue\n")
     assert message.startswith(
-        "sequences/s.yaml:3: at: expected a time such as 2026-12-01T09:00, or event.FIELD, contact.FIELD or session.FIELD"
+        "sequences/s.yaml:3: at: expected a time such as 2026-12-01T09:00, "
+        "or event.FIELD, contact.FIELD or session.FIELD"
     )
 
 

@@ -94,21 +94,51 @@ def test_the_pages_a_person_sees_elide_the_centre_name_and_space_french_punctuat
 
 
 def test_the_rules_skipped_where_their_text_cannot_be_change_nothing():
-    """french_spacing runs each rule only where a substring test says it can match: on any text it must
-    give what the four rules give when always run (random texts built from what the rules look at)."""
+    """french_spacing runs each rule only where a substring test says it can match, and checks the start of
+    a word in Python rather than with a lookbehind: on any text it must give what the four rules, written
+    as plain regular expressions and always run, give (random texts built from what the rules look at)."""
     import random
+    import re
 
     from edumail import typography as t
 
+    before_punctuation = re.compile(r"[ \t]+(?=[:;!?»])")
+    after_guillemet = re.compile(r"«[ \t]+")
+    at_hour = re.compile(r"(?<![^\s(])à[ \t]+(?=\d)")
+    after_number = re.compile(r"(?<![^\s(«])(\d+(?:[.,]\d+)*)[ \t]+(?=[\w€%$£])")
+
     def always(text: str) -> str:
-        text = t._BEFORE_PUNCTUATION.sub(t.NBSP, text)
-        text = t._AFTER_GUILLEMET.sub("«" + t.NBSP, text)
-        text = t._AT_HOUR.sub("à" + t.NBSP, text)
-        return t._AFTER_NUMBER.sub(lambda m: m.group(1) + t.NBSP, text)
+        text = before_punctuation.sub(t.NBSP, text)
+        text = after_guillemet.sub("«" + t.NBSP, text)
+        text = at_hour.sub("à" + t.NBSP, text)
+        return after_number.sub(lambda m: m.group(1) + t.NBSP, text)
 
     rng = random.Random(20261128)
-    pieces = [*"ab 12,.:;!?»«à€%\t(h9 ", "à ", "« ", " :", "1 200", "12 rue", "à 9h", "\n", "\xa0"]
+    pieces = [*"ab 12,.:;!?»«à€%\t(hA9 \u2009", "à ", "« ", " :", "1 200", "1,5", "x1 ", "(à ", "12 rue", "à 9h"]
+    pieces += ["\n", "\xa0"]
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
         assert t.french_spacing(text) == always(text), repr(text)
         assert t.french_spacing_html(f"<p>{text}</p>") == f"<p>{always(text)}</p>" or text.isspace(), repr(text)
+
+
+def test_a_page_is_spaced_as_each_text_between_its_tags_would_be():
+    """french_spacing_html puts the texts of a page through the rules in one string: each text must come
+    out as it would alone (random pages of text, tags, comments, style and script, stray < and >)."""
+    import random
+
+    from edumail import typography as t
+
+    def alone(page: str) -> str:
+        parts = t._MARKUP.split(page)
+        for i in range(0, len(parts), 2):
+            parts[i] = t.french_spacing(parts[i])
+        return "".join(parts)
+
+    rng = random.Random(28112026)
+    pieces = [*"ab 12:;!?»«à€\t(h9 <>", "à ", "« ", " :", "1 200", "\n", "\xa0", "\x1f", "<p>", "</p>"]
+    pieces += ['<a href="x : 1 2">', "</a>", "<!-- a : 1 > 2 -->", "<style>a { b: 1 2 }</style>", "<br>"]
+    pieces += ["<script>x ? 1 : 2</script>", "<!--[if mso]><x> : </x><![endif]-->", "<STYLE x>1 2</STYLE >"]
+    for _ in range(20_000):
+        page = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 20)))
+        assert t.french_spacing_html(page) == alone(page), repr(page)
