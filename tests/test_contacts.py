@@ -242,7 +242,7 @@ ADDRESSES = [
     "a_b-c%d@sub.domain.fr",
     "x@bücher.de",
     "Zoé@example.org",
-    "\"quoted\"@example.org",
+    '"quoted"@example.org',
     "a..b@example.org",
     ".a@example.org",
     "a.@example.org",
