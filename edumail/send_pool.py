@@ -67,6 +67,8 @@ class Pool:
         self.handles: list[Any] = []
         self.held: list[dict[int, dict[str, Any]]] = []  # per worker: the mails it holds, by id
         self.alive: list[bool] = []
+        self._mails: list[list[dict[str, Any]]] = [[] for _ in range(workers)]  # to send, at the next collect
+        self._go: list[bool] = [False] * workers
         # Pollers made once: multiprocessing's wait() and Connection.poll() build a selector at each call.
         self._poll = select.poll()  # every worker's pipe
         self._each: list[Any] = []  # one worker's pipe, for the answers already there
@@ -112,13 +114,28 @@ class Pool:
         return sum(self.per_worker - len(held) for held, alive in zip(self.held, self.alive, strict=True) if alive)
 
     def give(self, mail: dict[str, Any]) -> None:
-        """To the live worker holding the fewest mails."""
+        """To the live worker holding the fewest mails (sent with its verdict, at the next collect)."""
         i = min((i for i, alive in enumerate(self.alive) if alive), key=lambda i: len(self.held[i]))
         self.held[i][int(mail["id"])] = mail
-        self.channels[i].send(mail)
+        self._mails[i].append(mail)
+
+    def go(self, worker: int) -> None:
+        """The worker's last hand-over is recorded: it may hand over the next mail (at the next collect)."""
+        self._go[worker] = True
+
+    def flush(self) -> None:
+        """Each worker's new mails and verdict, in one message."""
+        for i, (go, mails) in enumerate(zip(self._go, self._mails, strict=True)):
+            if (go or mails) and self.alive[i]:
+                try:
+                    self.channels[i].send((go, mails))
+                except OSError:
+                    pass  # it ended: collect() reports it
+            self._go[i], self._mails[i] = False, []
 
     def collect(self, timeout: float) -> list[Result]:
         """The results ready within `timeout`: (worker, result, its mail); ("gone",) for a worker that ended."""
+        self.flush()
         results: list[Result] = []
         for i in self._ready(timeout):
             channel = self.channels[i]
@@ -139,14 +156,6 @@ class Pool:
         """The workers with something to read (an answer, or their end)."""
         return [self.workers[fd] for fd, _ in self._poll.poll(timeout * 1000)]
 
-    def go(self, worker: int) -> None:
-        """The worker's last hand-over is recorded: it may hand over the next mail."""
-        if self.alive[worker]:
-            try:
-                self.channels[worker].send(send_worker.GO)
-            except OSError:
-                pass  # it ended: collect() reports it
-
     def orphans(self, worker: int) -> list[dict[str, Any]]:
         """The mails a worker that ended still held."""
         held = list(self.held[worker].values())
@@ -162,6 +171,7 @@ class Pool:
 
     def close(self) -> None:
         """No more mails: each worker closes its connection (QUIT) and ends."""
+        self.flush()
         for channel, alive in zip(self.channels, self.alive, strict=True):
             if alive:
                 try:

@@ -149,9 +149,6 @@ def process_main(channel: Any, setup: Setup, shared: Shared) -> None:
     work(channel, setup, shared, project, transport)
 
 
-GO = "go"  # delivery's word that a worker's last hand-over is recorded (or the run stops: then see Shared.stop)
-
-
 class _Inbox:
     """What delivery sent a worker: mails to send (None: the end) and the verdicts on its hand-overs.
 
@@ -173,10 +170,13 @@ class _Inbox:
             message = self.channel.recv()
         except (EOFError, OSError):
             raise ParentGone() from None
-        if message == GO:
+        if message is None:  # the end
+            self.mails.append(None)
+            return
+        go, mails = message  # the verdict on the last hand-over (recorded, or the run stops: see Shared.stop)
+        if go:
             self.awaiting = False
-        else:
-            self.mails.append(message)
+        self.mails.extend(mails)
 
     def next(self) -> Any:
         while not self.mails:
