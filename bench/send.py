@@ -1,6 +1,6 @@
 """Delivery throughput: edumail vs a bare smtplib loop vs mailmerge, into a local SMTP sink.
 
-    python bench/send.py [--n 10000] [--slow-n 200]
+    python bench/send.py [--n 10000] [--slow-n 200] [--repeat 3]
 
 1. 10,000 personalised mails from the shipped library (`newsletter`, with the
    base layout, CSS inlining, click tracking and the open pixel) sent by
@@ -16,6 +16,10 @@
 5. A server that waits 50 ms before answering each DATA: edumail with
    concurrency 1 and 4 (throughput should scale about 4x).
 
+Edumail and the bare loop run `--repeat` times each, taking turns; the fastest
+run of each is the figure (the others are shown): on a shared machine the
+neighbours only ever slow a run down.
+
 The sink is Postfix's `smtp-sink` when installed (apt-get install postfix),
 else an aiosmtpd server in a separate process. `measure(n)` returns the figures
 as a dict (bench/run.py imports it).
@@ -30,6 +34,7 @@ import os
 import shutil
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -428,6 +433,23 @@ def run_smtp_source(port: int, n: int, sessions: int) -> dict[str, float] | None
 # --- all of it ------------------------------------------------------------------------------------
 
 
+def best_of(repeat: int, *runs: Any) -> list[dict[str, Any]]:
+    """Each run `repeat` times, taking turns; for each, its fastest result with every rate and their median.
+
+    This machine's neighbours slow a run down, never speed it up: the fastest of a few
+    runs is the closest to a quiet machine, the median what a busy one gives."""
+    results: list[list[dict[str, Any]]] = [[] for _ in runs]
+    for _ in range(max(1, repeat)):
+        for run, kept in zip(runs, results, strict=True):
+            kept.append(run())
+    chosen = []
+    for kept in results:
+        rates = sorted(result["mails_per_s"] for result in kept)
+        best = max(kept, key=lambda result: result["mails_per_s"])
+        chosen.append({**best, "rates": [round(rate, 1) for rate in rates], "median": statistics.median(rates)})
+    return chosen
+
+
 def measure(
     n: int = 10_000,
     *,
@@ -436,26 +458,36 @@ def measure(
     concurrency: int = 4,
     peer_n: int | None = None,
     memory_n: int = 0,
+    repeat: int = 1,
 ) -> dict[str, Any]:
-    """Every figure of this benchmark, as a dict (`peer_n`: mailmerge's campaign size, default n)."""
+    """Every figure of this benchmark, as a dict (`peer_n`: mailmerge's campaign size, default n; `repeat`:
+    runs of edumail and of the bare loop, the fastest kept, see best_of)."""
     mail = sample_mail()
     peer_n = peer_n or n
-    result: dict[str, Any] = {"n": n, "peer_n": peer_n, "template": TEMPLATE, "concurrency": concurrency}
+    result: dict[str, Any] = {
+        "n": n,
+        "peer_n": peer_n,
+        "template": TEMPLATE,
+        "concurrency": concurrency,
+        "repeat": repeat,
+    }
     with sink() as (port, label):
         result["sink"] = label
-        result["edumail"] = run_edumail(port, n, concurrency)
-        result["bare_loop"] = run_bare_loop(port, n, mail)
+        result["edumail"], result["bare_loop"] = best_of(
+            repeat, lambda: run_edumail(port, n, concurrency), lambda: run_bare_loop(port, n, mail)
+        )
         result["mailmerge"] = run_mailmerge(port, peer_n, mail)
         if peer_n != n:  # the ratio compares campaigns of the same size
             result["edumail_peer_n"] = run_edumail(port, peer_n, concurrency)
         result["smtp_source_1"] = run_smtp_source(port, n, 1)
         result["smtp_source_4"] = run_smtp_source(port, n, concurrency)
         small_n = max(n * 3 // 10, 100)
-        result["small"] = {
-            "n": small_n,
-            "edumail": run_edumail(port, small_n, concurrency, SMALL),
-            "bare_loop": run_bare_loop(port, small_n, sample_mail(SMALL)),
-        }
+        small_edumail, small_bare = best_of(
+            repeat,
+            lambda: run_edumail(port, small_n, concurrency, SMALL),
+            lambda: run_bare_loop(port, small_n, sample_mail(SMALL)),
+        )
+        result["small"] = {"n": small_n, "edumail": small_edumail, "bare_loop": small_bare}
         if memory_n:
             result["memory"] = run_memory(port, memory_n, concurrency)
     edumail_rate = result["edumail"]["mails_per_s"]
@@ -478,6 +510,10 @@ def measure(
     return result
 
 
+def _rates(result: dict[str, Any]) -> str:
+    return ", ".join(f"{rate:,.0f}" for rate in result.get("rates", [result["mails_per_s"]]))
+
+
 def _print(result: dict[str, Any]) -> None:
     def rate(key: str) -> str:
         value = result.get(key)
@@ -487,8 +523,9 @@ def _print(result: dict[str, Any]) -> None:
             return f"failed: {value['error']}"
         return f"{value['mails_per_s']:7.0f} mails/s  ({value['seconds']:.1f} s)"
 
-    print(f"{result['n']} mails of `{result['template']}` into {result['sink']}")
+    print(f"{result['n']} mails of `{result['template']}` into {result['sink']}, fastest of {result['repeat']} runs")
     print(f"  edumail (concurrency {result['concurrency']}, end to end) {rate('edumail')}")
+    print(f"    every run: {_rates(result['edumail'])} mails/s; bare loop: {_rates(result['bare_loop'])} mails/s")
     cpu = result["edumail"]["cpu_ms_per_mail"]
     print(
         f"    CPU a mail: {cpu['total']} ms ({cpu['main']} ms edumail's own process, {cpu['workers']} ms its"
@@ -529,9 +566,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--slow-n", type=int, default=200)
     parser.add_argument("--memory-n", type=int, default=0, help="also the peak memory of a send this size")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of edumail and the bare loop; the fastest is kept")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    result = measure(args.n, slow_n=args.slow_n, memory_n=args.memory_n)
+    result = measure(args.n, slow_n=args.slow_n, memory_n=args.memory_n, repeat=args.repeat)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
