@@ -171,12 +171,17 @@ class ApiConnection:
         raise failure
 
     def close(self) -> None:
-        if self._client is None:
-            return
-        try:
-            self._client.close()
-        except Exception:  # noqa: BLE001 - closing: nothing to do about it
-            pass
+        close_client(self._client)
+
+
+def close_client(client: Any) -> None:
+    """Close a provider connection's client if one was opened; a failure to close changes nothing."""
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - closing: nothing to do about it
+        pass
 
 
 class ApiTransport:

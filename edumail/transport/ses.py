@@ -14,7 +14,7 @@ from typing import Any
 
 from edumail.settings import Provider
 from edumail.transport import AUTH, BOUNCE, PERMANENT, POLICY, TEMPORARY, UNREACHABLE, Envelope, SendFailure
-from edumail.transport.http_api import secret
+from edumail.transport.http_api import close_client, secret
 
 TAG = "edumail_id"
 DEFAULT_REGION = "eu-west-3"  # Paris
@@ -66,12 +66,7 @@ class SesConnection:
         )
 
     def close(self) -> None:
-        if self._client is None:
-            return
-        try:
-            self._client.close()
-        except Exception:  # noqa: BLE001 - closing: nothing to do about it
-            pass
+        close_client(self._client)
 
 
 class SesTransport:
