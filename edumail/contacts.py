@@ -125,9 +125,8 @@ def get_or_create(store: Store, email: str, now: datetime, source: str) -> tuple
 
 @dataclass
 class Found:
-    """What record_events_by_address found: an id per address, how many were created, who was refused."""
+    """What record_events_by_address did: how many contacts it created, whose rows it dropped."""
 
-    ids: dict[str, int]
     created: int = 0
     forgotten: frozenset[str] = frozenset()
 
@@ -137,27 +136,66 @@ def record_events_by_address(
 ) -> Found:
     """Many events at once, as record_event_for, each (address, name, then as the store keeps them: at as
     to_db's text, data as JSON text, its session): a new address becomes a contact (consent unknown), a
-    forgotten person is not recreated and their rows are dropped (Found.forgotten)."""
-    latest: dict[str, str] = {}  # to_db's text sorts as the times do
+    forgotten person is not recreated and their rows are dropped (Found.forgotten).
+
+    Each distinct address gets a slot (its rank of first appearance) and the rest works on lists by
+    slot: an import names a hundred thousand addresses, and each lookup in a dict that size misses the
+    processor's caches."""
+    slots: dict[str, int] = {}
+    row_slots: list[int] = []
+    latest: list[str] = []  # by slot: the last sign of life, as to_db's text (which sorts as the times do)
     for address, name, at, _, _ in rows:
-        if name not in _NOT_INBOUND and latest.get(address, "") < at:
-            latest[address] = at
-    addresses = list(dict.fromkeys([row[0] for row in rows]))
+        slot = slots.get(address)
+        if slot is None:
+            slot = slots[address] = len(latest)
+            latest.append("")
+        row_slots.append(slot)
+        if name not in _NOT_INBOUND and latest[slot] < at:
+            latest[slot] = at
+    addresses = list(slots)
     with store.transaction():
-        ids = store.contact_ids_by_email(addresses)
-        new = [address for address in addresses if address not in ids]
-        salt = suppression_salt(store) if new else ""
-        suppressed = store.suppressed_hashes() if new else set()
-        forgotten = frozenset(address for address in new if suppressed and hash_address(salt, address) in suppressed)
-        created = [address for address in new if address not in forgotten]
-        proof = {"created_by": created_by}
-        ids.update(store.insert_bare_contacts(created, events.UNKNOWN, now, created_by, proof, inbound=latest))
+        known = store.contact_ids_by_email(addresses)
+        ids: list[int | None] = [known.get(address) for address in addresses]
+        new = [slot for slot, contact_id in enumerate(ids) if contact_id is None]
+        forgotten = _forgotten(store, [addresses[slot] for slot in new]) if new else frozenset()
+        created = [slot for slot in new if addresses[slot] not in forgotten] if forgotten else new
+        first = store.insert_bare_contacts(
+            [addresses[slot] for slot in created],
+            events.UNKNOWN,
+            now,
+            created_by,
+            {"created_by": created_by},
+            inbound=[latest[slot] or None for slot in created],
+        )
+        for offset, slot in enumerate(created):
+            ids[slot] = first + offset
         store.insert_encoded_events(
-            [(ids[a], name, at, data, session) for a, name, at, data, session in rows if a in ids], source, now
+            [
+                (contact_id, *row[1:])
+                for slot, row in zip(row_slots, rows, strict=True)
+                if (contact_id := ids[slot]) is not None
+            ],
+            source,
+            now,
         )
         fresh = set(created)
-        store.touch_inbound_texts({ids[a]: at for a, at in latest.items() if a in ids and a not in fresh})
-    return Found(ids, len(created), forgotten)
+        store.touch_inbound_texts(
+            {
+                contact_id: at
+                for slot, at in enumerate(latest)
+                if at and slot not in fresh and (contact_id := ids[slot]) is not None
+            }
+        )
+    return Found(len(created), forgotten)
+
+
+def _forgotten(store: Store, new: list[str]) -> frozenset[str]:
+    """The new addresses of people who asked to be forgotten (SPEC 20: never recreated)."""
+    suppressed = store.suppressed_hashes()
+    if not suppressed:
+        return frozenset()
+    salt = suppression_salt(store)
+    return frozenset(address for address in new if hash_address(salt, address) in suppressed)
 
 
 def record_events(
