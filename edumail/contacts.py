@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
-from edumail import eventdata, events
+from edumail import eventdata, events, plain_address
 from edumail.bounce_charge import (
     charged_contact,
     mark_bounced,  # noqa: F401 (SPEC 19's rule; callers say contacts.mark_bounced)
@@ -47,6 +45,11 @@ _PLAIN_LOCAL = re.compile(r"[a-z0-9_%+'-]+(?:\.[a-z0-9_%+'-]+)*", re.ASCII)
 @functools.lru_cache(maxsize=4096)
 def _valid_domain(domain: str) -> str | None:
     """email_validator's normalized form of a domain, or None; cached, as most contacts share a few domains."""
+    plain = plain_address.domain(domain)
+    if plain is not None:
+        return plain
+    from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415 - 28 ms of regexes
+
     try:
         return str(validate_email(f"a@{domain}", check_deliverability=False).domain).lower()
     except (EmailNotValidError, ValueError):
@@ -65,6 +68,8 @@ def normalize_email(text: str) -> str:
         valid = _valid_domain(domain)
         if valid is not None:
             return f"{local}@{valid}"
+    from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415 - 28 ms of regexes
+
     try:
         checked = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
