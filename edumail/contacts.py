@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,10 +37,6 @@ _NOT_INBOUND = {
 CORE_FIELDS = ("email", "first_name", "last_name", "stage", "tags", "consent", "timezone")
 
 
-# A plain ASCII local part (dot-atom of the usual characters): a subset of what email_validator accepts.
-_PLAIN_LOCAL = re.compile(r"[a-z0-9_%+'-]+(?:\.[a-z0-9_%+'-]+)*", re.ASCII)
-
-
 @functools.lru_cache(maxsize=4096)
 def _valid_domain(domain: str) -> str | None:
     """email_validator's normalized form of a domain, or None; cached, as most contacts share a few domains."""
@@ -64,7 +59,7 @@ def normalize_email(text: str) -> str:
     # Imports validate every row: a plain address costs a regex and a cached domain check, the rest
     # (accents, quotes, mistakes) goes through email_validator, which also words the error.
     local, at, domain = candidate.lower().rpartition("@")
-    if at and len(local) <= 64 and len(candidate) <= 254 and _PLAIN_LOCAL.fullmatch(local):
+    if at and len(candidate) <= 254 and plain_address.plain_local(local):
         valid = _valid_domain(domain)
         if valid is not None:
             return f"{local}@{valid}"

@@ -33,11 +33,16 @@ def domain(text: str) -> str | None:
     return name
 
 
+def plain_local(local: str) -> bool:
+    """Is this local part plain: a dot-atom of the usual characters, at most 64 of them?"""
+    return len(local) <= 64 and _LOCAL.fullmatch(local) is not None
+
+
 def address(text: str) -> str | None:
     """email_validator's normalized form of a plain address (local part as written, host lower-cased), or
     None when the address is not plain (it may still be valid: ask email_validator)."""
     local, at, host = text.rpartition("@")
-    if not at or len(local) > 64 or len(text) > 254 or not _LOCAL.fullmatch(local):
+    if not at or len(text) > 254 or not plain_local(local):
         return None
     name = domain(host)
     return None if name is None else f"{local}@{name}"
