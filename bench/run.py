@@ -116,6 +116,11 @@ def _ratio(value: Any, base: Any) -> str:
     return f"{value / base:.2f}x"
 
 
+def _fastest_of(result: dict[str, Any]) -> str:
+    """What the repeated rows' labels add: `, fastest of 3` (nothing for a single run)."""
+    return f", fastest of {result['repeat']}" if result.get("repeat", 1) > 1 else ""
+
+
 def _best(figure: Any, key: str, unit: str) -> str:
     """The fastest run's figure, and the median of the runs when there were several."""
     text = _num(_get(figure, key), unit)
@@ -144,7 +149,7 @@ def _send_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     same_size = _get(send, "edumail_peer_n", "mails_per_s")
     small = _get(send, "small", "edumail", "mails_per_s")
     small_bare = _get(send, "small", "bare_loop", "mails_per_s")
-    runs = f", fastest of {result['repeat']}" if result.get("repeat", 1) > 1 else ""
+    runs = _fastest_of(result)
     table = [
         (
             f"send: {sizes['send']:,} newsletter mails with tracking, edumail{runs}",
@@ -212,7 +217,7 @@ def rows(result: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     sizes = result["sizes"]
     startup, render, engine, serve = result["startup"], result["render"], result["engine"], result["serve"]
     size = f"{sizes['contacts']:,} contacts, {sizes['events']:,} events"
-    runs = f", fastest of {result['repeat']}" if result.get("repeat", 1) > 1 else ""
+    runs = _fastest_of(result)
     table: list[tuple[str, ...]] = [
         (
             "edumail --help (whole process, median of 9)",
